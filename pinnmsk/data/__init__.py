@@ -1,0 +1,1 @@
+"""Data layer: data specs, file loaders, windowing, splits and synthetic data."""

@@ -1,0 +1,173 @@
+"""Hill-type muscles: activation dynamics and rigid-tendon force with De Groote 2016 curves.
+
+Every function is pure and element-wise over muscles, so parameters are per-muscle arrays of
+shape ``(M,)`` and a batch of subjects is a ``jax.vmap`` over :class:`MuscleParams`.
+
+Curves are those of OpenSim's ``DeGrooteFregly2016Muscle`` (default properties; passive fibre
+strain at one normalised force 0.6); ``tests/test_muscle.py`` checks them against values OpenSim
+4.6 computed.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+Array = jax.Array
+
+# Active force-length: sum of three Gaussian-like terms (b1, b2, b3, b4).
+_FL_TERMS = (
+    (0.8150671134243542, 1.055033428970575, 0.162384573599574, 0.063303448465465),
+    (0.433004984392647, 0.716775413397760, -0.029947116970696, 0.200356847296188),
+    (0.1, 1.0, 0.353553390593274, 0.0),
+)
+# Force-velocity (inverse hyperbolic sine form).
+_FV_D1, _FV_D2, _FV_D3, _FV_D4 = -0.3211346127989808, -8.149, -0.374, 0.8825327733249912
+_PE_KPE = 4.0
+_PE_MIN_NORM_LENGTH = 0.2
+
+
+def active_force_length(l_norm: Array) -> Array:
+    """Active force-length multiplier f_L(l̃), l̃ = fibre length / optimal fibre length."""
+    out = 0.0
+    for b1, b2, b3, b4 in _FL_TERMS:
+        out = out + b1 * jnp.exp(-0.5 * (l_norm - b2) ** 2 / (b3 + b4 * l_norm) ** 2)
+    return out
+
+
+def passive_force_length(l_norm: Array, strain_at_one_norm_force: float = 0.6) -> Array:
+    """Passive force-length multiplier f_PE(l̃) (exponential; equals 1 at l̃ = 1 + strain)."""
+    e0 = strain_at_one_norm_force
+    offset = jnp.exp(_PE_KPE * (_PE_MIN_NORM_LENGTH - 1.0) / e0)
+    return (jnp.exp(_PE_KPE * (l_norm - 1.0) / e0) - offset) / (jnp.exp(_PE_KPE) - offset)
+
+
+def force_velocity(v_norm: Array) -> Array:
+    """Force-velocity multiplier f_V(ṽ); ṽ in units of v_max, shortening negative (f_V(−1) ≈ 0)."""
+    t = _FV_D2 * v_norm + _FV_D3
+    return _FV_D1 * jnp.log(t + jnp.sqrt(t * t + 1.0)) + _FV_D4
+
+
+@struct.dataclass
+class MuscleParams:
+    """Per-muscle parameters; every field has shape ``(M,)`` (or a batch ``(..., M)`` under vmap).
+
+    Attributes:
+      f_max_n: maximal isometric force [N].
+      l_opt_m: optimal fibre length [m].
+      l_ts_m: tendon slack length [m].
+      phi_opt_rad: pennation angle at optimal fibre length [rad].
+      v_max_lopt_per_s: maximal contraction velocity [optimal fibre lengths / s] (≈ 10).
+      tau_act_s: activation time constant [s] (≈ 0.010).
+      tau_deact_s: deactivation time constant [s] (≈ 0.040).
+      shape_a: nonlinear activation shape factor A ∈ (−3, 0]; 0 means linear.
+    """
+
+    f_max_n: Array
+    l_opt_m: Array
+    l_ts_m: Array
+    phi_opt_rad: Array
+    v_max_lopt_per_s: Array
+    tau_act_s: Array
+    tau_deact_s: Array
+    shape_a: Array
+
+    @classmethod
+    def create(cls, f_max_n, l_opt_m, l_ts_m, phi_opt_rad, v_max_lopt_per_s=10.0,
+               tau_act_s=0.010, tau_deact_s=0.040, shape_a=0.0) -> "MuscleParams":
+        """Build from per-muscle values; scalars for the optional fields broadcast to ``(M,)``."""
+        f = jnp.asarray(f_max_n, jnp.float32)
+        full = lambda v: jnp.broadcast_to(jnp.asarray(v, jnp.float32), f.shape)
+        return cls(f, full(l_opt_m), full(l_ts_m), full(phi_opt_rad), full(v_max_lopt_per_s),
+                   full(tau_act_s), full(tau_deact_s), full(shape_a))
+
+    @property
+    def n_muscles(self) -> int:
+        return self.f_max_n.shape[-1]
+
+
+# --------------------------------------------------------------------------- activation
+
+
+def activation_rate(u: Array, a: Array, params: MuscleParams, smoothing: float = 10.0) -> Array:
+    """ȧ of De Groote et al. 2016's smooth first-order activation dynamics [1/s].
+
+    ȧ = [ (f + ½) / (τ_act (½ + 1.5 a)) + (½ + 1.5 a)(½ − f) / τ_deact ] (u − a),
+    f = ½ tanh(b (u − a)): activation-speed when u > a, deactivation-speed when u < a.
+    ``u``, ``a``: (..., M) in [0, 1].
+    """
+    f = 0.5 * jnp.tanh(smoothing * (u - a))
+    k = 0.5 + 1.5 * a
+    rate = (f + 0.5) / (params.tau_act_s * k) + k * (0.5 - f) / params.tau_deact_s
+    return rate * (u - a)
+
+
+def activation_shape(a: Array, shape_a: Array) -> Array:
+    """Nonlinear EMG-to-activation shape (e^{A a} − 1)/(e^{A} − 1), A ∈ (−3, 0); A = 0 → a."""
+    small = jnp.abs(shape_a) < 1e-6
+    safe = jnp.where(small, -1.0, shape_a)
+    curved = jnp.expm1(safe * a) / jnp.expm1(safe)
+    return jnp.where(small, a, curved)
+
+
+def delay(t_s: Array, u: Array, delay_s: Array) -> Array:
+    """Electromechanical delay: u(t − d) by linear interpolation, held at u(t₀) before the start.
+
+    ``t_s``: (T,) sample times; ``u``: (T, M); ``delay_s``: scalar or (M,) [s]. vmap-able in d.
+    """
+    d = jnp.broadcast_to(jnp.asarray(delay_s, u.dtype), u.shape[1:])
+    return jax.vmap(lambda col, di: jnp.interp(t_s - di, t_s, col), in_axes=(1, 0),
+                    out_axes=1)(u, d)
+
+
+def integrate_activation(u: Array, dt_s: float, params: MuscleParams, a0: Array | None = None
+                         ) -> Array:
+    """Activations (T, M) from excitations ``u`` (T, M) sampled every ``dt_s``, RK4, ZOH input.
+
+    The nonlinear shape is *not* applied here (see :func:`activation_shape`).
+    """
+    a0 = u[0] if a0 is None else a0
+
+    def step(a, ut):
+        f = lambda x: activation_rate(ut, x, params)
+        k1 = f(a)
+        k2 = f(a + 0.5 * dt_s * k1)
+        k3 = f(a + 0.5 * dt_s * k2)
+        k4 = f(a + dt_s * k3)
+        a_new = jnp.clip(a + dt_s / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4), 0.0, 1.0)
+        return a_new, a_new
+
+    _, a = jax.lax.scan(step, a0, u)
+    return a
+
+
+# --------------------------------------------------------------------------- force
+
+
+def fibre_kinematics(l_mt_m: Array, ldot_mt_mps: Array, params: MuscleParams):
+    """Rigid tendon, constant-thickness pennation.
+
+    Returns ``(l_norm, v_norm, cos_phi)``: normalised fibre length l_m / l_opt, normalised fibre
+    velocity l̇_m / (v_max l_opt) (shortening negative) and cos of the pennation angle.
+    """
+    w = params.l_opt_m * jnp.sin(params.phi_opt_rad)
+    along = jnp.maximum(l_mt_m - params.l_ts_m, 1e-6)  # fibre projection on the tendon line
+    l_m = jnp.sqrt(w * w + along * along)
+    cos_phi = along / l_m
+    l_norm = l_m / params.l_opt_m
+    v_norm = ldot_mt_mps * cos_phi / (params.v_max_lopt_per_s * params.l_opt_m)
+    return l_norm, v_norm, cos_phi
+
+
+def hill_force(a: Array, l_mt_m: Array, ldot_mt_mps: Array, params: MuscleParams) -> Array:
+    """Tendon force F = F_max [a f_L(l̃) f_V(ṽ) + f_PE(l̃)] cos φ  [N], shape (..., M).
+
+    Args:
+      a: activation in [0, 1], (..., M).
+      l_mt_m: musculotendon length [m], (..., M).
+      ldot_mt_mps: musculotendon lengthening velocity [m/s], (..., M).
+    """
+    l_norm, v_norm, cos_phi = fibre_kinematics(l_mt_m, ldot_mt_mps, params)
+    active = a * active_force_length(l_norm) * force_velocity(v_norm)
+    return params.f_max_n * (active + passive_force_length(l_norm)) * cos_phi

@@ -1,0 +1,40 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pinnmsk import geometry
+from pinnmsk.data import opensim
+
+
+def test_wrist_sample_moment_arms_match_opensim(sample_dir):
+    length = opensim.read_opensim(str(sample_dir / "muscle_analysis_Length.sto"))
+    arms = opensim.read_opensim(str(sample_dir / "muscle_analysis_MomentArm_wrist_flex.sto"))
+    assert length.columns == arms.columns and len(length.columns) == 5
+    geo = geometry.fit_polynomial(length.time, length.values, degree=5)
+    r = jax.vmap(geo.moment_arms)(jnp.asarray(arms.time[:, None], jnp.float32))[:, :, 0]
+    err = np.max(np.abs(np.asarray(r) - arms.values))
+    assert err < 0.5e-3, f"max moment-arm error {err * 1e3:.3f} mm"
+    l = jax.vmap(geo.length)(jnp.asarray(length.time[:, None], jnp.float32))
+    assert np.max(np.abs(np.asarray(l) - length.values)) < 1e-4
+
+
+def test_multivariate_fit_and_jvp_velocity():
+    rng = np.random.default_rng(0)
+    q = rng.uniform(-1, 1, size=(400, 2))
+    true = lambda q: np.stack([0.3 + 0.02 * q[:, 0] - 0.01 * q[:, 0] * q[:, 1],
+                               0.25 - 0.015 * q[:, 1] + 0.004 * q[:, 0] ** 2], axis=1)
+    geo = geometry.fit_polynomial(q, true(q), degree=3)
+    assert geo.n_coords == 2 and geo.n_muscles == 2
+    q0 = jnp.array([0.3, -0.2])
+    r = geo.moment_arms(q0)
+    expected = -np.array([[0.02 + 0.01 * 0.2, -0.01 * 0.3], [2 * 0.004 * 0.3, -0.015]])
+    np.testing.assert_allclose(r, expected, atol=1e-5)
+    qd = jnp.array([1.5, -0.5])
+    l, ld = geo.length_and_velocity(q0, qd)
+    np.testing.assert_allclose(ld, -r @ qd, atol=1e-6)
+
+
+def test_fit_rejects_underdetermined_table():
+    with pytest.raises(ValueError, match="lower the degree"):
+        geometry.fit_polynomial(np.zeros((3, 1)), np.zeros((3, 2)), degree=5)

@@ -1,0 +1,86 @@
+import csv
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pinnmsk import muscle
+from tests.conftest import TEST_DATA
+
+
+def _curves():
+    rows = {}
+    with open(TEST_DATA / "opensim_curves.csv") as f:
+        for r in csv.reader(f):
+            if r and not r[0].startswith("#") and r[0] != "curve":
+                rows.setdefault(r[0], []).append((float(r[1]), float(r[2])))
+    return {k: np.array(v) for k, v in rows.items()}
+
+
+def test_curves_match_opensim():
+    curves = _curves()
+    fns = {"active_force_length": muscle.active_force_length,
+           "passive_force_length": muscle.passive_force_length,
+           "force_velocity": muscle.force_velocity}
+    assert set(curves) == set(fns)
+    for name, xy in curves.items():
+        got = np.asarray(fns[name](jnp.asarray(xy[:, 0], jnp.float32)))
+        np.testing.assert_allclose(got, xy[:, 1], atol=1e-4, err_msg=name)
+
+
+def _params():
+    return muscle.MuscleParams.create(f_max_n=[400.0, 250.0], l_opt_m=[0.066, 0.06],
+                                      l_ts_m=[0.25, 0.23], phi_opt_rad=[0.05, 0.2])
+
+
+def test_hill_force_isometric_optimal_length():
+    p = _params()
+    # At l_m = l_opt: along-tendon projection l_opt cos(phi_opt).
+    l_mt = p.l_ts_m + p.l_opt_m * jnp.cos(p.phi_opt_rad)
+    f = muscle.hill_force(jnp.ones(2), l_mt, jnp.zeros(2), p)
+    fpe1 = muscle.passive_force_length(1.0)
+    expected = p.f_max_n * (1.0 + fpe1) * jnp.cos(p.phi_opt_rad)
+    np.testing.assert_allclose(f, expected, rtol=1e-5)
+    # shortening reduces force, lengthening increases it; zero activation leaves passive force only
+    f_short = muscle.hill_force(jnp.ones(2), l_mt, -0.2 * p.l_opt_m, p)
+    f_long = muscle.hill_force(jnp.ones(2), l_mt, 0.2 * p.l_opt_m, p)
+    assert np.all(f_short < f) and np.all(f_long > f)
+    f0 = muscle.hill_force(jnp.zeros(2), l_mt, jnp.zeros(2), p)
+    np.testing.assert_allclose(f0, p.f_max_n * fpe1 * jnp.cos(p.phi_opt_rad), rtol=1e-5)
+
+
+def test_hill_force_vmaps_over_subjects():
+    p = _params()
+    batch = jax.tree_util.tree_map(lambda x: jnp.stack([x, 1.2 * x]), p)
+    l_mt = p.l_ts_m + p.l_opt_m
+    f = jax.vmap(lambda q: muscle.hill_force(jnp.full(2, 0.5), l_mt, jnp.zeros(2), q))(batch)
+    assert f.shape == (2, 2) and np.all(np.isfinite(f))
+    np.testing.assert_allclose(f[0], muscle.hill_force(jnp.full(2, 0.5), l_mt, jnp.zeros(2), p))
+
+
+def test_activation_dynamics_time_constants():
+    p = muscle.MuscleParams.create(f_max_n=[1.0], l_opt_m=[0.1], l_ts_m=[0.2], phi_opt_rad=[0.0])
+    dt = 1e-4
+    up = jnp.ones((2000, 1))
+    a = muscle.integrate_activation(up, dt, p, a0=jnp.zeros(1))
+    # rises quickly: ~90 % within 50 ms, monotone, bounded
+    assert 0.85 < float(a[500, 0]) <= 1.0
+    assert np.all(np.diff(np.asarray(a[:, 0])) >= -1e-7)
+    down = muscle.integrate_activation(jnp.zeros((2000, 1)), dt, p, a0=jnp.ones(1))
+    # deactivation is slower than activation
+    t_rise = int(np.argmax(np.asarray(a[:, 0]) > 0.5))
+    t_fall = int(np.argmax(np.asarray(down[:, 0]) < 0.5))
+    assert t_fall > 2 * t_rise
+
+
+def test_activation_shape_and_delay():
+    a = jnp.linspace(0, 1, 11)
+    np.testing.assert_allclose(muscle.activation_shape(a, 0.0), a, atol=1e-7)
+    curved = muscle.activation_shape(a, -2.0)
+    assert np.all(curved[1:-1] > a[1:-1])  # A < 0 bends the curve upward
+    np.testing.assert_allclose(np.asarray(curved)[[0, -1]], [0.0, 1.0], atol=1e-6)
+    t = jnp.arange(100) * 0.001
+    u = jnp.stack([jnp.sin(t * 20), t], axis=1)
+    d = muscle.delay(t, u, jnp.array([0.01, 0.0]))
+    np.testing.assert_allclose(d[10:, 0], u[:-10, 0], atol=1e-6)
+    np.testing.assert_allclose(d[:, 1], u[:, 1], atol=1e-7)
