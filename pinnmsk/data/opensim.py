@@ -151,4 +151,4 @@ def write_csv(path: str, time, columns, values) -> None:
     body = np.column_stack([np.asarray(time, float), np.asarray(values, float)])
     with open(path, "w", encoding="utf-8") as f:
         f.write(",".join(["time", *columns]) + "\n")
-        np.savetxt(f, body, delimiter=",", fmt="%.7g")
+        np.savetxt(f, body, delimiter=",", fmt="%.6g")

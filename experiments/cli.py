@@ -1,0 +1,45 @@
+"""Shared plumbing for the absl binaries: one-line errors for user mistakes, progress lines."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from absl import app
+
+from pinnmsk.data.opensim import DataError
+
+
+class UsageError(Exception):
+    """A bad flag value; the message says which flag and the fix."""
+
+
+def run(main) -> None:
+    """``absl.app.run(main)``, turning user mistakes into one stderr line and exit status 2."""
+
+    def wrapped(argv):
+        try:
+            return main(argv)
+        except (DataError, UsageError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    app.run(wrapped)
+
+
+class Progress:
+    """Throughput/ETA lines on stderr, at most every ``every_s`` seconds."""
+
+    def __init__(self, total: int, unit: str, every_s: float = 2.0):
+        self.total, self.unit, self.every_s = total, unit, every_s
+        self.t0 = self.last = time.time()
+
+    def update(self, done: int, extra: str = "", force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self.last < self.every_s and done < self.total:
+            return
+        self.last = now
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        print(f"  {done}/{self.total} {self.unit} | {rate:.1f} {self.unit}/s | ETA {eta:.0f} s"
+              f"{' | ' + extra if extra else ''}", file=sys.stderr, flush=True)

@@ -1,0 +1,210 @@
+"""Synthetic lab-shaped datasets: subjects with parameter variation, tracking motions with
+co-contraction, raw sEMG synthesised from the excitations, written like the OpenSim sample.
+
+The physics runs in JAX (:mod:`pinnmsk.simulator`, vmapped over a subject's trials); the sEMG
+synthesis and the file writing run on the host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.signal
+
+from pinnmsk import msk, simulator
+from pinnmsk.data import opensim
+from pinnmsk.data.spec import DataSpec, dumps_toml
+from pinnmsk.msk import MskModel
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """What to generate.
+
+    Attributes:
+      n_subjects, n_trials: dataset size (trials per subject).
+      duration_s: length of each trial [s].
+      emg_rate_hz: raw sEMG sampling rate, also the simulation rate [Hz].
+      label_rate_hz: kinematics/force sampling rate [Hz] (divides ``emg_rate_hz``).
+      q_range_rad: (low, high) joint range the targets stay within [rad].
+      variation: relative spread of subject parameters (F_max ±v, l_opt ±v/3, l_ts ±v/8,
+        body mass ±v/2), uniform.
+      crosstalk: fraction of the other channels' signal in each channel.
+      hum_v, noise_v: 50 Hz mains hum amplitude and sensor noise RMS [V].
+      gain_v: (low, high) sEMG RMS at full excitation [V], random per channel and subject.
+      seed: everything is a deterministic function of it.
+    """
+
+    n_subjects: int = 3
+    n_trials: int = 3
+    duration_s: float = 20.0
+    emg_rate_hz: float = 1000.0
+    label_rate_hz: float = 100.0
+    q_range_rad: tuple = (-1.0, 1.0)
+    variation: float = 0.15
+    crosstalk: float = 0.1
+    hum_v: float = 5e-6
+    noise_v: float = 3e-6
+    gain_v: tuple = (3e-4, 1e-3)
+    seed: int = 0
+
+
+def vary_subject(base: MskModel, rng: np.random.Generator, v: float):
+    """A subject: ``base`` with muscle and body parameters scaled; returns (model, true scales)."""
+    m = base.n_muscles
+    scales = {"f_max": rng.uniform(1 - v, 1 + v, m), "l_opt": rng.uniform(1 - v / 3, 1 + v / 3, m),
+              "l_ts": rng.uniform(1 - v / 8, 1 + v / 8, m)}
+    model = msk.scale_muscles(base, *(jnp.asarray(scales[k], jnp.float32)
+                                      for k in ("f_max", "l_opt", "l_ts")))
+    body = model.body
+    if hasattr(body, "mass_kg"):
+        s = float(rng.uniform(1 - v / 2, 1 + v / 2))
+        body = body.replace(mass_kg=body.mass_kg * s, inertia_kgm2=body.inertia_kgm2 * s)
+        scales["body_mass"] = s
+    return model.replace(body=body), {k: np.atleast_1d(x).tolist() for k, x in scales.items()}
+
+
+def _simulate_trials(model: MskModel, keys, t_s, q_lo, q_hi, dt_s):
+    def one(key):
+        k1, k2 = jax.random.split(key)
+        target = simulator.random_target(k1, t_s, q_lo, q_hi)
+        cc = simulator.random_cocontraction(k2, t_s, model.n_muscles)
+        return simulator.simulate_tracking(model, target, cc, dt_s)
+
+    return jax.vmap(one)(keys)
+
+
+simulate_trials = jax.jit(_simulate_trials)
+
+
+def synthesize_emg(rng: np.random.Generator, u: np.ndarray, fs_hz: float, gains_v: np.ndarray,
+                   crosstalk: float, hum_v: float, noise_v: float) -> np.ndarray:
+    """Raw sEMG (T, M) [V] from excitations ``u`` (T, M): a band-limited (20–450 Hz) Gaussian
+    carrier per muscle, amplitude-modulated by the excitation, mixed by crosstalk, plus 50 Hz hum
+    and white sensor noise."""
+    t_len, m = u.shape
+    high = min(450.0, 0.45 * fs_hz)
+    sos = scipy.signal.butter(4, (20.0, high), btype="bandpass", fs=fs_hz, output="sos")
+    carrier = scipy.signal.sosfilt(sos, rng.standard_normal((t_len + 2000, m)), axis=0)[2000:]
+    carrier /= carrier.std(axis=0, keepdims=True)
+    sources = carrier * u * gains_v[None]
+    mix = (1 - crosstalk) * np.eye(m) + crosstalk * (np.ones((m, m)) - np.eye(m)) / max(m - 1, 1)
+    t = np.arange(t_len) / fs_hz
+    hum = hum_v * np.sin(2 * np.pi * 50.0 * t[:, None] + rng.uniform(0, 2 * np.pi, m))
+    return sources @ mix.T + hum + noise_v * rng.standard_normal((t_len, m))
+
+
+def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: SyntheticConfig,
+             log=print) -> str:
+    """Simulate and write a dataset under ``out_dir``; returns the path of its ``spec.toml``.
+
+    Files are written to a temporary folder first and moved into place at the end, so a failed
+    run leaves nothing half-written.
+    """
+    ratio = config.emg_rate_hz / config.label_rate_hz
+    if abs(ratio - round(ratio)) > 1e-9 or ratio < 1:
+        raise ValueError(f"label rate {config.label_rate_hz:g} Hz must divide the EMG rate "
+                         f"{config.emg_rate_hz:g} Hz")
+    decim = int(round(ratio))
+    dt = 1.0 / config.emg_rate_hz
+    n = int(round(config.duration_s * config.emg_rate_hz))
+    t = jnp.arange(n) * dt
+    q_lo = jnp.full((base.n_coords,), config.q_range_rad[0], jnp.float32)
+    q_hi = jnp.full((base.n_coords,), config.q_range_rad[1], jnp.float32)
+    rng = np.random.default_rng(config.seed)
+    key = jax.random.PRNGKey(config.seed)
+    names, coords = base_spec.muscle_names, base_spec.labels.coordinates
+    tmp = out_dir.rstrip("/") + ".partial"
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    os.makedirs(tmp)
+    truth, trials_doc = {}, []
+    for s in range(config.n_subjects):
+        subject = f"s{s}"
+        model, scales = vary_subject(base, rng, config.variation)
+        key, sub = jax.random.split(key)
+        traj = jax.device_get(simulate_trials(model, jax.random.split(sub, config.n_trials), t,
+                                              q_lo, q_hi, dt))
+        if not np.all(np.isfinite(traj.q)):
+            raise FloatingPointError(f"simulation of subject {subject} diverged")
+        gains = rng.uniform(*config.gain_v, size=len(names))
+        truth[subject] = {"scales": scales, "emg_gain_v": gains.tolist()}
+        for k in range(config.n_trials):
+            name = f"trial_{k}"
+            d = os.path.join(tmp, subject, name)
+            os.makedirs(d)
+            raw = synthesize_emg(rng, np.asarray(traj.u[k]), config.emg_rate_hz, gains,
+                                 config.crosstalk, config.hum_v, config.noise_v)
+            opensim.write_csv(os.path.join(d, "emg.csv"), np.asarray(t), names, raw)
+            tl = np.asarray(t[::decim])
+            opensim.write_opensim(os.path.join(d, "kinematics.mot"), "kinematics", tl, coords,
+                                  np.rad2deg(traj.q[k][::decim]), in_degrees=True)
+            for fname, arr in (("muscle_forces", traj.forces), ("activations", traj.a),
+                               ("excitations", traj.u)):
+                opensim.write_opensim(os.path.join(d, f"{fname}.sto"), fname, tl, names,
+                                      arr[k][::decim])
+            rel = f"{subject}/{name}"
+            trials_doc.append({"subject": subject, "name": name, "emg": f"{rel}/emg.csv",
+                               "kinematics": f"{rel}/kinematics.mot",
+                               "forces": f"{rel}/muscle_forces.sto"})
+        rms = np.sqrt(np.mean(np.square(traj.q)))
+        log(f"subject {subject}: {config.n_trials} trials x {config.duration_s:g} s simulated, "
+            f"angle RMS {np.rad2deg(rms):.1f} deg, mean force {np.mean(traj.forces):.1f} N")
+    _write_geometry(tmp, base, names, coords, config.q_range_rad)
+    with open(os.path.join(tmp, "model.json"), "w") as f:
+        json.dump({"generated_by": "python -m experiments.simulate", "config":
+                   dataclasses.asdict(config), "subjects": truth}, f, indent=1)
+    doc = _spec_doc(base_spec, trials_doc, config)
+    with open(os.path.join(tmp, "spec.toml"), "w") as f:
+        f.write(dumps_toml(doc, "Synthetic dataset written by python -m experiments.simulate.\n"
+                                "Field reference: data_specs/README.md."))
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return os.path.join(out_dir, "spec.toml")
+
+
+def _write_geometry(out_dir, model: MskModel, names, coords, q_range) -> None:
+    """MuscleAnalysis-shaped Length and MomentArm tables over a grid (1-DOF: first column q)."""
+    if model.n_coords != 1:
+        raise NotImplementedError("geometry tables are written for 1-DOF models only")
+    grid = np.linspace(q_range[0] - 0.2, q_range[1] + 0.2, 121)
+    qg = jnp.asarray(grid[:, None], jnp.float32)
+    lengths = jax.vmap(model.geometry.length)(qg)
+    arms = jax.vmap(model.geometry.moment_arms)(qg)[:, :, 0]
+    opensim.write_opensim(os.path.join(out_dir, "muscle_analysis_Length.sto"), "Length", grid,
+                          names, lengths)
+    opensim.write_opensim(os.path.join(out_dir, f"muscle_analysis_MomentArm_{coords[0]}.sto"),
+                          "MomentArm", grid, names, arms)
+
+
+def _spec_doc(base: DataSpec, trials, config: SyntheticConfig) -> dict:
+    e = base.emg
+    high = min(e.bandpass_hz[1], 0.45 * config.emg_rate_hz)
+    test = [f"{t['subject']}/{t['name']}" for t in trials if t["name"] == f"trial_{config.n_trials - 1}"]
+    return {
+        "name": f"synthetic_{base.name}",
+        "root": ".",
+        "emg": {"sampling_rate_hz": config.emg_rate_hz, "bandpass_hz": [e.bandpass_hz[0], high],
+                "bandpass_order": e.bandpass_order, "lowpass_hz": e.lowpass_hz,
+                "lowpass_order": e.lowpass_order, "normalisation": "robust_max",
+                "channels": {m: m for m in base.muscle_names}},
+        "labels": {"rate_hz": config.label_rate_hz, "coordinates": list(base.labels.coordinates),
+                   "coordinate_units": "file"},
+        "body": {"model": base.body.model, **base.body.params},
+        "muscles": [{"name": m.name, "f_max_n": m.f_max_n, "l_opt_m": m.l_opt_m,
+                     "l_ts_m": m.l_ts_m, "phi_opt_rad": m.phi_opt_rad} for m in base.muscles],
+        "identification": {k: list(v) for k, v in base.identification.items()},
+        "geometry": {"source": "muscle_analysis", "length_table": "muscle_analysis_Length.sto",
+                     "degree": base.geometry.degree},
+        "trials": trials,
+        "split": {"by": "trial", "test": test, "validation": []},
+        "windows": {"length_s": base.windows.length_s, "history_s": base.windows.history_s,
+                    "stride": base.windows.stride, "drop_nonfinite": False},
+    }

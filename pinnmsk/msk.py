@@ -1,0 +1,76 @@
+"""The musculoskeletal model as one pytree: body + muscles + geometry, and the maps between them.
+
+``MskModel`` is what the simulator integrates and what the physics losses evaluate; a batch of
+subjects is a ``jax.vmap`` over it (every leaf gains a leading axis).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from pinnmsk import dynamics, muscle
+from pinnmsk.geometry import PolynomialGeometry
+from pinnmsk.muscle import MuscleParams
+
+Array = jax.Array
+
+
+@struct.dataclass
+class MskModel:
+    """Attributes: ``body`` (a :class:`pinnmsk.dynamics.BodyModel` pytree), ``muscles``
+    (:class:`MuscleParams`, (M,) leaves), ``geometry`` (:class:`PolynomialGeometry`)."""
+
+    body: object
+    muscles: MuscleParams
+    geometry: PolynomialGeometry
+
+    @property
+    def n_muscles(self) -> int:
+        return self.muscles.n_muscles
+
+    @property
+    def n_coords(self) -> int:
+        return self.geometry.n_coords
+
+
+def muscle_forces(model: MskModel, a: Array, q: Array, qd: Array) -> Array:
+    """Hill forces (M,) [N] for activations ``a`` (M,), angles ``q`` (n,) [rad], rates ``qd``."""
+    l_mt, ldot = model.geometry.length_and_velocity(q, qd)
+    return muscle.hill_force(a, l_mt, ldot, model.muscles)
+
+
+def joint_torque(model: MskModel, forces_n: Array, q: Array) -> Array:
+    """Generalised muscle forces Rᵀ F (n,) [N m]."""
+    return dynamics.muscle_torque(model.geometry.moment_arms(q), forces_n)
+
+
+def dynamics_residual(model: MskModel, q: Array, qd: Array, qdd: Array, forces_n: Array,
+                      tau_ext: Array | None = None) -> Array:
+    """Equation-of-motion residual (n,) [N m]: M q̈ + h − τ_passive − Rᵀ F − τ_ext."""
+    tau = joint_torque(model, forces_n, q)
+    if tau_ext is not None:
+        tau = tau + tau_ext
+    return dynamics.inverse_dynamics(model.body, q, qd, qdd) - tau
+
+
+def accelerations(model: MskModel, q: Array, qd: Array, forces_n: Array,
+                  tau_ext: Array | None = None) -> Array:
+    """Forward dynamics q̈ (n,) [rad/s²] under muscle forces (and an optional external torque)."""
+    tau = joint_torque(model, forces_n, q)
+    if tau_ext is not None:
+        tau = tau + tau_ext
+    return dynamics.forward_dynamics(model.body, q, qd, tau)
+
+
+def scale_muscles(model: MskModel, f_max=1.0, l_opt=1.0, l_ts=1.0) -> MskModel:
+    """A copy with F_max, l_opt and l_ts multiplied by factors (scalars or (M,))."""
+    m = model.muscles
+    return model.replace(muscles=m.replace(f_max_n=m.f_max_n * f_max, l_opt_m=m.l_opt_m * l_opt,
+                                           l_ts_m=m.l_ts_m * l_ts))
+
+
+def stack(models) -> MskModel:
+    """Stack models along a new leading axis (for vmap over subjects)."""
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *models)
