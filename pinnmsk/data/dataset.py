@@ -10,6 +10,7 @@ import dataclasses
 import sys
 import time as _time
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -170,7 +171,7 @@ def _interp_nonfinite(values: np.ndarray, bad_rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _load_trial(spec: DataSpec, ts, env_filter, min_samples: int):
+def _load_trial(spec: DataSpec, ts, env_filter, envelope_fn, min_samples: int):
     allow = spec.windows.drop_nonfinite
     rate = spec.labels.rate_hz
     # --- EMG
@@ -189,7 +190,7 @@ def _load_trial(spec: DataSpec, ts, env_filter, min_samples: int):
             len(raw) <= emg.padlen(env_filter.lowpass_sos) + 1:
         raise DataError(f"{e_path}: only {len(raw)} EMG samples, too short for the filters; "
                         "use longer trials")
-    envelope = np.asarray(env_filter.offline(jnp.asarray(raw, jnp.float32), validate=False))
+    envelope = np.asarray(envelope_fn(jnp.asarray(raw, jnp.float32)))
 
     # --- kinematics
     k_path = spec.resolve(ts.kinematics)
@@ -214,9 +215,8 @@ def _load_trial(spec: DataSpec, ts, env_filter, min_samples: int):
         raise DataError(f"{k_path}: only {len(t)} label samples overlap the EMG; a trial needs "
                         f"at least {min_samples} (window length + 1); use longer trials or a "
                         "shorter windows.length_s")
-    env_t = emg.resample(jnp.asarray(e_tab.time, jnp.float32), jnp.asarray(envelope),
-                         jnp.asarray(t, jnp.float32))
-    env_t = np.asarray(env_t, np.float64)
+    env_t = np.stack([np.interp(t, e_tab.time, envelope[:, c]) for c in range(envelope.shape[1])],
+                     axis=1)
     # An interpolated gap smears over the envelope low-pass's support: widen it by half a
     # low-pass period on each side before marking label samples invalid.
     if bad_emg.any():
@@ -256,13 +256,14 @@ def load_dataset(spec: DataSpec, progress: bool = False) -> Dataset:
         env_filter = emg.EnvelopeFilter.from_config(cfg)
     except ValueError as e:
         raise DataError(f"{spec.path}: field 'emg' filter settings: {e}") from None
+    envelope_fn = jax.jit(lambda x: env_filter.offline(x, validate=False))
     model = build_model(spec)
     min_samples = int(round(spec.windows.length_s * spec.labels.rate_hz)) + 1
     subjects = tuple(dict.fromkeys(t.subject for t in spec.trials))
     loaded = []
     t0 = _time.time()
     for i, ts in enumerate(spec.trials):
-        loaded.append((ts, *_load_trial(spec, ts, env_filter, min_samples)))
+        loaded.append((ts, *_load_trial(spec, ts, env_filter, envelope_fn, min_samples)))
         if progress:
             print(f"  loaded {ts.id} ({i + 1}/{len(spec.trials)}, {_time.time() - t0:.1f} s)",
                   file=sys.stderr, flush=True)
