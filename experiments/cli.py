@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from absl import app
+from absl import app, flags, logging
 
 from pinnmsk.data.opensim import DataError
 
@@ -18,13 +18,26 @@ def run(main) -> None:
     """``absl.app.run(main)``, turning user mistakes into one stderr line and exit status 2."""
 
     def wrapped(argv):
+        if logging.get_verbosity() == logging.INFO:  # not raised by the user with -v
+            logging.set_verbosity(logging.WARNING)  # keep orbax/XLA chatter off the terminal
         try:
             return main(argv)
         except (DataError, UsageError) as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
 
+    if any(a in ("--help", "-h", "--helpshort") for a in sys.argv[1:]):
+        print(help_text())  # absl would exit 1; asking for help is no error
+        sys.exit(0)
     app.run(wrapped)
+
+
+def help_text() -> str:
+    """The binary's docstring and every flag defined by the experiments package."""
+    doc = (sys.modules["__main__"].__doc__ or "").strip()
+    mods = [m for m in flags.FLAGS.flags_by_module_dict()
+            if m == sys.argv[0] or "experiments" in m]
+    return "\n\n".join([doc] + [flags.FLAGS.module_help(m) for m in mods])
 
 
 class Progress:

@@ -196,7 +196,8 @@ _BODY_FIELDS = {
     "two_link": ("m1_kg", "m2_kg", "l1_m", "lc1_m", "lc2_m", "i1_kgm2", "i2_kgm2",
                  "gravity_mps2", "damping_nms"),
 }
-_ID_DEFAULTS = {"f_max": (0.5, 1.5), "l_opt": (0.8, 1.2), "l_ts": (0.95, 1.05)}
+_ID_DEFAULTS = {"f_max": (0.5, 1.5), "l_opt": (0.8, 1.2), "l_ts": (0.95, 1.05),
+                "emg_gain": (0.05, 1.0)}
 
 
 def load_spec(path: str) -> DataSpec:
@@ -268,8 +269,12 @@ def load_spec(path: str) -> DataSpec:
     idf = top.sub("identification", required=False)
     ident = {k: idf.get(k, ("pair",), v) for k, v in _ID_DEFAULTS.items()}
     idf.finish()
+    lo, hi = ident["emg_gain"]
+    if not 0 < lo <= hi:
+        raise DataError(f"{path}: field 'identification.emg_gain' = [{lo}, {hi}] must satisfy "
+                        "0 < low <= high, e.g. [0.05, 1.0]")
     for k, (lo, hi) in ident.items():
-        if not 0 < lo <= 1 <= hi:
+        if k != "emg_gain" and not 0 < lo <= 1 <= hi:
             raise DataError(f"{path}: field 'identification.{k}' = [{lo}, {hi}] must bracket 1 "
                             "(fractions of the nominal value), e.g. [0.5, 1.5]")
 

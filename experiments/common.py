@@ -1,0 +1,129 @@
+"""Flags and steps shared by train / evaluate / sweep: config from flags, data, outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+from absl import flags
+
+from experiments.cli import UsageError
+from pinnmsk import plots, runner
+from pinnmsk.data import dataset, spec
+from pinnmsk.train import TrainConfig
+
+FLAGS = flags.FLAGS
+DEFAULT_SPEC = "data_specs/synthetic_wrist.toml"
+
+
+def define_data_flags() -> None:
+    flags.DEFINE_string("data_spec", DEFAULT_SPEC, "Data spec (TOML); see data_specs/README.md.")
+    flags.DEFINE_string("workdir", None, "Work directory: checkpoints, metrics.json, plots.")
+    flags.mark_flag_as_required("workdir")
+
+
+def define_train_flags() -> None:
+    d = TrainConfig()
+    flags.DEFINE_enum("model", d.model, ["cnn", "mlp", "gru"], "Encoder (cnn = the method).")
+    flags.DEFINE_enum("accel", d.accel, ["autodiff", "fd"],
+                      "Joint acceleration for the physics term: autodiff of the head, or the "
+                      "finite-difference baseline.")
+    flags.DEFINE_boolean("force_labels", d.force_labels,
+                         "Use force labels in the loss (false: angles only; forces come from the "
+                         "physics terms).")
+    flags.DEFINE_float("label_fraction", d.label_fraction,
+                       "Fraction of training data (2-s segments, seeded) with force labels.")
+    flags.DEFINE_integer("epochs", d.epochs, "Training epochs.")
+    flags.DEFINE_integer("batch_size", d.batch_size, "Windows per step.")
+    flags.DEFINE_float("learning_rate", d.learning_rate, "Peak Adam learning rate.")
+    flags.DEFINE_integer("n_colloc", d.n_colloc, "Collocation times per window (physics terms).")
+    flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Epochs between checkpoints.")
+    flags.DEFINE_integer("seed", d.seed, "Random seed.")
+
+
+def config_from_flags(physics_weight: float) -> TrainConfig:
+    if not 0.0 < FLAGS.label_fraction <= 1.0:
+        raise UsageError(f"--label_fraction={FLAGS.label_fraction} must be in (0, 1]")
+    for name in ("epochs", "batch_size", "n_colloc", "checkpoint_every"):
+        if getattr(FLAGS, name) < 1:
+            raise UsageError(f"--{name} must be >= 1")
+    if FLAGS.learning_rate <= 0:
+        raise UsageError("--learning_rate must be > 0")
+    if physics_weight < 0:
+        raise UsageError("physics weights must be >= 0")
+    return TrainConfig(model=FLAGS.model, accel=FLAGS.accel, physics_weight=physics_weight,
+                       force_labels=FLAGS.force_labels, label_fraction=FLAGS.label_fraction,
+                       epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+                       learning_rate=FLAGS.learning_rate, n_colloc=FLAGS.n_colloc,
+                       checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
+
+
+def load_data(path: str) -> dataset.Dataset:
+    print(f"loading {path}", file=sys.stderr, flush=True)
+    return dataset.load_dataset(spec.load_spec(path), progress=True)
+
+
+def load_config(workdir: str) -> tuple[TrainConfig, dict]:
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: not found; train first with "
+                         f"python -m experiments.train --workdir={workdir}")
+    with open(path) as f:
+        rec = json.load(f)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in rec.items() if k in fields}), rec
+
+
+def metrics_block(prep, params, config: TrainConfig, extra: dict | None = None) -> dict:
+    test, per_trial = runner.evaluate(prep, params)
+    out = {"test": test, "identified_params": runner.identified_params(prep, params),
+           "config": {**dataclasses.asdict(config), "data_spec": prep.data.spec.path},
+           "dataset": {"name": prep.data.spec.name, "train_windows": len(prep.train),
+                       "labelled_force_windows": prep.n_labelled,
+                       "test_trials": [t.id for t in prep.test_trials]}}
+    if prep.val_trials:
+        out["validation"] = runner.evaluate(prep, params, prep.val_trials)[0]
+    if extra:
+        out.update(extra)
+    return out, per_trial
+
+
+def write_plots(workdir: str, prep, per_trial, history, labels=None, tag: str = "") -> list:
+    d = os.path.join(workdir, "plots")
+    os.makedirs(d, exist_ok=True)
+    paths = []
+    if per_trial:
+        p = os.path.join(d, f"test_{per_trial[0]['id'].replace('/', '_')}{tag}.png")
+        plots.plot_trial(p, per_trial[0], prep.data.spec.labels.coordinates,
+                         prep.data.spec.muscle_names)
+        paths.append(p)
+    if history:
+        p = os.path.join(d, "loss_curves.png")
+        plots.plot_losses(p, history, labels)
+        paths.append(p)
+    return paths
+
+
+def summary(block: dict) -> str:
+    lines = []
+    for c, m in block["angle"].items():
+        lines.append(f"  angle {c}: R2={m['r2']:.3f} RMSE={m['rmse_deg']:.2f} deg "
+                     f"NRMSE={m['nrmse']:.3f} r={m['pearson_r']:.3f}")
+    if "force" in block:
+        m = block["force"]["mean"]
+        lines.append(f"  force (mean of {len(block['force']) - 1} muscles): R2={m['r2']:.3f} "
+                     f"RMSE={m['rmse']:.1f} N NRMSE={m['nrmse']:.3f} r={m['pearson_r']:.3f}")
+    return "\n".join(lines)
+
+
+def as_float_list(text: str, flag: str) -> np.ndarray:
+    try:
+        vals = np.array([float(x) for x in text.split(",") if x.strip()])
+    except ValueError:
+        raise UsageError(f"--{flag}={text!r} must be comma-separated numbers, e.g. 0,0.1,1,10")
+    if len(vals) == 0 or np.any(vals < 0):
+        raise UsageError(f"--{flag} needs at least one non-negative number")
+    return vals

@@ -1,0 +1,42 @@
+"""Re-evaluate the newest checkpoint of a training run on its spec's test trials.
+
+  python -m experiments.evaluate --data_spec=data_specs/synthetic_wrist.toml --workdir=runs/default
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from absl import flags
+
+from experiments import cli, common
+from pinnmsk import runner, train
+
+FLAGS = flags.FLAGS
+common.define_data_flags()
+
+
+def main(argv):
+    del argv
+    config, record = common.load_config(FLAGS.workdir)
+    if np.asarray(record.get("weights")).ndim == 2:
+        raise cli.UsageError(f"{FLAGS.workdir} holds a sweep; its metrics are in sweep.json")
+    data = common.load_data(FLAGS.data_spec)
+    prep = runner.prepare(data, config)
+    tx = train.make_optimizer(config, max(len(prep.train) // min(config.batch_size,
+                                                                 len(prep.train)), 1))
+    template = train.init_state(prep.net, tx, prep.train.emg.shape[1:], len(data.subjects),
+                                data.model.n_muscles, np.asarray(prep.consts.bounds), config.seed)
+    epoch, state, history = runner.restore_latest(FLAGS.workdir, template)
+    if epoch == 0:
+        raise cli.UsageError(f"{FLAGS.workdir}/checkpoints: no checkpoint to evaluate")
+    block, per_trial = common.metrics_block(prep, state.params, config,
+                                            {"checkpoint_epoch": epoch})
+    runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
+    common.write_plots(FLAGS.workdir, prep, per_trial, history)
+    print(f"checkpoint of epoch {epoch}, test metrics:\n{common.summary(block['test'])}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

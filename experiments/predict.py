@@ -1,0 +1,96 @@
+"""Predict joint angles and muscle forces from a raw sEMG file with a trained model, causally.
+
+  python -m experiments.predict --workdir=runs/default --emg=data/synthetic_wrist/s0/trial_2/emg.csv \
+      --out=predictions.csv
+
+The EMG is streamed in chunks of --chunk_s through the causal filter (state carried between
+chunks), so every prediction uses only past samples, as it would online. The output CSV has time
+[s], one column per coordinate in degrees and one per muscle force in newtons.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+from absl import flags
+
+from experiments import cli, common
+from pinnmsk import emg, runner, train
+from pinnmsk.data import opensim
+from pinnmsk.streaming import Streamer
+
+FLAGS = flags.FLAGS
+common.define_data_flags()
+flags.DEFINE_string("emg", None, "Raw sEMG file (CSV/NPZ/.sto) with the spec's channel columns.")
+flags.DEFINE_string("out", None, "Output CSV of predictions.")
+flags.DEFINE_string("subject", None, "Subject whose EMG normaliser to use (default: the first).")
+flags.DEFINE_float("chunk_s", 0.1, "Streaming chunk length [s].")
+flags.mark_flags_as_required(["emg", "out"])
+
+
+def main(argv):
+    del argv
+    config, record = common.load_config(FLAGS.workdir)
+    if np.asarray(record.get("weights")).ndim == 2:
+        raise cli.UsageError(f"{FLAGS.workdir} holds a sweep; predict from a train run")
+    if FLAGS.chunk_s <= 0:
+        raise cli.UsageError("--chunk_s must be > 0")
+    data = common.load_data(FLAGS.data_spec)
+    spec = data.spec
+    subject = FLAGS.subject or data.subjects[0]
+    if subject not in data.subjects:
+        raise cli.UsageError(f"--subject={subject} is not in {spec.path} "
+                             f"(subjects: {', '.join(data.subjects)})")
+    ratio = spec.emg.sampling_rate_hz / spec.labels.rate_hz
+    if abs(ratio - round(ratio)) > 1e-9:
+        raise cli.UsageError(f"{spec.path}: streaming needs the EMG rate to be a multiple of "
+                             "the label rate")
+    table = opensim.read_table(FLAGS.emg)
+    chans = list(spec.emg.channels)
+    for c in chans:
+        if c not in table.columns:
+            raise cli.UsageError(f"{FLAGS.emg}: no EMG column '{c}' (columns: "
+                                 f"{', '.join(table.columns)}); the spec's emg.channels names it")
+    by_muscle = {m: c for c, m in spec.emg.channels.items()}
+    raw = table.select([by_muscle[m] for m in spec.muscle_names])
+    try:
+        emg.check_finite(raw, FLAGS.emg)
+    except ValueError as e:
+        raise cli.UsageError(str(e))
+    prep = runner.prepare(data, config)
+    tx = train.make_optimizer(config, 1)
+    template = train.init_state(prep.net, tx, prep.train.emg.shape[1:], len(data.subjects),
+                                data.model.n_muscles, np.asarray(prep.consts.bounds), config.seed)
+    epoch, state, _ = runner.restore_latest(FLAGS.workdir, template)
+    if epoch == 0:
+        raise cli.UsageError(f"{FLAGS.workdir}/checkpoints: no checkpoint; train first")
+    cfg = emg.EnvelopeConfig(spec.emg.sampling_rate_hz, spec.emg.bandpass_hz,
+                             spec.emg.bandpass_order, spec.emg.lowpass_hz, spec.emg.lowpass_order)
+    streamer = Streamer(emg.EnvelopeFilter.from_config(cfg),
+                        data.normaliser_v[data.subjects.index(subject)], int(round(ratio)),
+                        prep.window, prep.net, state.params["net"])
+    chunk = max(1, int(round(FLAGS.chunk_s * spec.emg.sampling_rate_hz)))
+    times, qs, fs = [], [], []
+    t0 = time.time()
+    for lo in range(0, len(raw), chunk):
+        ticks, q, f = streamer.push(raw[lo:lo + chunk])
+        if len(ticks):
+            times.append(table.time[lo + ticks])
+            qs.append(q)
+            fs.append(f)
+    wall = time.time() - t0
+    dur = table.time[-1] - table.time[0]
+    cols = [f"{c}_deg" for c in spec.labels.coordinates] + [f"{m}_n" for m in spec.muscle_names]
+    vals = np.concatenate([np.rad2deg(np.concatenate(qs)), np.concatenate(fs)], axis=1)
+    tmp = FLAGS.out + ".tmp"
+    opensim.write_csv(tmp, np.concatenate(times), cols, vals)
+    os.replace(tmp, FLAGS.out)
+    print(f"wrote {FLAGS.out}: {len(vals)} predictions, {dur:.1f} s of EMG streamed in "
+          f"{wall:.2f} s ({dur / wall:.0f}x real time)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    cli.run(main)

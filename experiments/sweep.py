@@ -1,0 +1,59 @@
+"""Train one model per physics weight in a single vmapped program, evaluate each.
+
+  python -m experiments.sweep --data_spec=data_specs/synthetic_wrist.toml --workdir=runs/sweep \
+      --physics_weights=0,0.1,1,10
+
+Writes WORKDIR/sweep.json (one metrics block per weight) and WORKDIR/plots/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import numpy as np
+from absl import flags
+
+from experiments import cli, common
+from pinnmsk import runner, train
+
+FLAGS = flags.FLAGS
+common.define_data_flags()
+common.define_train_flags()
+flags.DEFINE_string("physics_weights", "0,0.1,1,10", "Comma-separated physics weights λ.")
+
+
+def main(argv):
+    del argv
+    lams = common.as_float_list(FLAGS.physics_weights, "physics_weights")
+    config = common.config_from_flags(float(lams[0]))
+    data = common.load_data(FLAGS.data_spec)
+    prep = runner.prepare(data, config)
+    weights = runner.weights_for(config, lams)
+    print(f"sweep of {len(lams)} models (lambda = {', '.join(map(str, lams))}) on "
+          f"{len(prep.train)} windows, {config.epochs} epochs", file=sys.stderr, flush=True)
+    try:
+        states, history, diverged = runner.fit(prep, config, weights, FLAGS.workdir)
+    except runner.TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(3)
+    results = []
+    for k, lam in enumerate(lams):
+        entry = {"physics_weight": float(lam), "diverged": bool(diverged[k])}
+        if not diverged[k]:
+            state = train.unstack_state(states, k)
+            block, per_trial = common.metrics_block(
+                prep, state.params, dataclasses.replace(config, physics_weight=float(lam)))
+            entry.update(block)
+            common.write_plots(FLAGS.workdir, prep, per_trial, None, tag=f"_lambda{lam:g}")
+            print(f"lambda={lam:g}:\n{common.summary(block['test'])}")
+        results.append(entry)
+    common.write_plots(FLAGS.workdir, prep, None, history, [f"λ={x:g}" for x in lams])
+    runner.write_json(os.path.join(FLAGS.workdir, "sweep.json"), {"results": results})
+    runner.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
+    print(f"wrote {FLAGS.workdir}/sweep.json")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,50 @@
+"""Train the physics-informed CNN on a dataset spec, evaluate on its test trials.
+
+  python -m experiments.train --data_spec=data_specs/synthetic_wrist.toml --workdir=runs/default
+
+Writes WORKDIR/metrics.json, WORKDIR/plots/*.png, WORKDIR/history.json and orbax checkpoints in
+WORKDIR/checkpoints/. Re-running the same command resumes from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+from absl import flags
+
+from experiments import cli, common
+from pinnmsk import runner
+
+FLAGS = flags.FLAGS
+common.define_data_flags()
+common.define_train_flags()
+flags.DEFINE_float("physics_weight", 1.0, "λ: weight of the dynamics and Hill residuals (0 = "
+                                          "data-only baseline).")
+
+
+def main(argv):
+    del argv
+    config = common.config_from_flags(FLAGS.physics_weight)
+    data = common.load_data(FLAGS.data_spec)
+    prep = runner.prepare(data, config)
+    print(f"training {config.model} (lambda={config.physics_weight}, force labels "
+          f"{'on' if config.force_labels else 'off'}, {prep.n_labelled} labelled windows) on "
+          f"{len(prep.train)} windows for {config.epochs} epochs", file=sys.stderr, flush=True)
+    weights = runner.weights_for(config, config.physics_weight)[0]
+    try:
+        state, history, _ = runner.fit(prep, config, weights, FLAGS.workdir)
+    except runner.TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(3)
+    block, per_trial = common.metrics_block(prep, state.params, config)
+    runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
+    runner.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
+    common.write_plots(FLAGS.workdir, prep, per_trial, history)
+    print(f"test metrics ({', '.join(t.id for t in prep.test_trials)}):\n"
+          f"{common.summary(block['test'])}\nwrote {FLAGS.workdir}/metrics.json")
+
+
+if __name__ == "__main__":
+    cli.run(main)

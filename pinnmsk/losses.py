@@ -1,0 +1,146 @@
+"""Data and physics losses of the physics-informed model (DESIGN.md "The physics-informed model").
+
+Loss weights are a run-time array ``[w_q, w_F, λ_dyn, λ_hill]`` (:data:`WEIGHT_NAMES`), so a sweep
+vmaps over them. Subject-specific physiological parameters θ are unconstrained arrays mapped into
+their bounds by a sigmoid (:func:`physio_scales`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from pinnmsk import msk, muscle
+from pinnmsk.models import kinematics, kinematics_fd
+from pinnmsk.msk import MskModel
+
+Array = jax.Array
+WEIGHT_NAMES = ("angle", "force", "dynamics", "hill")
+# Identified per subject and muscle, each bounded by a row of LossConstants.bounds.
+PHYSIO_NAMES = ("f_max", "l_opt", "l_ts", "emg_gain")
+
+
+def loss_weights(angle=1.0, force=1.0, dynamics=1.0, hill=1.0) -> Array:
+    """The weight vector (4,) in :data:`WEIGHT_NAMES` order."""
+    return jnp.asarray([angle, force, dynamics, hill], jnp.float32)
+
+
+class Batch(NamedTuple):
+    """A batch of windows (B leading). emg (B, W, M); q (B, H, n) [rad]; forces (B, H, M) [N]
+    (zeros where unlabelled); has_forces (B,) 1.0/0.0; subject (B,) int."""
+
+    emg: Array
+    q: Array
+    forces: Array
+    has_forces: Array
+    subject: Array
+
+
+@struct.dataclass
+class LossConstants:
+    """Fixed scales and settings (pytree; the non-array fields are static).
+
+    sigma_q (n,) [rad], sigma_f (M,) [N], tau_scale (n,) [N m]: normalisers of the three residuals.
+    bounds (4, 2): [lo, hi] for F_max, l_opt, l_ts (fractions of nominal) and the EMG gain
+    (activation = gain · normalised excitation). rate_hz: label rate.
+    """
+
+    sigma_q: Array
+    sigma_f: Array
+    tau_scale: Array
+    bounds: Array
+    rate_hz: float = struct.field(pytree_node=False)
+    horizon_s: float = struct.field(pytree_node=False)
+    n_colloc: int = struct.field(pytree_node=False, default=8)
+    accel: str = struct.field(pytree_node=False, default="autodiff")
+
+
+def init_physio(n_subjects: int, n_muscles: int, bounds) -> dict:
+    """Raw θ that maps to the nominal values (scale 1) for every subject and muscle."""
+    raw = {}
+    for k, name in enumerate(PHYSIO_NAMES):
+        lo, hi = float(bounds[k][0]), float(bounds[k][1])
+        # scales start at nominal (1); the EMG gain starts at the middle of its bounds
+        p = 0.5 if name == "emg_gain" or hi <= lo else (1.0 - lo) / (hi - lo)
+        p = min(max(p, 1e-3), 1 - 1e-3)
+        raw[name] = jnp.full((n_subjects, n_muscles), jnp.log(p / (1 - p)), jnp.float32)
+    raw["shape_a"] = jnp.full((n_subjects, n_muscles), -3.0, jnp.float32)  # A ≈ −0.14
+    return raw
+
+
+def physio_scales(raw: dict, bounds: Array) -> dict:
+    """Bounded {f_max, l_opt, l_ts} (S, M) fractions of nominal, emg_gain (S, M) activation per
+    unit normalised excitation, and shape_a ∈ (−3, 0)."""
+    out = {}
+    for k, name in enumerate(PHYSIO_NAMES):
+        lo, hi = bounds[k, 0], bounds[k, 1]
+        out[name] = lo + (hi - lo) * jax.nn.sigmoid(raw[name])
+    out["shape_a"] = -3.0 * jax.nn.sigmoid(raw["shape_a"])
+    return out
+
+
+def subject_model(base: MskModel, scales: dict, s: Array) -> MskModel:
+    """``base`` with subject ``s``'s identified muscle parameters."""
+    m = msk.scale_muscles(base, scales["f_max"][s], scales["l_opt"][s], scales["l_ts"][s])
+    return m.replace(muscles=m.muscles.replace(shape_a=scales["shape_a"][s]))
+
+
+def _excitation_at(window: Array, tau: Array, rate_hz: float) -> Array:
+    """Excitation (M,) at time τ ≤ 0 by linear interpolation of the window (W, M)."""
+    w = window.shape[0]
+    pos = jnp.clip((w - 1) + tau * rate_hz, 0.0, w - 1.0)
+    i0 = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, w - 2)
+    frac = pos - i0
+    return (1 - frac) * window[i0] + frac * window[i0 + 1]
+
+
+def example_losses(encode: Callable, decode: Callable, base: MskModel, physio_raw: dict,
+                   consts: LossConstants, window: Array, q_hist: Array, f_hist: Array,
+                   has_f: Array, subject: Array, key: Array, use_physics: bool) -> Array:
+    """The four unweighted loss terms (4,) for one window."""
+    h = q_hist.shape[0]
+    z = encode(window)
+    dec = lambda t: decode(z, t)
+    taus = -(h - 1 - jnp.arange(h)) / consts.rate_hz
+    q_hat, f_hat = jax.vmap(dec)(taus)
+    l_q = jnp.mean(((q_hat - q_hist) / consts.sigma_q) ** 2)
+    l_f = has_f * jnp.mean(((f_hat - f_hist) / consts.sigma_f) ** 2)
+    if not use_physics:
+        return jnp.stack([l_q, l_f, 0.0, 0.0])
+    scales = physio_scales(physio_raw, consts.bounds)
+    model = subject_model(base, scales, subject)
+    tau_c = -consts.horizon_s * jax.random.uniform(key, (consts.n_colloc,))
+    kin = kinematics if consts.accel == "autodiff" else kinematics_fd
+
+    def colloc(t):
+        q, qd, qdd, f = kin(dec, t)
+        res = msk.dynamics_residual(model, q, qd, qdd, f) / consts.tau_scale
+        u = scales["emg_gain"][subject] * _excitation_at(window, t, consts.rate_hz)
+        a = muscle.activation_shape(jnp.clip(u, 0.0, 1.0), model.muscles.shape_a)
+        f_hill = msk.muscle_forces(model, a, q, qd)
+        hill = (f - f_hill) / base.muscles.f_max_n
+        return jnp.mean(res**2), jnp.mean(hill**2)
+
+    l_dyn, l_hill = jax.vmap(colloc)(tau_c)
+    return jnp.stack([l_q, l_f, jnp.mean(l_dyn), jnp.mean(l_hill)])
+
+
+def batch_loss(encode: Callable, decode: Callable, base: MskModel, physio_raw: dict,
+               consts: LossConstants, batch: Batch, weights: Array, key: Array,
+               use_physics: bool) -> tuple[Array, Array]:
+    """Weighted total loss and the mean terms (4,) over a batch.
+
+    The force term is averaged over labelled windows only, so its scale does not depend on the
+    label fraction.
+    """
+    keys = jax.random.split(key, batch.emg.shape[0])
+    terms = jax.vmap(lambda w, q, f, hf, s, k: example_losses(
+        encode, decode, base, physio_raw, consts, w, q, f, hf, s, k, use_physics))(
+        batch.emg, batch.q, batch.forces, batch.has_forces, batch.subject, keys)
+    mean = jnp.mean(terms, axis=0)
+    n_lab = jnp.sum(batch.has_forces)
+    mean = mean.at[1].set(jnp.sum(terms[:, 1]) / jnp.maximum(n_lab, 1.0))
+    return jnp.dot(weights, mean), mean

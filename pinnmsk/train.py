@@ -1,0 +1,186 @@
+"""Train state, the pure jitted train step, the vmapped sweep, prediction and metrics.
+
+``train_step(state, batch, weights) -> (state, metrics)`` is pure; a sweep runs
+``jax.vmap(train_step, in_axes=(0, None, 0))`` over K stacked states and K weight vectors, so K
+models train in one compiled program with one pass over the data. No I/O here; the host loop with
+checkpoints lives in :mod:`pinnmsk.runner`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from pinnmsk import losses
+from pinnmsk.losses import Batch, LossConstants
+from pinnmsk.models import PINNModel
+from pinnmsk.msk import MskModel
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one run (saved to ``workdir/config.json``).
+
+    Attributes:
+      model: encoder, ``"cnn"`` (the method) or the baselines ``"mlp"``, ``"gru"``.
+      accel: ``"autodiff"`` (q̈ by jax.jvp of the head) or ``"fd"`` (finite-difference baseline).
+      physics_weight: λ, the weight of both physics residuals (0 = data only).
+      force_labels: use force labels in the data term (False: angles only, label-free forces).
+      label_fraction: fraction of training data (2-s segments) whose force labels are used.
+      epochs, batch_size, learning_rate, warmup_epochs, grad_clip: optimisation (Adam, warm-up
+        then cosine decay, global-norm clipping).
+      n_colloc: collocation times per window for the physics terms.
+      latent: latent size z.
+      checkpoint_every: epochs between checkpoints.
+      seed: everything (init, shuffling, collocation) is a deterministic function of it.
+    """
+
+    model: str = "cnn"
+    accel: str = "autodiff"
+    physics_weight: float = 1.0
+    force_labels: bool = True
+    label_fraction: float = 1.0
+    epochs: int = 40
+    batch_size: int = 256
+    learning_rate: float = 3e-3
+    warmup_epochs: int = 1
+    grad_clip: float = 1.0
+    n_colloc: int = 4
+    latent: int = 64
+    checkpoint_every: int = 5
+    seed: int = 0
+
+
+class TrainState(struct.PyTreeNode):
+    """params = {"net": Flax variables, "physio": raw θ (S, M) arrays}; opt_state; step; rng."""
+
+    params: Any
+    opt_state: Any
+    step: Array
+    rng: Array
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+    total = max(config.epochs * steps_per_epoch, 1)
+    warm = min(config.warmup_epochs * steps_per_epoch, total - 1)
+    sched = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, max(warm, 1), total,
+                                               end_value=0.02 * config.learning_rate)
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(sched))
+
+
+def init_state(net: PINNModel, tx: optax.GradientTransformation, window_shape, n_subjects: int,
+               n_muscles: int, bounds, seed: int) -> TrainState:
+    """Initial state for ``seed``; ``window_shape``: (W, M)."""
+    key = jax.random.PRNGKey(seed)
+    k_init, k_run = jax.random.split(key)
+    variables = net.init(k_init, jnp.zeros(window_shape, jnp.float32), jnp.zeros((1,)))
+    params = {"net": variables, "physio": losses.init_physio(n_subjects, n_muscles, bounds)}
+    return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), k_run)
+
+
+def _fns(net: PINNModel, variables):
+    encode = lambda w: net.apply(variables, w, method=PINNModel.encode)
+    decode = lambda z, t: net.apply(variables, z, t, method=PINNModel.decode)
+    return encode, decode
+
+
+def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskModel,
+                    consts: LossConstants, use_physics: bool = True):
+    """The pure step ``(state, batch, weights) -> (state, metrics)`` (not jitted: jit or vmap it).
+
+    metrics: {"loss": scalar, "terms": (4,) unweighted means, "grad_norm": scalar}.
+    ``use_physics=False`` drops the physics terms from the program (data-only runs).
+    """
+
+    def loss_fn(params, batch, weights, key):
+        encode, decode = _fns(net, params["net"])
+        return losses.batch_loss(encode, decode, base, params["physio"], consts, batch, weights,
+                                 key, use_physics)
+
+    def step(state: TrainState, batch: Batch, weights: Array):
+        key, sub = jax.random.split(state.rng)
+        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, batch, weights, sub)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new = TrainState(params, opt_state, state.step + 1, key)
+        return new, {"loss": loss, "terms": terms, "grad_norm": optax.tree.norm(grads)}
+
+    return step
+
+
+def make_sweep_step(step):
+    """K models at once: states and weights stacked on axis 0, the batch shared."""
+    return jax.vmap(step, in_axes=(0, None, 0))
+
+
+def stack_states(states) -> TrainState:
+    return jax.tree_util.tree_map(lambda *x: jnp.stack(x), *states)
+
+
+def unstack_state(states: TrainState, k: int) -> TrainState:
+    return jax.tree_util.tree_map(lambda x: x[k], states)
+
+
+def make_predict(net: PINNModel):
+    """``predict(variables, windows (B, W, M)) -> (q (B, n), F (B, M))`` at τ = 0 (causal)."""
+
+    def predict(variables, windows):
+        encode, decode = _fns(net, variables)
+        return jax.vmap(lambda w: decode(encode(w), jnp.zeros(())))(windows)
+
+    return jax.jit(predict)
+
+
+def predict_windows(predict, variables, windows: np.ndarray, batch: int = 2048):
+    """Host helper: predictions for many windows in fixed-size chunks (one compile)."""
+    qs, fs = [], []
+    n = len(windows)
+    for lo in range(0, n, batch):
+        chunk = windows[lo:lo + batch]
+        pad = batch - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+        q, f = predict(variables, jnp.asarray(chunk))
+        qs.append(np.asarray(q)[:batch - pad])
+        fs.append(np.asarray(f)[:batch - pad])
+    return np.concatenate(qs), np.concatenate(fs)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def regression_metrics(pred: np.ndarray, true: np.ndarray) -> dict:
+    """RMSE, NRMSE (RMSE / range of the truth), R², Pearson r of one column."""
+    pred, true = np.asarray(pred, float), np.asarray(true, float)
+    err = pred - true
+    rmse = float(np.sqrt(np.mean(err**2)))
+    rng = float(np.max(true) - np.min(true))
+    ss_tot = float(np.sum((true - true.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(err**2)) / ss_tot if ss_tot > 0 else float("nan")
+    r = float(np.corrcoef(pred, true)[0, 1]) if np.std(pred) > 0 and np.std(true) > 0 else 0.0
+    return {"rmse": rmse, "nrmse": rmse / rng if rng > 0 else float("nan"), "r2": r2,
+            "pearson_r": r}
+
+
+def evaluation_metrics(q_pred, q_true, coords, f_pred=None, f_true=None, muscles=()) -> dict:
+    """The ``metrics.json`` "test" block: angles per coordinate, forces per muscle and mean."""
+    out = {"angle": {}}
+    for j, c in enumerate(coords):
+        m = regression_metrics(q_pred[:, j], q_true[:, j])
+        m["rmse_deg"] = float(np.rad2deg(m["rmse"]))
+        out["angle"][c] = m
+    if f_true is not None:
+        out["force"] = {m: regression_metrics(f_pred[:, i], f_true[:, i])
+                        for i, m in enumerate(muscles)}
+        out["force"]["mean"] = {k: float(np.mean([out["force"][m][k] for m in muscles]))
+                                for k in ("rmse", "nrmse", "r2", "pearson_r")}
+    return out

@@ -1,0 +1,209 @@
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pinnmsk import emg, losses, models, runner, train
+from pinnmsk.data import dataset, spec, synthetic
+from pinnmsk.streaming import Streamer
+from tests.conftest import ROOT
+
+CFG = train.TrainConfig(epochs=2, batch_size=64, n_colloc=2, latent=16, checkpoint_every=1)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny synthetic dataset: 2 subjects x 2 trials x 4 s, 1 s windows."""
+    out = tmp_path_factory.mktemp("tiny") / "data"
+    base = spec.load_spec(str(ROOT / "data_specs" / "opensim_wrist_sample.toml"))
+    path = synthetic.generate(base, dataset.build_model(base), str(out),
+                              synthetic.SyntheticConfig(n_subjects=2, n_trials=2, duration_s=4.0),
+                              log=lambda s: None)
+    text = open(path).read().replace("length_s = 1.0", "length_s = 0.3")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tiny):
+    return dataset.load_dataset(spec.load_spec(tiny))
+
+
+def _params_close(a, b, rtol, atol):
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+def test_training_reduces_loss(data):
+    cfg = dataclasses.replace(CFG, epochs=6)
+    prep = runner.prepare(data, cfg)
+    _, hist, _ = runner.fit(prep, cfg, runner.weights_for(cfg, 1.0)[0], None, log=lambda s: None)
+    losses_ = [h["loss"][0] for h in hist]
+    assert losses_[-1] < 0.6 * losses_[0], losses_
+    terms = np.array([h["terms"][0] for h in hist])
+    assert np.all(terms[-1, [0, 1, 3]] < terms[0, [0, 1, 3]])  # angle, force, Hill all improve
+
+
+def test_vmapped_sweep_equals_separate_runs(data):
+    prep = runner.prepare(data, CFG)
+    lams = [0.0, 3.0]
+    w = runner.weights_for(CFG, lams)
+    swept, hist, _ = runner.fit(prep, CFG, w, None, log=lambda s: None)
+    for k in range(len(lams)):
+        single, h1, _ = runner.fit(prep, CFG, w[k], None, log=lambda s: None)
+        _params_close(train.unstack_state(swept, k).params, single.params, rtol=2e-3, atol=2e-5)
+        np.testing.assert_allclose([h["loss"][k] for h in hist], [h["loss"][0] for h in h1],
+                                   rtol=1e-4)
+
+
+def test_checkpoint_resume_equals_uninterrupted(data, tmp_path):
+    cfg = dataclasses.replace(CFG, epochs=3)
+    prep = runner.prepare(data, cfg)
+    w = runner.weights_for(cfg, 1.0)[0]
+    full, hist_full, _ = runner.fit(prep, cfg, w, str(tmp_path / "a"), log=lambda s: None)
+    runner.fit(prep, cfg, w, str(tmp_path / "b"), log=lambda s: None, stop_after_epochs=1)
+    assert sorted(os.listdir(tmp_path / "b" / "checkpoints")) == ["1"]
+    logs = []
+    resumed, hist_res, _ = runner.fit(prep, cfg, w, str(tmp_path / "b"), log=logs.append)
+    assert any("resuming from the checkpoint of epoch 1" in s for s in logs)
+    assert len(hist_res) == 3
+    _params_close(full.params, resumed.params, rtol=1e-6, atol=1e-7)
+    assert int(resumed.step) == int(full.step)
+    # a different config in the same workdir is refused
+    with pytest.raises(runner.ConfigMismatch, match="different seed"):
+        runner.fit(prep, dataclasses.replace(cfg, seed=1), w, str(tmp_path / "b"),
+                   log=lambda s: None)
+
+
+def test_divergence_stops_and_keeps_checkpoint(data, tmp_path):
+    prep = runner.prepare(data, CFG)
+    w = runner.weights_for(CFG, 1.0)[0]
+    runner.fit(prep, CFG, w, str(tmp_path / "d"), log=lambda s: None, stop_after_epochs=1)
+    prep.train.emg[:] = np.nan  # from here on every loss is NaN
+    with pytest.raises(runner.TrainingDiverged,
+                       match=r"diverged at epoch 2 .* checkpoint \(epoch 1\) is kept"):
+        runner.fit(prep, CFG, w, str(tmp_path / "d"), log=lambda s: None)
+    assert sorted(os.listdir(tmp_path / "d" / "checkpoints")) == ["1"]
+
+
+def test_autodiff_acceleration_equals_finite_difference():
+    head = models.ContinuousHead(2, 3, 0.1, (0.0, 0.1), (0.5, 0.4), (10.0, 20.0, 30.0))
+    z = jax.random.normal(jax.random.PRNGKey(0), (8,))
+    with jax.enable_x64(True):
+        params = head.init(jax.random.PRNGKey(1), z, 0.0)
+        params = jax.tree_util.tree_map(lambda x: x.astype(jnp.float64), params)
+        dec = lambda t: head.apply(params, z.astype(jnp.float64), t)
+        tau = jnp.float64(-0.03)
+        q, qd, qdd, f = models.kinematics(dec, tau)
+        h1 = 1e-6  # central-difference truncation error h^2 q'''/6 stays below 1e-8 relative
+        np.testing.assert_allclose(qd, (dec(tau + h1)[0] - dec(tau - h1)[0]) / (2 * h1),
+                                   rtol=1e-6, atol=1e-8)
+        h = 1e-4
+        qp, qm = dec(tau + h)[0], dec(tau - h)[0]
+        np.testing.assert_allclose(qdd, (qp - 2 * q + qm) / h**2, rtol=1e-4, atol=1e-6)
+        _, qd_fd, qdd_fd, _ = models.kinematics_fd(dec, tau, step_s=h)
+        np.testing.assert_allclose(qdd_fd, qdd, rtol=1e-4, atol=1e-6)
+        assert np.all(np.asarray(f) >= 0)
+
+
+def test_metrics_known_values():
+    true = np.array([0.0, 1.0, 2.0, 3.0])
+    m = train.regression_metrics(true + np.array([0.1, -0.1, 0.1, -0.1]), true)
+    assert m["rmse"] == pytest.approx(0.1) and m["nrmse"] == pytest.approx(0.1 / 3)
+    assert m["r2"] == pytest.approx(1 - 0.04 / 5.0)
+    assert train.regression_metrics(-true, true)["pearson_r"] == pytest.approx(-1.0)
+
+
+def test_streaming_chunk_size_invariant(data):
+    prep = runner.prepare(data, CFG)
+    tx = train.make_optimizer(CFG, 1)
+    st = train.init_state(prep.net, tx, prep.train.emg.shape[1:], 2, 5,
+                          np.asarray(prep.consts.bounds), 0)
+    cfg = emg.EnvelopeConfig(fs_hz=1000.0)
+    raw = 1e-4 * np.random.default_rng(0).standard_normal((1500, 5)).astype(np.float32)
+
+    def run(chunk):
+        s = Streamer(emg.EnvelopeFilter.from_config(cfg), data.normaliser_v[0], 10, prep.window,
+                     prep.net, st.params["net"])
+        out = [s.push(raw[i:i + chunk]) for i in range(0, len(raw), chunk)]
+        ticks = np.concatenate([t + i for (t, _, _), i in zip(out, range(0, len(raw), chunk))])
+        return ticks, np.concatenate([o[1] for o in out]), np.concatenate([o[2] for o in out])
+
+    t1, q1, f1 = run(1500)
+    t2, q2, f2 = run(37)
+    np.testing.assert_array_equal(t1, np.arange(0, 1500, 10))
+    np.testing.assert_array_equal(t1, t2)
+    np.testing.assert_allclose(q1, q2, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(f1, f2, rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- binaries
+
+
+def _bin(name, *args):
+    return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_binaries_end_to_end(tiny, tmp_path):
+    w = tmp_path / "run"
+    common = [f"--data_spec={tiny}", f"--workdir={w}", "--epochs=2", "--batch_size=64",
+              "--n_colloc=2"]
+    r = _bin("train", *common)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "epoch 2/2" in r.stderr and "windows/s" in r.stderr and "ETA" in r.stderr
+    m = json.load(open(w / "metrics.json"))
+    a = m["test"]["angle"]["wrist_flex"]
+    assert set(a) >= {"rmse", "rmse_deg", "nrmse", "r2", "pearson_r"}
+    assert set(m["test"]["force"]) == {"FCR", "FCU", "ECRL", "ECRB", "ECU", "mean"}
+    s1 = m["identified_params"]["s1"]["ECU"]
+    assert 0.5 <= s1["f_max_scale"] <= 1.5 and "f_max_scale_true" in s1
+    assert sorted(os.listdir(w / "plots")) == ["loss_curves.png", "test_s0_trial_1.png"]
+    # re-running the same command resumes and does no further epochs
+    r = _bin("train", *common)
+    assert r.returncode == 0 and "resuming from the checkpoint of epoch 2" in r.stderr
+    r = _bin("evaluate", f"--data_spec={tiny}", f"--workdir={w}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.load(open(w / "metrics.json"))["test"]["angle"]["wrist_flex"]["r2"] == \
+        pytest.approx(a["r2"], abs=1e-6)
+    out = tmp_path / "pred.csv"
+    emg_file = os.path.join(os.path.dirname(tiny), "s0", "trial_1", "emg.csv")
+    r = _bin("predict", f"--data_spec={tiny}", f"--workdir={w}", f"--emg={emg_file}",
+             f"--out={out}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = open(out).read().splitlines()
+    assert lines[0] == "time,wrist_flex_deg,FCR_n,FCU_n,ECRL_n,ECRB_n,ECU_n"
+    assert len(lines) == 401
+    sw = tmp_path / "sweep"
+    r = _bin("sweep", f"--data_spec={tiny}", f"--workdir={sw}", "--epochs=1", "--batch_size=64",
+             "--n_colloc=2", "--physics_weights=0,1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.load(open(sw / "sweep.json"))["results"]
+    assert [x["physics_weight"] for x in res] == [0.0, 1.0]
+    assert all("r2" in x["test"]["angle"]["wrist_flex"] for x in res)
+
+
+@pytest.mark.parametrize("name,args,msg", [
+    ("train", ["--data_spec=/no/such.toml"], "data spec not found"),
+    ("train", ["--label_fraction=0"], "--label_fraction=0.0 must be in (0, 1]"),
+    ("sweep", ["--physics_weights=a,b"], "--physics_weights='a,b' must be comma-separated"),
+    ("evaluate", [], "config.json: not found"),
+])
+def test_binaries_bad_input_one_line(tmp_path, name, args, msg):
+    r = _bin(name, f"--workdir={tmp_path / 'w'}", *args)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert msg in r.stderr.strip().splitlines()[-1] and "Traceback" not in r.stderr
+    assert not os.path.exists(tmp_path / "w" / "metrics.json")
+
+
+def test_help_lists_flags():
+    for name in ("train", "evaluate", "sweep", "predict", "simulate"):
+        r = _bin(name, "--help")
+        assert r.returncode == 0 and "--data_spec" in r.stdout, name
