@@ -11,7 +11,7 @@ import numpy as np
 from absl import flags
 
 from experiments.cli import UsageError
-from pinnmsk import plots, runner
+from pinnmsk import plots, runner, sharding
 from pinnmsk.data import dataset, spec
 from pinnmsk.train import TrainConfig
 
@@ -42,6 +42,24 @@ def define_train_flags() -> None:
     flags.DEFINE_integer("n_colloc", d.n_colloc, "Collocation times per window (physics terms).")
     flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Epochs between checkpoints.")
     flags.DEFINE_integer("seed", d.seed, "Random seed.")
+    flags.DEFINE_integer("mesh_sweep", 1, "Devices along the sweep (model) axis.")
+    flags.DEFINE_integer("mesh_data", 1, "Devices along the batch axis (data parallel).")
+    flags.DEFINE_string("coordinator_address", None,
+                        "Multi-host: address of process 0 for jax.distributed.initialize.")
+    flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+    flags.DEFINE_integer("process_id", None, "Multi-host: this process's id.")
+
+
+def mesh_from_flags():
+    """The device mesh the flags ask for, or None for the plain single-device program."""
+    sharding.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
+                                    FLAGS.process_id)
+    if FLAGS.mesh_sweep == 1 and FLAGS.mesh_data == 1:
+        return None
+    try:
+        return sharding.make_mesh(FLAGS.mesh_sweep, FLAGS.mesh_data)
+    except ValueError as e:
+        raise UsageError(f"--mesh_sweep/--mesh_data: {e}")
 
 
 def config_from_flags(physics_weight: float) -> TrainConfig:

@@ -20,7 +20,7 @@ from pinnmsk import runner
 FLAGS = flags.FLAGS
 common.define_data_flags()
 common.define_train_flags()
-flags.DEFINE_float("physics_weight", 1.0, "λ: weight of the dynamics and Hill residuals (0 = "
+flags.DEFINE_float("physics_weight", 10.0, "λ: weight of the dynamics and Hill residuals (0 = "
                                           "data-only baseline).")
 
 
@@ -34,10 +34,13 @@ def main(argv):
           f"{len(prep.train)} windows for {config.epochs} epochs", file=sys.stderr, flush=True)
     weights = runner.weights_for(config, config.physics_weight)[0]
     try:
-        state, history, _ = runner.fit(prep, config, weights, FLAGS.workdir)
+        state, history, _ = runner.fit(prep, config, weights, FLAGS.workdir,
+                                       mesh=common.mesh_from_flags())
     except runner.TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
+    except ValueError as e:  # mesh and batch sizes that do not fit together
+        raise cli.UsageError(str(e))
     block, per_trial = common.metrics_block(prep, state.params, config)
     runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
     runner.write_json(os.path.join(FLAGS.workdir, "history.json"), history)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from pinnmsk import dynamics, losses, train
+from pinnmsk import dynamics, losses, sharding, train
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.data.opensim import DataError
 from pinnmsk.losses import Batch, LossConstants
@@ -178,7 +178,7 @@ def _device_data(w: ds_lib.Windows) -> Batch:
                  jnp.asarray(w.has_forces, jnp.float32), jnp.asarray(w.subject))
 
 
-def make_step_fn(step, sweep: bool):
+def make_step_fn(step, sweep: bool, mesh=None):
     """jit(gather a batch on device + train step): ``(state, data, idx (S, B), i, weights)``.
 
     The epoch loop stays on the host, one dispatch per step. A ``lax.scan`` over the epoch would
@@ -190,6 +190,8 @@ def make_step_fn(step, sweep: bool):
     def one(state, data: Batch, idx, i, weights):
         ix = jax.lax.dynamic_index_in_dim(idx, i, keepdims=False)
         batch = jax.tree_util.tree_map(lambda a: a[ix], data)
+        if mesh is not None:
+            batch = sharding.constrain_batch(batch, mesh)
         return step(state, batch, weights)
 
     return jax.jit(one, donate_argnums=(0,))
@@ -197,11 +199,13 @@ def make_step_fn(step, sweep: bool):
 
 def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str | None,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
-        stop_after_epochs: int | None = None):
+        stop_after_epochs: int | None = None, mesh=None):
     """Train one model (``weights`` (4,)) or a vmapped sweep (``weights`` (K, 4)).
 
     Resumes from ``workdir``'s newest checkpoint if there is one. Returns (state, history);
     history is a list of per-epoch dicts. ``stop_after_epochs`` ends early (for tests of resume).
+    ``mesh`` (:func:`pinnmsk.sharding.make_mesh`): split the sweep over its ``"sweep"`` axis and
+    each batch over its ``"data"`` axis.
     Raises :class:`TrainingDiverged` if every model's loss becomes NaN/Inf.
     """
     sweep = weights.ndim == 2
@@ -226,8 +230,20 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
         if start:
             log(f"resuming from the checkpoint of epoch {start} in {workdir}/checkpoints")
     data = _device_data(prep.train)
-    step_fn = make_step_fn(step, sweep)
     w = jnp.asarray(weights, jnp.float32)
+    if mesh is not None:
+        if bs % mesh.shape["data"]:
+            raise ValueError(f"batch size {bs} is not divisible by the mesh's data axis "
+                             f"({mesh.shape['data']}); change --batch_size")
+        if sweep and len(weights) % mesh.shape["sweep"]:
+            raise ValueError(f"{len(weights)} sweep settings do not split over the mesh's sweep "
+                             f"axis ({mesh.shape['sweep']})")
+        if not sweep and mesh.shape["sweep"] != 1:
+            raise ValueError("a single run needs a mesh with sweep axis 1")
+        state = (sharding.shard_stacked if sweep else sharding.replicate)(state, mesh)
+        w = (sharding.shard_stacked if sweep else sharding.replicate)(w, mesh)
+        data = sharding.replicate(data, mesh)
+    step_fn = make_step_fn(step, sweep, mesh)
     end = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
     t0, done0 = time.time(), start
     diverged = np.zeros(len(weights) if sweep else 1, bool)

@@ -45,7 +45,7 @@ class TrainConfig:
 
     model: str = "cnn"
     accel: str = "autodiff"
-    physics_weight: float = 1.0
+    physics_weight: float = 10.0
     force_labels: bool = True
     label_fraction: float = 1.0
     epochs: int = 40
