@@ -11,7 +11,7 @@ import numpy as np
 from absl import flags
 
 from experiments.cli import UsageError
-from pinnmsk import plots, runner, sharding
+from pinnmsk import plots, runner, sharding, train
 from pinnmsk.data import dataset, spec
 from pinnmsk.train import TrainConfig
 
@@ -145,3 +145,26 @@ def as_float_list(text: str, flag: str) -> np.ndarray:
     if len(vals) == 0 or np.any(vals < 0):
         raise UsageError(f"--{flag} needs at least one non-negative number")
     return vals
+
+
+def fit_or_exit(prep, config: TrainConfig, weights):
+    """``runner.fit`` into --workdir on the flags' mesh; divergence exits 3, misfit sizes exit 2."""
+    try:
+        return runner.fit(prep, config, weights, FLAGS.workdir, mesh=mesh_from_flags())
+    except runner.TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(3)
+    except ValueError as e:  # mesh and batch sizes that do not fit together
+        raise UsageError(str(e))
+
+
+def restore_run(prep, config: TrainConfig):
+    """(epoch, state) of --workdir's newest checkpoint; a usage error if there is none."""
+    tx = train.make_optimizer(config, 1)  # the optimiser state's structure only
+    template = train.init_state(prep.net, tx, prep.train.emg.shape[1:],
+                                len(prep.data.subjects), prep.data.model.n_muscles,
+                                np.asarray(prep.consts.bounds), config.seed)
+    epoch, state, history = runner.restore_latest(FLAGS.workdir, template)
+    if epoch == 0:
+        raise UsageError(f"{FLAGS.workdir}/checkpoints: no checkpoint; train first")
+    return epoch, state, history

@@ -11,7 +11,7 @@ import numpy as np
 from absl import flags
 
 from experiments import cli, common
-from pinnmsk import runner, train
+from pinnmsk import runner
 
 FLAGS = flags.FLAGS
 common.define_data_flags()
@@ -24,13 +24,7 @@ def main(argv):
         raise cli.UsageError(f"{FLAGS.workdir} holds a sweep; its metrics are in sweep.json")
     data = common.load_data(FLAGS.data_spec)
     prep = runner.prepare(data, config)
-    tx = train.make_optimizer(config, max(len(prep.train) // min(config.batch_size,
-                                                                 len(prep.train)), 1))
-    template = train.init_state(prep.net, tx, prep.train.emg.shape[1:], len(data.subjects),
-                                data.model.n_muscles, np.asarray(prep.consts.bounds), config.seed)
-    epoch, state, history = runner.restore_latest(FLAGS.workdir, template)
-    if epoch == 0:
-        raise cli.UsageError(f"{FLAGS.workdir}/checkpoints: no checkpoint to evaluate")
+    epoch, state, history = common.restore_run(prep, config)
     block, per_trial = common.metrics_block(prep, state.params, config,
                                             {"checkpoint_epoch": epoch})
     runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)

@@ -18,7 +18,7 @@ import numpy as np
 from absl import flags
 
 from experiments import cli, common
-from pinnmsk import emg, runner, train
+from pinnmsk import emg, runner
 from pinnmsk.data import opensim
 from pinnmsk.streaming import Streamer
 
@@ -61,12 +61,7 @@ def main(argv):
     except ValueError as e:
         raise cli.UsageError(str(e))
     prep = runner.prepare(data, config)
-    tx = train.make_optimizer(config, 1)
-    template = train.init_state(prep.net, tx, prep.train.emg.shape[1:], len(data.subjects),
-                                data.model.n_muscles, np.asarray(prep.consts.bounds), config.seed)
-    epoch, state, _ = runner.restore_latest(FLAGS.workdir, template)
-    if epoch == 0:
-        raise cli.UsageError(f"{FLAGS.workdir}/checkpoints: no checkpoint; train first")
+    _, state, _ = common.restore_run(prep, config)
     cfg = emg.EnvelopeConfig(spec.emg.sampling_rate_hz, spec.emg.bandpass_hz,
                              spec.emg.bandpass_order, spec.emg.lowpass_hz, spec.emg.lowpass_order)
     streamer = Streamer(emg.EnvelopeFilter.from_config(cfg),

@@ -26,6 +26,8 @@ flags.DEFINE_float("duration_s", 20.0, "Trial length [s].")
 flags.DEFINE_float("emg_rate_hz", 1000.0, "Raw sEMG sampling rate and simulation rate [Hz].")
 flags.DEFINE_float("label_rate_hz", 100.0, "Kinematics/force rate [Hz]; must divide the EMG rate.")
 flags.DEFINE_float("variation", 0.15, "Relative spread of subject parameters.")
+flags.DEFINE_enum("emg_format", "csv", ["csv", "npz"],
+                  "Raw sEMG file format: csv (a lab export) or npz (float32, 4x smaller).")
 flags.DEFINE_integer("seed", 0, "Random seed (the dataset is a deterministic function of it).")
 
 
@@ -47,7 +49,7 @@ def main(argv):
     cfg = synthetic.SyntheticConfig(
         n_subjects=FLAGS.subjects, n_trials=FLAGS.trials, duration_s=FLAGS.duration_s,
         emg_rate_hz=FLAGS.emg_rate_hz, label_rate_hz=FLAGS.label_rate_hz,
-        variation=FLAGS.variation, seed=FLAGS.seed)
+        variation=FLAGS.variation, emg_format=FLAGS.emg_format, seed=FLAGS.seed)
     t0 = time.time()
     path = synthetic.generate(base_spec, base, os.path.abspath(FLAGS.out), cfg)
     print(f"wrote {path} ({cfg.n_subjects} subjects x {cfg.n_trials} trials) in "

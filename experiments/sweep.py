@@ -12,7 +12,6 @@ import dataclasses
 import os
 import sys
 
-import numpy as np
 from absl import flags
 
 from experiments import cli, common
@@ -33,14 +32,7 @@ def main(argv):
     weights = runner.weights_for(config, lams)
     print(f"sweep of {len(lams)} models (lambda = {', '.join(map(str, lams))}) on "
           f"{len(prep.train)} windows, {config.epochs} epochs", file=sys.stderr, flush=True)
-    try:
-        states, history, diverged = runner.fit(prep, config, weights, FLAGS.workdir,
-                                               mesh=common.mesh_from_flags())
-    except runner.TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(3)
-    except ValueError as e:  # mesh and batch sizes that do not fit together
-        raise cli.UsageError(str(e))
+    states, history, diverged = common.fit_or_exit(prep, config, weights)
     results = []
     for k, lam in enumerate(lams):
         entry = {"physics_weight": float(lam), "diverged": bool(diverged[k])}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 
-import numpy as np
 from absl import flags
 
 from experiments import cli, common
@@ -33,14 +32,7 @@ def main(argv):
           f"{'on' if config.force_labels else 'off'}, {prep.n_labelled} labelled windows) on "
           f"{len(prep.train)} windows for {config.epochs} epochs", file=sys.stderr, flush=True)
     weights = runner.weights_for(config, config.physics_weight)[0]
-    try:
-        state, history, _ = runner.fit(prep, config, weights, FLAGS.workdir,
-                                       mesh=common.mesh_from_flags())
-    except runner.TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(3)
-    except ValueError as e:  # mesh and batch sizes that do not fit together
-        raise cli.UsageError(str(e))
+    state, history, _ = common.fit_or_exit(prep, config, weights)
     block, per_trial = common.metrics_block(prep, state.params, config)
     runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
     runner.write_json(os.path.join(FLAGS.workdir, "history.json"), history)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import emg, losses, models, runner, train
+from pinnmsk import emg, models, runner, train
 from pinnmsk.data import dataset, spec, synthetic
 from pinnmsk.streaming import Streamer
 from tests.conftest import ROOT

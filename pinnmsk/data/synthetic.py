@@ -38,6 +38,7 @@ class SyntheticConfig:
       crosstalk: fraction of the other channels' signal in each channel.
       hum_v, noise_v: 50 Hz mains hum amplitude and sensor noise RMS [V].
       gain_v: (low, high) sEMG RMS at full excitation [V], random per channel and subject.
+      emg_format: ``"csv"`` (like a lab export) or ``"npz"`` (float32, 4x smaller).
       seed: everything is a deterministic function of it.
     """
 
@@ -52,6 +53,7 @@ class SyntheticConfig:
     hum_v: float = 5e-6
     noise_v: float = 3e-6
     gain_v: tuple = (3e-4, 1e-3)
+    emg_format: str = "csv"
     seed: int = 0
 
 
@@ -141,7 +143,12 @@ def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: Syntheti
             os.makedirs(d)
             raw = synthesize_emg(rng, np.asarray(traj.u[k]), config.emg_rate_hz, gains,
                                  config.crosstalk, config.hum_v, config.noise_v)
-            opensim.write_csv(os.path.join(d, "emg.csv"), np.asarray(t), names, raw)
+            emg_name = f"emg.{config.emg_format}"
+            if config.emg_format == "npz":
+                np.savez(os.path.join(d, emg_name), time=np.asarray(t, np.float64),
+                         **{m: raw[:, j].astype(np.float32) for j, m in enumerate(names)})
+            else:
+                opensim.write_csv(os.path.join(d, emg_name), np.asarray(t), names, raw)
             tl = np.asarray(t[::decim])
             opensim.write_opensim(os.path.join(d, "kinematics.mot"), "kinematics", tl, coords,
                                   np.rad2deg(traj.q[k][::decim]), in_degrees=True)
@@ -150,7 +157,7 @@ def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: Syntheti
                 opensim.write_opensim(os.path.join(d, f"{fname}.sto"), fname, tl, names,
                                       arr[k][::decim])
             rel = f"{subject}/{name}"
-            trials_doc.append({"subject": subject, "name": name, "emg": f"{rel}/emg.csv",
+            trials_doc.append({"subject": subject, "name": name, "emg": f"{rel}/{emg_name}",
                                "kinematics": f"{rel}/kinematics.mot",
                                "forces": f"{rel}/muscle_forces.sto"})
         rms = np.sqrt(np.mean(np.square(traj.q)))
