@@ -55,16 +55,20 @@ def _step_time(prep, cfg, weights, n_steps: int) -> float:
 
 
 def main(argv):
+    """Sections: ``steps``, ``sweep``, ``inference`` (all unless some are named)."""
     quick = "--quick" in argv
+    wanted = {a for a in argv if not a.startswith("--")} or {"steps", "sweep", "inference"}
     n_steps = 5 if quick else 20
     data = dataset.load_dataset(spec.load_spec(SPEC))
     cfg = train.TrainConfig(batch_size=256)
     prep = runner.prepare(data, cfg)
-    results = {"device": device_name()}
+    out_path = os.path.join(ROOT, "benchmarks", "results_training.json")
+    results = json.load(open(out_path)) if os.path.exists(out_path) else {}
+    results["device"] = device_name()
 
     # 1. PI step vs data-only step, CNN and baselines
     rows = []
-    for model in ("cnn", "mlp", "gru"):
+    for model in ("cnn", "mlp", "gru") if "steps" in wanted else ():
         p = runner.prepare(data, train.TrainConfig(model=model))
         t_data = _step_time(p, cfg, runner.weights_for(cfg, 0.0)[0], n_steps)
         t_pi = _step_time(p, cfg, runner.weights_for(cfg, 1.0)[0], n_steps)
@@ -76,21 +80,27 @@ def main(argv):
                      "PI / data-only cost": f"{t_pi / t_data:.2f}x"})
         if quick:
             break
-    print_table(f"train step, batch {cfg.batch_size}, 1 s windows", rows)
-    results["train_step"] = rows
+    if rows:
+        print_table(f"train step, batch {cfg.batch_size}, 1 s windows", rows)
+        results["train_step"] = rows
 
     # 2. vmapped sweep vs K sequential runs
     rows = []
-    t1 = _step_time(prep, cfg, runner.weights_for(cfg, 1.0)[0], n_steps)
-    for k in (1, 2, 4, 8, 16):
+    t1 = _step_time(prep, cfg, runner.weights_for(cfg, 1.0)[0], n_steps) if "sweep" in wanted \
+        else 0.0
+    for k in (1, 2, 4, 8, 16) if "sweep" in wanted else ():
         if quick and k > 4:
             break
         tk = _step_time(prep, cfg, runner.weights_for(cfg, np.linspace(0, 10, k)), n_steps)
         rows.append({"K": k, "vmapped step ms": f"{tk * 1e3:.1f}",
                      "K sequential steps ms": f"{k * t1 * 1e3:.1f}",
                      "speed-up": f"{k * t1 / tk:.2f}x"})
-    print_table("sweep: one vmapped program vs K sequential runs (per step)", rows)
-    results["sweep"] = rows
+    if rows:
+        print_table("sweep: one vmapped program vs K sequential runs (per step)", rows)
+        results["sweep"] = rows
+    if "inference" not in wanted:
+        _write(out_path, results)
+        return
 
     # 3. inference latency at batch 1 and 4. streaming throughput
     tx = train.make_optimizer(cfg, 1)
@@ -106,8 +116,7 @@ def main(argv):
         lat.append(time.perf_counter() - t0)
     lat = np.asarray(lat) * 1e3
     s = data.spec
-    raw = opensim.read_table(os.path.join(s.root, "s0", "trial_0", "emg.csv")).select(
-        list(s.emg.channels))
+    raw = opensim.read_table(s.resolve(s.trials[0].emg)).select(list(s.emg.channels))
     cfg_e = emg.EnvelopeConfig(s.emg.sampling_rate_hz, s.emg.bandpass_hz, s.emg.bandpass_order,
                                s.emg.lowpass_hz, s.emg.lowpass_order)
     rows = [{"benchmark": "inference batch 1 (jitted, CNN)", "median": f"{np.median(lat):.3f} ms",
@@ -128,7 +137,11 @@ def main(argv):
                      "p99": f"{wall / ((len(raw) - chunk) / chunk) * 1e3:.2f} ms per chunk"})
     print_table("inference", rows)
     results["inference"] = rows
-    with open(os.path.join(ROOT, "benchmarks", "results_training.json"), "w") as f:
+    _write(out_path, results)
+
+
+def _write(path, results):
+    with open(path, "w") as f:
         json.dump(results, f, indent=1)
 
 
