@@ -207,3 +207,11 @@ def test_help_lists_flags():
     for name in ("train", "evaluate", "sweep", "predict", "simulate"):
         r = _bin(name, "--help")
         assert r.returncode == 0 and "--data_spec" in r.stdout, name
+
+
+@pytest.mark.parametrize("kind,accel", [("mlp", "autodiff"), ("gru", "autodiff"), ("cnn", "fd")])
+def test_baselines_train(data, kind, accel):
+    cfg = dataclasses.replace(CFG, model=kind, accel=accel, epochs=3)
+    prep = runner.prepare(data, cfg)
+    _, hist, _ = runner.fit(prep, cfg, runner.weights_for(cfg, 1.0)[0], None, log=lambda s: None)
+    assert np.isfinite(hist[-1]["loss"][0]) and hist[-1]["loss"][0] < hist[0]["loss"][0]

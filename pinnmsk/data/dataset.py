@@ -89,9 +89,6 @@ class Windows:
     def __len__(self) -> int:
         return len(self.emg)
 
-    def take(self, idx) -> "Windows":
-        return Windows(*(getattr(self, f.name)[idx] for f in dataclasses.fields(self)))
-
 
 # --------------------------------------------------------------------------- model from spec
 
