@@ -1,9 +1,8 @@
-"""Shared plumbing for the absl binaries: one-line errors for user mistakes, progress lines."""
+"""Shared plumbing for the absl binaries: one-line errors for user mistakes, help text."""
 
 from __future__ import annotations
 
 import sys
-import time
 
 from absl import app, flags, logging
 
@@ -38,21 +37,3 @@ def help_text() -> str:
     mods = [m for m in flags.FLAGS.flags_by_module_dict()
             if m == sys.argv[0] or "experiments" in m]
     return "\n\n".join([doc] + [flags.FLAGS.module_help(m) for m in mods])
-
-
-class Progress:
-    """Throughput/ETA lines on stderr, at most every ``every_s`` seconds."""
-
-    def __init__(self, total: int, unit: str, every_s: float = 2.0):
-        self.total, self.unit, self.every_s = total, unit, every_s
-        self.t0 = self.last = time.time()
-
-    def update(self, done: int, extra: str = "", force: bool = False) -> None:
-        now = time.time()
-        if not force and now - self.last < self.every_s and done < self.total:
-            return
-        self.last = now
-        rate = done / max(now - self.t0, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else float("inf")
-        print(f"  {done}/{self.total} {self.unit} | {rate:.1f} {self.unit}/s | ETA {eta:.0f} s"
-              f"{' | ' + extra if extra else ''}", file=sys.stderr, flush=True)

@@ -95,7 +95,9 @@ def load_config(workdir: str) -> tuple[TrainConfig, dict]:
     return TrainConfig(**{k: v for k, v in rec.items() if k in fields}), rec
 
 
-def metrics_block(prep, params, config: TrainConfig, extra: dict | None = None) -> dict:
+def metrics_block(prep, params, config: TrainConfig, extra: dict | None = None
+                  ) -> tuple[dict, list]:
+    """The metrics.json document for ``params`` and the per-test-trial predictions for plots."""
     test, per_trial = runner.evaluate(prep, params)
     out = {"test": test, "identified_params": runner.identified_params(prep, params),
            "config": {**dataclasses.asdict(config), "data_spec": prep.data.spec.path},

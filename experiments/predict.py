@@ -54,8 +54,7 @@ def main(argv):
         if c not in table.columns:
             raise cli.UsageError(f"{FLAGS.emg}: no EMG column '{c}' (columns: "
                                  f"{', '.join(table.columns)}); the spec's emg.channels names it")
-    by_muscle = {m: c for c, m in spec.emg.channels.items()}
-    raw = table.select([by_muscle[m] for m in spec.muscle_names])
+    raw = table.select([spec.channel_of[m] for m in spec.muscle_names])
     try:
         emg.check_finite(raw, FLAGS.emg)
     except ValueError as e:

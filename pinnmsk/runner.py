@@ -48,6 +48,7 @@ class Prepared:
     window: int
     history: int
     n_labelled: int
+    predict: Callable  # jitted (variables, windows) -> (q, F) at tau = 0, compiled once per run
 
 
 def _label_mask(trials, fraction: float, seed: int, segment_s: float = 2.0) -> list:
@@ -117,7 +118,7 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     net = make_model(config.model, model.n_coords, model.n_muscles, spec.windows.history_s,
                      q_mean, q_std, f_scale, config.latent)
     return Prepared(data, tr, parts["test"], parts["validation"], consts, net, window, history,
-                    int(has_labels.sum()))
+                    int(has_labels.sum()), train.make_predict(net))
 
 
 def weights_for(config: TrainConfig, physics_weights) -> np.ndarray:
@@ -290,11 +291,10 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
 def evaluate(prep: Prepared, params, trials=None) -> tuple[dict, list]:
     """Metrics over ``trials`` (default: test) at τ = 0, and per-trial predictions for plots."""
     trials = prep.test_trials if trials is None else trials
-    predict = train.make_predict(prep.net)
     q_p, q_t, f_p, f_t, per_trial = [], [], [], [], []
     for tr in trials:
         w = ds_lib.make_windows([tr], prep.window, 1)
-        q, f = train.predict_windows(predict, params["net"], w.emg)
+        q, f = train.predict_windows(prep.predict, params["net"], w.emg)
         q_p.append(q)
         q_t.append(w.q[:, -1])
         if tr.forces_n is not None:

@@ -233,14 +233,8 @@ def _load_trial(spec: DataSpec, ts, env_filter, envelope_fn, min_samples: int):
         fv = _interp_nonfinite(fv, bad_f)
         forces = np.stack([np.interp(t, f_tab.time, fv[:, j]) for j in range(fv.shape[1])], 1)
         valid &= ~(np.interp(t, f_tab.time, bad_f.astype(float)) > 0)
-    # Reorder envelope columns to muscle order.
-    muscle_of = spec.emg.channels
-    order = [channels.index(next(c for c in channels if muscle_of[c] == m))
-             if any(muscle_of[c] == m for c in channels) else -1 for m in spec.muscle_names]
-    if -1 in order:
-        missing = spec.muscle_names[order.index(-1)]
-        raise DataError(f"{spec.path}: field 'emg.channels' maps no channel to muscle "
-                        f"'{missing}'; every muscle needs one EMG channel")
+    # Envelope columns in muscle order (the spec guarantees one channel per muscle).
+    order = [channels.index(spec.channel_of[m]) for m in spec.muscle_names]
     return t, env_t[:, order], q, forces, valid
 
 
@@ -268,12 +262,11 @@ def load_dataset(spec: DataSpec, progress: bool = False) -> Dataset:
     # Normalisers: MVC values, or a robust maximum per subject over its training trials
     # (EMG only, no labels; all its trials when a subject has none in training).
     m_names = spec.muscle_names
-    chan_of = {m: c for c, m in spec.emg.channels.items()}
     train_ids = {ts.id for ts in split_trials(spec, spec.trials)["train"]}
     norm = np.zeros((len(subjects), len(m_names)))
     for s, subj in enumerate(subjects):
         if spec.emg.normalisation == "mvc":
-            norm[s] = [spec.emg.mvc_v[chan_of[m]] for m in m_names]
+            norm[s] = [spec.emg.mvc_v[spec.channel_of[m]] for m in m_names]
             continue
         mine = [x for x in loaded if x[0].subject == subj]
         use = [x for x in mine if x[0].id in train_ids] or mine

@@ -186,6 +186,11 @@ class DataSpec:
     def muscle_names(self) -> tuple:
         return tuple(m.name for m in self.muscles)
 
+    @property
+    def channel_of(self) -> dict:
+        """Muscle name → EMG column (the inverse of ``emg.channels``)."""
+        return {m: c for c, m in self.emg.channels.items()}
+
     def resolve(self, rel: str) -> str:
         return rel if os.path.isabs(rel) else os.path.normpath(os.path.join(self.root, rel))
 
@@ -198,6 +203,21 @@ _BODY_FIELDS = {
 }
 _ID_DEFAULTS = {"f_max": (0.5, 1.5), "l_opt": (0.8, 1.2), "l_ts": (0.95, 1.05),
                 "emg_gain": (0.05, 1.0)}
+
+
+def _table_list(top: _Fields, raw: dict, key: str, what: str, build) -> list:
+    """Parse a non-empty array of tables ``[[key]]``, one ``build(fields)`` per entry."""
+    if not isinstance(raw.get(key), list) or not raw[key]:
+        raise DataError(f"{top.path}: field '{key}' is missing; add one [[{key}]] table per {what}")
+    top.used.add(key)
+    out = []
+    for i, entry in enumerate(raw[key]):
+        if not isinstance(entry, dict):
+            raise DataError(f"{top.path}: field '{key}[{i}]' must be a table ([[{key}]])")
+        f = _Fields(top.path, entry, f"{key}[{i}].")
+        out.append(build(f))
+        f.finish()
+    return out
 
 
 def load_spec(path: str) -> DataSpec:
@@ -250,21 +270,18 @@ def load_spec(path: str) -> DataSpec:
         raise DataError(f"{path}: field 'body.model' = '{model}' has {n_dof} coordinate(s) but "
                         f"labels.coordinates names {len(labels.coordinates)}; make them agree")
 
-    if not isinstance(raw.get("muscles"), list) or not raw["muscles"]:
-        raise DataError(f"{path}: field 'muscles' is missing; add one [[muscles]] table per muscle")
-    top.used.add("muscles")
-    muscles = []
-    for i, m in enumerate(raw["muscles"]):
-        f = _Fields(path, m, f"muscles[{i}].")
-        muscles.append(MuscleSpec(f.get("name", str), f.get("f_max_n", float),
-                                  f.get("l_opt_m", float), f.get("l_ts_m", float),
-                                  f.get("phi_opt_rad", float, 0.0)))
-        f.finish()
+    muscles = _table_list(top, raw, "muscles", "muscle", lambda f: MuscleSpec(
+        f.get("name", str), f.get("f_max_n", float), f.get("l_opt_m", float),
+        f.get("l_ts_m", float), f.get("phi_opt_rad", float, 0.0)))
     names = [m.name for m in muscles]
     for col, mus in emg.channels.items():
         if mus not in names:
             raise DataError(f"{path}: field 'emg.channels.{col}' maps to unknown muscle '{mus}' "
                             f"(muscles: {', '.join(names)}); fix the name")
+    unmapped = [m for m in names if m not in emg.channels.values()]
+    if unmapped:
+        raise DataError(f"{path}: field 'emg.channels' maps no channel to muscle "
+                        f"'{unmapped[0]}'; every muscle needs one EMG channel")
 
     idf = top.sub("identification", required=False)
     ident = {k: idf.get(k, ("pair",), v) for k, v in _ID_DEFAULTS.items()}
@@ -294,15 +311,9 @@ def load_spec(path: str) -> DataSpec:
                 raise DataError(f"{path}: field 'geometry.coefficients_m' has no entry for muscle "
                                 f"'{mname}'; add its polynomial coefficients")
 
-    if not isinstance(raw.get("trials"), list) or not raw["trials"]:
-        raise DataError(f"{path}: field 'trials' is missing; add one [[trials]] table per trial")
-    top.used.add("trials")
-    trials = []
-    for i, t in enumerate(raw["trials"]):
-        f = _Fields(path, t, f"trials[{i}].")
-        trials.append(TrialSpec(f.get("subject", str), f.get("name", str), f.get("emg", str),
-                                f.get("kinematics", str), f.get("forces", str, None)))
-        f.finish()
+    trials = _table_list(top, raw, "trials", "trial", lambda f: TrialSpec(
+        f.get("subject", str), f.get("name", str), f.get("emg", str), f.get("kinematics", str),
+        f.get("forces", str, None)))
     ids = [t.id for t in trials]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
