@@ -1,6 +1,6 @@
 """Predict joint angles and muscle forces from a raw sEMG file with a trained model, causally.
 
-  python -m experiments.predict --workdir=runs/default --emg=data/synthetic_wrist/s0/trial_2/emg.csv \
+  python -m experiments.predict --workdir=runs/default --emg=data/synthetic_wrist/s0/trial_5/emg.npz \
       --out=predictions.csv
 
 The EMG is streamed in chunks of --chunk_s through the causal filter (state carried between

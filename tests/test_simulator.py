@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -67,6 +68,9 @@ def test_simulate_binary_writes_loadable_dataset(tmp_path):
     mot = opensim.read_table(str(out / "s0" / "trial_0" / "kinematics.mot"))
     assert mot.in_degrees and len(mot.time) == 300
     assert not os.path.exists(str(out) + ".partial")
+    assert spec.load_spec(str(out / "spec.toml")).body.params["stiffness_nm"] == 1.5
+    truth = json.loads((out / "model.json").read_text())["subjects"]["s0"]["scales"]
+    assert 0.9 < truth["joint_stiffness"][0] < 1.1
 
 
 def test_simulate_binary_bad_flag_is_one_line(tmp_path):

@@ -34,10 +34,15 @@ class SyntheticConfig:
       label_rate_hz: kinematics/force sampling rate [Hz] (divides ``emg_rate_hz``).
       q_range_rad: (low, high) joint range the targets stay within [rad].
       variation: relative spread of subject parameters (F_max ±v, l_opt ±v/3, l_ts ±v/8,
-        body mass ±v/2), uniform.
+        body mass and joint stiffness ±v/2), uniform.
       crosstalk: fraction of the other channels' signal in each channel.
       hum_v, noise_v: 50 Hz mains hum amplitude and sensor noise RMS [V].
       gain_v: (low, high) sEMG RMS at full excitation [V], random per channel and subject.
+      joint_stiffness_nm: nominal passive flexion-extension stiffness of a 1-DOF joint [N m/rad]
+        (varied ±variation/2 per subject, written into the spec's body). Wrist rotations are
+        dominated by stiffness, not inertia (Charles & Hogan 2011; passive wrist stiffness is of
+        order 1 N m/rad, Formica et al. 2012); without it the hand posture is held by gravity and
+        co-contraction alone and hardly shows in the EMG. ``None`` keeps the base body's value.
       emg_format: ``"csv"`` (like a lab export) or ``"npz"`` (float32, 4x smaller).
       seed: everything is a deterministic function of it.
     """
@@ -53,6 +58,7 @@ class SyntheticConfig:
     hum_v: float = 5e-6
     noise_v: float = 3e-6
     gain_v: tuple = (3e-4, 1e-3)
+    joint_stiffness_nm: float | None = 1.5
     emg_format: str = "csv"
     seed: int = 0
 
@@ -69,6 +75,10 @@ def vary_subject(base: MskModel, rng: np.random.Generator, v: float):
         s = float(rng.uniform(1 - v / 2, 1 + v / 2))
         body = body.replace(mass_kg=body.mass_kg * s, inertia_kgm2=body.inertia_kgm2 * s)
         scales["body_mass"] = s
+    if hasattr(body, "stiffness_nm"):
+        s = float(rng.uniform(1 - v / 2, 1 + v / 2))
+        body = body.replace(stiffness_nm=body.stiffness_nm * s)
+        scales["joint_stiffness"] = s
     return model.replace(body=body), {k: np.atleast_1d(x).tolist() for k, x in scales.items()}
 
 
@@ -122,6 +132,10 @@ def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: Syntheti
     rng = np.random.default_rng(config.seed)
     key = jax.random.PRNGKey(config.seed)
     names, coords = base_spec.muscle_names, base_spec.labels.coordinates
+    body_params = dict(base_spec.body.params)
+    if config.joint_stiffness_nm is not None and hasattr(base.body, "stiffness_nm"):
+        body_params["stiffness_nm"] = float(config.joint_stiffness_nm)
+        base = base.replace(body=base.body.replace(stiffness_nm=jnp.float32(config.joint_stiffness_nm)))
     tmp = out_dir.rstrip("/") + ".partial"
     if os.path.exists(tmp):
         shutil.rmtree(tmp)
@@ -167,7 +181,7 @@ def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: Syntheti
     with open(os.path.join(tmp, "model.json"), "w") as f:
         json.dump({"generated_by": "python -m experiments.simulate", "config":
                    dataclasses.asdict(config), "subjects": truth}, f, indent=1)
-    doc = _spec_doc(base_spec, trials_doc, config)
+    doc = _spec_doc(base_spec, body_params, trials_doc, config)
     with open(os.path.join(tmp, "spec.toml"), "w") as f:
         f.write(dumps_toml(doc, "Synthetic dataset written by python -m experiments.simulate.\n"
                                 "Field reference: data_specs/README.md."))
@@ -191,7 +205,7 @@ def _write_geometry(out_dir, model: MskModel, names, coords, q_range) -> None:
                           "MomentArm", grid, names, arms)
 
 
-def _spec_doc(base: DataSpec, trials, config: SyntheticConfig) -> dict:
+def _spec_doc(base: DataSpec, body_params: dict, trials, config: SyntheticConfig) -> dict:
     e = base.emg
     high = min(e.bandpass_hz[1], 0.45 * config.emg_rate_hz)
     test = [f"{t['subject']}/{t['name']}" for t in trials if t["name"] == f"trial_{config.n_trials - 1}"]
@@ -204,7 +218,7 @@ def _spec_doc(base: DataSpec, trials, config: SyntheticConfig) -> dict:
                 "channels": {m: m for m in base.muscle_names}},
         "labels": {"rate_hz": config.label_rate_hz, "coordinates": list(base.labels.coordinates),
                    "coordinate_units": "file"},
-        "body": {"model": base.body.model, **base.body.params},
+        "body": {"model": base.body.model, **body_params},
         "muscles": [{"name": m.name, "f_max_n": m.f_max_n, "l_opt_m": m.l_opt_m,
                      "l_ts_m": m.l_ts_m, "phi_opt_rad": m.phi_opt_rad} for m in base.muscles],
         "identification": {k: list(v) for k, v in base.identification.items()},
