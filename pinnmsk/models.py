@@ -21,18 +21,25 @@ Array = jax.Array
 
 
 class CNNEncoder(nn.Module):
-    """1-D CNN over a window (W, C) → latent z (latent,). Causal padding: z depends on the past."""
+    """1-D CNN over a window (W, C) → latent z (latent,). Causal: z depends on the past only.
+
+    Layer i has ``features[i]`` channels and stride ``strides[i]``. An envelope low-passed at
+    a few Hz is oversampled at a 100 Hz label rate, so the deeper layers run at a lower rate;
+    each strided layer is padded on the left so that its last output still sees the window's
+    last sample (no look-ahead, no stale end).
+    """
 
     features: Sequence[int] = (32, 64, 64)
+    strides: Sequence[int] = (1, 2, 2)
     kernel: int = 5
     latent: int = 64
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         h = x
-        for i, f in enumerate(self.features):
-            h = nn.Conv(f, (self.kernel,), padding=[(self.kernel - 1, 0)], kernel_dilation=(1,),
-                        name=f"conv{i}")(h)
+        for i, (f, s) in enumerate(zip(self.features, self.strides)):
+            pad = self.kernel - 1 + (1 - h.shape[0]) % s
+            h = nn.Conv(f, (self.kernel,), strides=(s,), padding=[(pad, 0)], name=f"conv{i}")(h)
             h = nn.gelu(h)
         pooled = jnp.concatenate([h[-1], jnp.mean(h, axis=0)], axis=-1)
         return nn.Dense(self.latent, name="to_latent")(pooled)
