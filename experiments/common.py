@@ -36,6 +36,10 @@ def define_train_flags() -> None:
                          "physics terms).")
     flags.DEFINE_float("label_fraction", d.label_fraction,
                        "Fraction of training data (2-s segments, seeded) with force labels.")
+    flags.DEFINE_float("effort_weight", d.effort_weight,
+                       "Weight of the effort term mean (F/F_max)^2 (static optimisation's "
+                       "criterion) where the physics weight is > 0; it sets the co-contraction "
+                       "level when forces are unlabelled.")
     flags.DEFINE_integer("epochs", d.epochs, "Training epochs.")
     flags.DEFINE_integer("batch_size", d.batch_size, "Windows per step.")
     flags.DEFINE_float("learning_rate", d.learning_rate, "Peak Adam learning rate.")
@@ -72,8 +76,11 @@ def config_from_flags(physics_weight: float) -> TrainConfig:
         raise UsageError("--learning_rate must be > 0")
     if physics_weight < 0:
         raise UsageError("physics weights must be >= 0")
+    if FLAGS.effort_weight < 0:
+        raise UsageError(f"--effort_weight={FLAGS.effort_weight} must be >= 0")
     return TrainConfig(model=FLAGS.model, accel=FLAGS.accel, physics_weight=physics_weight,
                        force_labels=FLAGS.force_labels, label_fraction=FLAGS.label_fraction,
+                       effort_weight=FLAGS.effort_weight,
                        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
                        learning_rate=FLAGS.learning_rate, n_colloc=FLAGS.n_colloc,
                        checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)

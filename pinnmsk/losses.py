@@ -1,7 +1,7 @@
 """Data and physics losses of the physics-informed model (DESIGN.md "The physics-informed model").
 
-Loss weights are a run-time array ``[w_q, w_F, λ_dyn, λ_hill]`` (:data:`WEIGHT_NAMES`), so a sweep
-vmaps over them. Subject-specific physiological parameters θ are unconstrained arrays mapped into
+Loss weights are a run-time array ``[w_q, w_F, λ_dyn, λ_hill, λ_effort]`` (:data:`WEIGHT_NAMES`), so
+a sweep vmaps over them. Subject-specific physiological parameters θ are unconstrained arrays mapped into
 their bounds by a sigmoid (:func:`physio_scales`).
 """
 
@@ -18,14 +18,20 @@ from pinnmsk.models import kinematics, kinematics_fd
 from pinnmsk.msk import MskModel
 
 Array = jax.Array
-WEIGHT_NAMES = ("angle", "force", "dynamics", "hill")
+WEIGHT_NAMES = ("angle", "force", "dynamics", "hill", "effort")
 # Identified per subject and muscle, each bounded by a row of LossConstants.bounds.
 PHYSIO_NAMES = ("f_max", "l_opt", "l_ts", "emg_gain")
 
 
-def loss_weights(angle=1.0, force=1.0, dynamics=1.0, hill=1.0) -> Array:
-    """The weight vector (4,) in :data:`WEIGHT_NAMES` order."""
-    return jnp.asarray([angle, force, dynamics, hill], jnp.float32)
+def loss_weights(angle=1.0, force=1.0, dynamics=1.0, hill=1.0, effort=0.0) -> Array:
+    """The weight vector (5,) in :data:`WEIGHT_NAMES` order.
+
+    ``effort`` weighs mean (F/F_max)², the static-optimisation criterion. Without force labels
+    the joint torque fixes only the flexor-extensor difference, and F_max trades off against the
+    EMG gain, so the co-contraction level is not identified; a small effort weight picks the
+    least co-contraction that explains the motion, as static optimisation and CMC do.
+    """
+    return jnp.asarray([angle, force, dynamics, hill, effort], jnp.float32)
 
 
 class Batch(NamedTuple):
@@ -100,7 +106,7 @@ def _excitation_at(window: Array, tau: Array, rate_hz: float) -> Array:
 def example_losses(encode: Callable, decode: Callable, base: MskModel, physio_raw: dict,
                    consts: LossConstants, window: Array, q_hist: Array, f_hist: Array,
                    has_f: Array, subject: Array, key: Array, use_physics: bool) -> Array:
-    """The four unweighted loss terms (4,) for one window."""
+    """The unweighted loss terms (5,) for one window, in :data:`WEIGHT_NAMES` order."""
     h = q_hist.shape[0]
     z = encode(window)
     dec = lambda t: decode(z, t)
@@ -109,7 +115,7 @@ def example_losses(encode: Callable, decode: Callable, base: MskModel, physio_ra
     l_q = jnp.mean(((q_hat - q_hist) / consts.sigma_q) ** 2)
     l_f = has_f * jnp.mean(((f_hat - f_hist) / consts.sigma_f) ** 2)
     if not use_physics:
-        return jnp.stack([l_q, l_f, 0.0, 0.0])
+        return jnp.stack([l_q, l_f, 0.0, 0.0, 0.0])
     scales = physio_scales(physio_raw, consts.bounds)
     model = subject_model(base, scales, subject)
     tau_c = -consts.horizon_s * jax.random.uniform(key, (consts.n_colloc,))
@@ -122,16 +128,17 @@ def example_losses(encode: Callable, decode: Callable, base: MskModel, physio_ra
         a = muscle.activation_shape(jnp.clip(u, 0.0, 1.0), model.muscles.shape_a)
         f_hill = msk.muscle_forces(model, a, q, qd)
         hill = (f - f_hill) / base.muscles.f_max_n
-        return jnp.mean(res**2), jnp.mean(hill**2)
+        effort = f / base.muscles.f_max_n  # nominal F_max: the term does not move θ
+        return jnp.mean(res**2), jnp.mean(hill**2), jnp.mean(effort**2)
 
-    l_dyn, l_hill = jax.vmap(colloc)(tau_c)
-    return jnp.stack([l_q, l_f, jnp.mean(l_dyn), jnp.mean(l_hill)])
+    l_dyn, l_hill, l_eff = jax.vmap(colloc)(tau_c)
+    return jnp.stack([l_q, l_f, jnp.mean(l_dyn), jnp.mean(l_hill), jnp.mean(l_eff)])
 
 
 def batch_loss(encode: Callable, decode: Callable, base: MskModel, physio_raw: dict,
                consts: LossConstants, batch: Batch, weights: Array, key: Array,
                use_physics: bool) -> tuple[Array, Array]:
-    """Weighted total loss and the mean terms (4,) over a batch.
+    """Weighted total loss and the mean terms (5,) over a batch.
 
     The force term is averaged over labelled windows only, so its scale does not depend on the
     label fraction.

@@ -40,7 +40,7 @@ def plot_losses(path: str, history: list, labels=None) -> None:
 
     ep = [h["epoch"] for h in history]
     loss = np.array([h["loss"] for h in history])  # (E, K)
-    terms = np.array([h["terms"] for h in history])  # (E, K, 4)
+    terms = np.array([h["terms"] for h in history])  # (E, K, 5)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for k in range(loss.shape[1]):
         axes[0].plot(ep, loss[:, k], label=labels[k] if labels else None)

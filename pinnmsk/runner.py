@@ -122,9 +122,11 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
 
 
 def weights_for(config: TrainConfig, physics_weights) -> np.ndarray:
-    """Loss weight vectors (K, 4) for physics weights λ_k (angle 1, force 1 or 0, λ, λ)."""
+    """Loss weight vectors (K, 5) for physics weights λ_k: angle 1, force 1 (0 without labels),
+    dynamics λ, Hill λ, effort ``config.effort_weight`` where λ > 0."""
     wf = 1.0 if config.force_labels else 0.0
-    return np.stack([np.asarray(losses.loss_weights(1.0, wf, lam, lam))
+    return np.stack([np.asarray(losses.loss_weights(1.0, wf, lam, lam,
+                                                    config.effort_weight if lam > 0 else 0.0))
                      for lam in np.atleast_1d(physics_weights)])
 
 
@@ -201,7 +203,7 @@ def make_step_fn(step, sweep: bool, mesh=None):
 def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str | None,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
         stop_after_epochs: int | None = None, mesh=None):
-    """Train one model (``weights`` (4,)) or a vmapped sweep (``weights`` (K, 4)).
+    """Train one model (``weights`` (5,)) or a vmapped sweep (``weights`` (K, 5)).
 
     Resumes from ``workdir``'s newest checkpoint if there is one. Returns (state, history);
     history is a list of per-epoch dicts. ``stop_after_epochs`` ends early (for tests of resume).

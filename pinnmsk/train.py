@@ -35,6 +35,9 @@ class TrainConfig:
       physics_weight: λ, the weight of both physics residuals (0 = data only).
       force_labels: use force labels in the data term (False: angles only, label-free forces).
       label_fraction: fraction of training data (2-s segments) whose force labels are used.
+      effort_weight: weight of the effort term mean (F/F_max)² where λ > 0 (see
+        :func:`pinnmsk.losses.loss_weights`); it sets the co-contraction level when forces are
+        unlabelled. 0 leaves it out.
       epochs, batch_size, learning_rate, warmup_epochs, grad_clip: optimisation (Adam, warm-up
         then cosine decay, global-norm clipping).
       n_colloc: collocation times per window for the physics terms.
@@ -48,6 +51,7 @@ class TrainConfig:
     physics_weight: float = 10.0
     force_labels: bool = True
     label_fraction: float = 1.0
+    effort_weight: float = 0.0
     epochs: int = 40
     batch_size: int = 256
     learning_rate: float = 3e-3
@@ -96,7 +100,7 @@ def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
                     consts: LossConstants, use_physics: bool = True):
     """The pure step ``(state, batch, weights) -> (state, metrics)`` (not jitted: jit or vmap it).
 
-    metrics: {"loss": scalar, "terms": (4,) unweighted means, "grad_norm": scalar}.
+    metrics: {"loss": scalar, "terms": (5,) unweighted means, "grad_norm": scalar}.
     ``use_physics=False`` drops the physics terms from the program (data-only runs).
     """
 

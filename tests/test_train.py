@@ -51,6 +51,20 @@ def test_training_reduces_loss(data):
     assert np.all(terms[-1, [0, 1, 3]] < terms[0, [0, 1, 3]])  # angle, force, Hill all improve
 
 
+def test_effort_term_lowers_unlabelled_forces(data):
+    cfg = dataclasses.replace(CFG, epochs=6, force_labels=False, effort_weight=50.0)
+    w = runner.weights_for(cfg, [0.0, 1.0])
+    np.testing.assert_array_equal(w, [[1, 0, 0, 0, 0], [1, 0, 1, 1, 50]])  # effort only with λ > 0
+    prep = runner.prepare(data, cfg)
+    effort = {}
+    for e in (0.0, 50.0):
+        we = w[1].copy()
+        we[4] = e
+        _, hist, _ = runner.fit(prep, cfg, we, None, log=lambda s: None)
+        effort[e] = hist[-1]["terms"][0][4]
+    assert effort[50.0] < 0.5 * effort[0.0], effort
+
+
 def test_vmapped_sweep_equals_separate_runs(data):
     prep = runner.prepare(data, CFG)
     lams = [0.0, 3.0]
