@@ -92,8 +92,12 @@ class ContinuousHead(nn.Module):
     def __call__(self, z: Array, tau_s: Array) -> tuple[Array, Array]:
         s = tau_s / max(self.horizon_s, 1e-3)
         k = jnp.arange(1, self.n_freq + 1) * (jnp.pi / 2)
-        feats = jnp.concatenate([z, jnp.atleast_1d(s), jnp.sin(k * s), jnp.cos(k * s)])
-        h = nn.gelu(nn.Dense(self.hidden)(feats))
+        feats = jnp.concatenate([jnp.atleast_1d(s), jnp.sin(k * s), jnp.cos(k * s)])
+        # Dense([z, feats]) split in two: the z part does not depend on τ, so under vmap over
+        # times and jvp in τ it is computed once per window and has no tangent.
+        h = nn.Dense(self.hidden, name="from_z")(z) + nn.Dense(self.hidden, use_bias=False,
+                                                              name="from_tau")(feats)
+        h = nn.gelu(h)
         h = nn.gelu(nn.Dense(self.hidden)(h))
         out = nn.Dense(self.n_coords + self.n_muscles)(h)
         q = jnp.asarray(self.q_mean) + jnp.asarray(self.q_std) * out[: self.n_coords]

@@ -57,7 +57,7 @@ class TrainConfig:
     learning_rate: float = 3e-3
     warmup_epochs: int = 1
     grad_clip: float = 1.0
-    n_colloc: int = 4
+    n_colloc: int = 2
     latent: int = 64
     checkpoint_every: int = 5
     seed: int = 0
