@@ -31,8 +31,8 @@ def _step_time(prep, cfg, weights, n_steps: int) -> float:
     bs = cfg.batch_size
     tx = train.make_optimizer(cfg, 100)
     use_physics = bool(np.any(np.asarray(weights)[..., 2:] != 0))
-    step = train.make_train_step(prep.net, tx, prep.data.model, prep.consts, use_physics)
     sweep = weights.ndim == 2
+    step = runner.make_train_step(prep, tx, use_physics, sweep)
     init = lambda: train.init_state(prep.net, tx, prep.train.emg.shape[1:],
                                     len(prep.data.subjects), prep.data.model.n_muscles,
                                     np.asarray(prep.consts.bounds), 0)

@@ -19,11 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from pinnmsk import dynamics, losses, sharding, train
+from pinnmsk import dynamics, losses, models, sharding, train
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.data.opensim import DataError
 from pinnmsk.losses import Batch, LossConstants
-from pinnmsk.models import make_model
 from pinnmsk.train import TrainConfig
 
 
@@ -115,7 +114,7 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     consts = LossConstants(jnp.asarray(q_std, jnp.float32), jnp.asarray(sigma_f, jnp.float32),
                            jnp.asarray(tau_scale, jnp.float32), jnp.asarray(bounds), rate,
                            spec.windows.history_s, config.n_colloc, config.accel)
-    net = make_model(config.model, model.n_coords, model.n_muscles, spec.windows.history_s,
+    net = models.make_model(config.model, model.n_coords, model.n_muscles, spec.windows.history_s,
                      q_mean, q_std, f_scale, config.latent)
     return Prepared(data, tr, parts["test"], parts["validation"], consts, net, window, history,
                     int(has_labels.sum()), train.make_predict(net))
@@ -181,6 +180,13 @@ def _device_data(w: ds_lib.Windows) -> Batch:
                  jnp.asarray(w.has_forces, jnp.float32), jnp.asarray(w.subject))
 
 
+def make_train_step(prep: Prepared, tx, use_physics: bool, sweep: bool):
+    """The pure train step for ``prep``'s model; for a sweep, in the form that vmaps well
+    (:func:`pinnmsk.models.for_sweep`: same parameters and function)."""
+    net = models.for_sweep(prep.net) if sweep else prep.net
+    return train.make_train_step(net, tx, prep.data.model, prep.consts, use_physics)
+
+
 def make_step_fn(step, sweep: bool, mesh=None):
     """jit(gather a batch on device + train step): ``(state, data, idx (S, B), i, weights)``.
 
@@ -218,7 +224,7 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     tx = train.make_optimizer(config, steps)
     use_physics = bool(np.any(weights[..., 2:] != 0))
     base = prep.data.model
-    step = train.make_train_step(prep.net, tx, base, prep.consts, use_physics)
+    step = make_train_step(prep, tx, use_physics, sweep)
     init = lambda: train.init_state(prep.net, tx, prep.train.emg.shape[1:],
                                     len(prep.data.subjects), base.n_muscles,
                                     np.asarray(prep.consts.bounds), config.seed)

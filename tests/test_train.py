@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import flax.linen
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -142,6 +143,20 @@ def test_strided_cnn_is_causal_and_sees_the_last_sample(width, strides):
     assert dep[-1] > 0  # not stale: the newest sample reaches the end of every layer
     rf = 1 + sum((enc.kernel - 1) * int(np.prod(strides[:i])) for i in range(len(strides)))
     assert np.count_nonzero(dep) == rf  # exactly the causal receptive field, no padding leak
+
+
+@pytest.mark.parametrize("width,stride", [(100, 1), (100, 2), (37, 3)])
+def test_causal_conv_matmul_equals_lax_and_nn_conv(width, stride):
+    x = jax.random.normal(jax.random.PRNGKey(0), (width, 4))
+    lax_conv = models.CausalConv(8, 5, stride, "lax")
+    params = lax_conv.init(jax.random.PRNGKey(1), x)
+    y = lax_conv.apply(params, x)
+    np.testing.assert_allclose(models.CausalConv(8, 5, stride, "matmul").apply(params, x), y,
+                               rtol=1e-5, atol=1e-5)
+    pad = 4 + (1 - width) % stride
+    ref = flax.linen.Conv(8, (5,), strides=(stride,), padding=[(pad, 0)]).apply(params, x)
+    np.testing.assert_allclose(ref, y, rtol=1e-5, atol=1e-5)
+    assert y.shape == (-(-(width - 1) // stride) + 1, 8)
 
 
 def test_metrics_known_values():
