@@ -150,8 +150,16 @@ def restore_latest(workdir: str, template):
     step = mgr.latest_step()
     if step is None:
         return 0, template, []
-    got = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template),
-                                                    meta=ocp.args.JsonRestore()))
+    try:
+        got = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template),
+                                                        meta=ocp.args.JsonRestore()))
+    except ValueError as e:  # orbax: the saved tree does not match the model's
+        if "tree structures do not match" not in str(e) and "shape" not in str(e):
+            raise
+        raise ConfigMismatch(
+            f"{os.path.join(workdir, 'checkpoints', str(step))}: the checkpoint's parameters do "
+            f"not fit this version's model (it was written by another pinnmsk version or "
+            f"model); use a new --workdir or delete the old one") from None
     return int(step), got["state"], got["meta"]["history"]
 
 

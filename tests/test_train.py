@@ -95,6 +95,13 @@ def test_checkpoint_resume_equals_uninterrupted(data, tmp_path):
     with pytest.raises(runner.ConfigMismatch, match="different seed"):
         runner.fit(prep, dataclasses.replace(cfg, seed=1), w, str(tmp_path / "b"),
                    log=lambda s: None)
+    # a checkpoint whose parameters do not fit the model (e.g. from another version): one line
+    other = runner.prepare(data, dataclasses.replace(cfg, model="mlp"))
+    tx = train.make_optimizer(cfg, 1)
+    template = train.init_state(other.net, tx, other.train.emg.shape[1:], 2, 5,
+                                np.asarray(other.consts.bounds), 0)
+    with pytest.raises(runner.ConfigMismatch, match="do not fit this version's model"):
+        runner.restore_latest(str(tmp_path / "b"), template)
 
 
 def test_divergence_stops_and_keeps_checkpoint(data, tmp_path):
