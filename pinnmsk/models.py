@@ -132,9 +132,14 @@ class ContinuousHead(nn.Module):
         k = jnp.arange(1, self.n_freq + 1) * (jnp.pi / 2)
         feats = jnp.concatenate([jnp.atleast_1d(s), jnp.sin(k * s), jnp.cos(k * s)])
         # Dense([z, feats]) split in two: the z part does not depend on τ, so under vmap over
-        # times and jvp in τ it is computed once per window and has no tangent.
-        h = nn.Dense(self.hidden, name="from_z")(z) + nn.Dense(self.hidden, use_bias=False,
-                                                              name="from_tau")(feats)
+        # times and jvp in τ it is computed once per window and has no tangent. Each part is
+        # initialised as its rows of the joint layer would be (LeCun over the joint fan-in):
+        # a larger τ part would start q̈ ~10x larger and swamp the data terms.
+        n_in = z.shape[-1] + feats.shape[-1]
+        init = lambda n: nn.initializers.variance_scaling(n / n_in, "fan_in", "truncated_normal")
+        h = (nn.Dense(self.hidden, kernel_init=init(z.shape[-1]), name="from_z")(z)
+             + nn.Dense(self.hidden, use_bias=False, kernel_init=init(feats.shape[-1]),
+                        name="from_tau")(feats))
         h = nn.gelu(h)
         h = nn.gelu(nn.Dense(self.hidden)(h))
         out = nn.Dense(self.n_coords + self.n_muscles)(h)
