@@ -8,10 +8,11 @@ import os
 import sys
 
 import numpy as np
+import tensorboardX
 from absl import flags
 
 from experiments.cli import UsageError
-from pinnmsk import plots, runner, sharding, train
+from pinnmsk import losses, plots, runner, sharding, train
 from pinnmsk.data import dataset, spec
 from pinnmsk.train import TrainConfig
 
@@ -156,15 +157,44 @@ def as_float_list(text: str, flag: str) -> np.ndarray:
     return vals
 
 
-def fit_or_exit(prep, config: TrainConfig, weights):
-    """``runner.fit`` into --workdir on the flags' mesh; divergence exits 3, misfit sizes exit 2."""
+class Scalars:
+    """Per-epoch loss and loss terms as TensorBoard scalars under ``workdir/tensorboard``
+    (``tensorboard --logdir WORKDIR/tensorboard``); one run per model of a sweep, named by λ."""
+
+    def __init__(self, workdir: str, physics_weights):
+        lams = np.atleast_1d(physics_weights)
+        names = ["."] if len(lams) == 1 else [f"lambda_{k}_{lam:g}" for k, lam in enumerate(lams)]
+        self.dirs = [os.path.join(workdir, "tensorboard", n) for n in names]
+        self.writers = []  # opened at the first epoch, so a run that fails to start writes none
+
+    def __call__(self, record: dict) -> None:
+        if not self.writers:
+            self.writers = [tensorboardX.SummaryWriter(d) for d in self.dirs]
+        for w, loss, terms in zip(self.writers, record["loss"], record["terms"]):
+            w.add_scalar("loss/total", loss, record["epoch"])
+            for name, v in zip(losses.WEIGHT_NAMES, terms):
+                w.add_scalar(f"loss/{name}", v, record["epoch"])
+            w.flush()
+
+    def close(self) -> None:
+        for w in self.writers:
+            w.close()
+
+
+def fit_or_exit(prep, config: TrainConfig, weights, physics_weights):
+    """``runner.fit`` into --workdir on the flags' mesh, with TensorBoard scalars; divergence
+    exits 3, misfit sizes exit 2."""
+    scalars = Scalars(FLAGS.workdir, physics_weights)
     try:
-        return runner.fit(prep, config, weights, FLAGS.workdir, mesh=mesh_from_flags())
+        return runner.fit(prep, config, weights, FLAGS.workdir, mesh=mesh_from_flags(),
+                          on_epoch=scalars)
     except runner.TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
     except ValueError as e:  # mesh and batch sizes that do not fit together
         raise UsageError(str(e))
+    finally:
+        scalars.close()
 
 
 def restore_run(prep, config: TrainConfig):

@@ -32,7 +32,7 @@ def main(argv):
     weights = runner.weights_for(config, lams)
     print(f"sweep of {len(lams)} models (lambda = {', '.join(map(str, lams))}) on "
           f"{len(prep.train)} windows, {config.epochs} epochs", file=sys.stderr, flush=True)
-    states, history, diverged = common.fit_or_exit(prep, config, weights)
+    states, history, diverged = common.fit_or_exit(prep, config, weights, lams)
     results = []
     for k, lam in enumerate(lams):
         entry = {"physics_weight": float(lam), "diverged": bool(diverged[k])}

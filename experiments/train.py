@@ -32,7 +32,7 @@ def main(argv):
           f"{'on' if config.force_labels else 'off'}, {prep.n_labelled} labelled windows) on "
           f"{len(prep.train)} windows for {config.epochs} epochs", file=sys.stderr, flush=True)
     weights = runner.weights_for(config, config.physics_weight)[0]
-    state, history, _ = common.fit_or_exit(prep, config, weights)
+    state, history, _ = common.fit_or_exit(prep, config, weights, config.physics_weight)
     block, per_trial = common.metrics_block(prep, state.params, config)
     runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
     runner.write_json(os.path.join(FLAGS.workdir, "history.json"), history)

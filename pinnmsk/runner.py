@@ -216,13 +216,15 @@ def make_step_fn(step, sweep: bool, mesh=None):
 
 def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str | None,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
-        stop_after_epochs: int | None = None, mesh=None):
+        stop_after_epochs: int | None = None, mesh=None,
+        on_epoch: Callable[[dict], None] | None = None):
     """Train one model (``weights`` (5,)) or a vmapped sweep (``weights`` (K, 5)).
 
     Resumes from ``workdir``'s newest checkpoint if there is one. Returns (state, history);
     history is a list of per-epoch dicts. ``stop_after_epochs`` ends early (for tests of resume).
     ``mesh`` (:func:`pinnmsk.sharding.make_mesh`): split the sweep over its ``"sweep"`` axis and
-    each batch over its ``"data"`` axis.
+    each batch over its ``"data"`` axis. ``on_epoch(record)`` is called with each epoch's history
+    record ({"epoch", "loss" (K,), "terms" (K, 5)}), e.g. to write TensorBoard scalars.
     Raises :class:`TrainingDiverged` if every model's loss becomes NaN/Inf.
     """
     sweep = weights.ndim == 2
@@ -288,6 +290,8 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
         diverged |= now_bad
         history.append({"epoch": epoch + 1, "loss": np.atleast_1d(ep_loss).tolist(),
                         "terms": np.atleast_2d(terms).tolist()})
+        if on_epoch is not None:
+            on_epoch(history[-1])
         rate = (epoch + 1 - done0) * steps * bs / (time.time() - t0)
         eta = (end - epoch - 1) * steps * bs / rate
         tstr = " ".join(f"{k}={v:.3g}" for k, v in zip(losses.WEIGHT_NAMES,

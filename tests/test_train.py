@@ -219,6 +219,13 @@ def test_binaries_end_to_end(tiny, tmp_path):
     s1 = m["identified_params"]["s1"]["ECU"]
     assert 0.5 <= s1["f_max_scale"] <= 1.5 and "f_max_scale_true" in s1
     assert sorted(os.listdir(w / "plots")) == ["loss_curves.png", "test_s0_trial_1.png"]
+    tb = _scalars(w / "tensorboard")
+    assert [step for step, _ in tb["loss/total"]] == [1, 2]
+    assert set(tb) == {"loss/total", "loss/angle", "loss/force", "loss/dynamics", "loss/hill",
+                       "loss/effort"}
+    np.testing.assert_allclose([v for _, v in tb["loss/total"]],
+                               [h["loss"][0] for h in json.load(open(w / "history.json"))],
+                               rtol=1e-6)
     # re-running the same command resumes and does no further epochs
     r = _bin("train", *common)
     assert r.returncode == 0 and "resuming from the checkpoint of epoch 2" in r.stderr
@@ -241,6 +248,27 @@ def test_binaries_end_to_end(tiny, tmp_path):
     res = json.load(open(sw / "sweep.json"))["results"]
     assert [x["physics_weight"] for x in res] == [0.0, 1.0]
     assert all("r2" in x["test"]["angle"]["wrist_flex"] for x in res)
+    assert sorted(os.listdir(sw / "tensorboard")) == ["lambda_0_0", "lambda_1_1"]
+    assert [s for s, _ in _scalars(sw / "tensorboard" / "lambda_1_1")["loss/dynamics"]] == [1]
+
+
+def _scalars(folder) -> dict:
+    """{tag: [(step, value)]} from the TensorBoard event files in ``folder`` (TFRecord framing,
+    Event protos), read without TensorFlow."""
+    from tensorboardX.proto import event_pb2
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        if not name.startswith("events.out.tfevents"):
+            continue
+        data = open(os.path.join(folder, name), "rb").read()
+        pos = 0
+        while pos < len(data):
+            n = int.from_bytes(data[pos:pos + 8], "little")
+            ev = event_pb2.Event.FromString(data[pos + 12:pos + 12 + n])
+            pos += 12 + n + 4
+            for v in ev.summary.value:
+                out.setdefault(v.tag, []).append((ev.step, v.simple_value))
+    return out
 
 
 @pytest.mark.parametrize("name,args,msg", [
