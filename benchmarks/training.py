@@ -26,9 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = os.path.join(ROOT, "data_specs", "synthetic_wrist.toml")
 
 
-def _step_time(prep, cfg, weights, n_steps: int) -> float:
-    """Median wall time [s] of one jitted train step (gather + step) over ``n_steps`` calls."""
-    bs = cfg.batch_size
+def _step_program(prep, cfg, weights):
+    """(jitted gather + train step, initial state, device data) as ``runner.fit`` builds them."""
     tx = train.make_optimizer(cfg, 100)
     use_physics = bool(np.any(np.asarray(weights)[..., 2:] != 0))
     sweep = weights.ndim == 2
@@ -37,8 +36,13 @@ def _step_time(prep, cfg, weights, n_steps: int) -> float:
                                     len(prep.data.subjects), prep.data.model.n_muscles,
                                     np.asarray(prep.consts.bounds), 0)
     state = train.stack_states([init()] * len(weights)) if sweep else init()
-    fn = runner.make_step_fn(step, sweep)
-    data = runner._device_data(prep.train)
+    return runner.make_step_fn(step, sweep), state, runner._device_data(prep.train)
+
+
+def _step_time(prep, cfg, weights, n_steps: int) -> float:
+    """Median wall time [s] of one jitted train step (gather + step) over ``n_steps`` calls."""
+    bs = cfg.batch_size
+    fn, state, data = _step_program(prep, cfg, weights)
     idx = jnp.asarray(np.random.default_rng(0).permutation(len(prep.train))[: (n_steps + 2) * bs]
                       .reshape(n_steps + 2, bs))
     w = jnp.asarray(weights)
@@ -52,6 +56,26 @@ def _step_time(prep, cfg, weights, n_steps: int) -> float:
         jax.block_until_ready(m)
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def _step_gflop(prep, cfg, weights) -> float:
+    """XLA's FLOP count of one compiled (gather + train step) program [GFLOP]."""
+    fn, state, data = _step_program(prep, cfg, weights)
+    idx = jnp.zeros((1, cfg.batch_size), jnp.int32)
+    cost = fn.lower(state, data, idx, 0, jnp.asarray(weights)).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("flops", float("nan"))) / 1e9
+
+
+def _matmul_gflops() -> float:
+    """Sustained float32 matmul rate of this device (2048², jitted) [GFLOP/s]."""
+    a = jnp.ones((2048, 2048), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(f(a))
+    t0 = time.perf_counter()
+    for _ in range(10):
+        jax.block_until_ready(f(a))
+    return 2 * 2048**3 * 10 / (time.perf_counter() - t0) / 1e9
 
 
 def main(argv):
@@ -98,6 +122,12 @@ def main(argv):
     if rows:
         print_table("sweep: one vmapped program vs K sequential runs (per step)", rows)
         results["sweep"] = rows
+        gflop, peak = _step_gflop(prep, cfg, runner.weights_for(cfg, 1.0)[0]), _matmul_gflops()
+        bound = peak * t1 / gflop  # K·t1 / (K·gflop / peak): a sweep that ran at matmul peak
+        print(f"one PI step: {gflop:.2f} GFLOP in {t1 * 1e3:.1f} ms = {gflop / t1:.0f} GFLOP/s; "
+              f"matmul peak {peak:.0f} GFLOP/s, so no sweep can beat {bound:.1f}x here\n")
+        results["sweep_bound"] = {"step_gflop": gflop, "step_gflops": gflop / t1,
+                                  "matmul_peak_gflops": peak, "max_speedup": bound}
     if "inference" not in wanted:
         _write(out_path, results)
         return
