@@ -127,7 +127,7 @@ def test_autodiff_acceleration_equals_finite_difference():
         h1 = 1e-6  # central-difference truncation error h^2 q'''/6 stays below 1e-8 relative
         np.testing.assert_allclose(qd, (dec(tau + h1)[0] - dec(tau - h1)[0]) / (2 * h1),
                                    rtol=1e-6, atol=1e-8)
-        h = 1e-4
+        h = 2e-5  # truncation h^2 q(4)/12 ~ 1e-5 relative; round-off eps q/h^2 ~ 1e-6
         qp, qm = dec(tau + h)[0], dec(tau - h)[0]
         np.testing.assert_allclose(qdd, (qp - 2 * q + qm) / h**2, rtol=1e-4, atol=1e-6)
         _, qd_fd, qdd_fd, _ = models.kinematics_fd(dec, tau, step_s=h)
