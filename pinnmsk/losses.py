@@ -1,8 +1,8 @@
 """Data and physics losses of the physics-informed model (DESIGN.md "The physics-informed model").
 
-Loss weights are a run-time array ``[w_q, w_F, λ_dyn, λ_hill, λ_effort]`` (:data:`WEIGHT_NAMES`), so
-a sweep vmaps over them. Subject-specific physiological parameters θ are unconstrained arrays mapped into
-their bounds by a sigmoid (:func:`physio_scales`).
+Loss weights are a run-time array ``[w_q, w_F, λ_dyn, λ_hill, λ_effort]`` (:data:`WEIGHT_NAMES`),
+so a sweep vmaps over them. Subject-specific physiological parameters θ are unconstrained arrays
+mapped into their bounds by a sigmoid (:func:`physio_scales`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ def loss_weights(angle=1.0, force=1.0, dynamics=1.0, hill=1.0, effort=0.0) -> Ar
 
     ``effort`` weighs mean (F/F_max)², the static-optimisation criterion. Without force labels
     the joint torque fixes only the flexor-extensor difference, and F_max trades off against the
-    EMG gain, so the co-contraction level is not identified; a small effort weight picks the
-    least co-contraction that explains the motion, as static optimisation and CMC do.
+    EMG gain, so the co-contraction level is weakly identified; an effort weight prefers the
+    least co-contraction that explains the motion, as static optimisation and CMC do. Off by
+    default: on the OpenSim wrist sample it did not improve label-free forces.
     """
     return jnp.asarray([angle, force, dynamics, hill, effort], jnp.float32)
 

@@ -21,8 +21,9 @@ Array = jax.Array
 
 
 class CausalConv(nn.Module):
-    """Causal 1-D convolution (W, C) → (⌈(W − 1)/stride⌉ + 1, features) whose last output sees the
-    last input sample (left padding only). Parameters as ``nn.Conv``: kernel (k, C, F), bias (F,).
+    """Causal 1-D convolution (W, C) → (⌈(W − 1)/stride⌉ + 1, features) whose last output sees
+    the last input sample (left padding only). Parameters as ``nn.Conv``: kernel (k, C, F), bias
+    (F,).
 
     ``impl="lax"`` calls the convolution primitive. ``impl="matmul"`` unfolds the k taps and
     contracts them with one einsum: the same numbers, but under ``vmap`` over models (a sweep)

@@ -114,8 +114,8 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     consts = LossConstants(jnp.asarray(q_std, jnp.float32), jnp.asarray(sigma_f, jnp.float32),
                            jnp.asarray(tau_scale, jnp.float32), jnp.asarray(bounds), rate,
                            spec.windows.history_s, config.n_colloc, config.accel)
-    net = models.make_model(config.model, model.n_coords, model.n_muscles, spec.windows.history_s,
-                     q_mean, q_std, f_scale, config.latent)
+    net = models.make_model(config.model, model.n_coords, model.n_muscles,
+                            spec.windows.history_s, q_mean, q_std, f_scale, config.latent)
     return Prepared(data, tr, parts["test"], parts["validation"], consts, net, window, history,
                     int(has_labels.sum()), train.make_predict(net))
 
