@@ -135,8 +135,8 @@ def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: Syntheti
     body_params = dict(base_spec.body.params)
     if config.joint_stiffness_nm is not None and hasattr(base.body, "stiffness_nm"):
         body_params["stiffness_nm"] = float(config.joint_stiffness_nm)
-        k = jnp.float32(config.joint_stiffness_nm)
-        base = base.replace(body=base.body.replace(stiffness_nm=k))
+        stiffness = jnp.float32(config.joint_stiffness_nm)
+        base = base.replace(body=base.body.replace(stiffness_nm=stiffness))
     tmp = out_dir.rstrip("/") + ".partial"
     if os.path.exists(tmp):
         shutil.rmtree(tmp)
