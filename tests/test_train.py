@@ -285,7 +285,7 @@ def test_binaries_bad_input_one_line(tmp_path, name, args, msg):
 
 
 def test_help_lists_flags():
-    for name in ("train", "evaluate", "sweep", "predict", "simulate"):
+    for name in ("train", "evaluate", "sweep", "predict", "simulate", "diagnose"):
         r = _bin(name, "--help")
         assert r.returncode == 0 and "--data_spec" in r.stdout, name
 

@@ -1,0 +1,189 @@
+"""What a dataset can give before training: ceilings on the angle and label-free forces.
+
+  python -m experiments.diagnose --data_spec=data_specs/opensim_wrist_sample.toml
+
+On the spec's train/test split, without any network, it reports test R² of:
+  - the joint angle decoded from the recent EMG envelope by ridge regression (a linear ceiling on
+    how much of the angle the EMG carries), and from recorded forces by the same decoder;
+  - muscle forces from the two classical label-free routes, both driven by the joint torque
+    that the recorded kinematics require: per-muscle EMG gains fitted to that torque (as
+    EMG-driven models are calibrated), and static optimisation (least Σ activation²).
+If the EMG decodes the angle poorly, or the torque-driven forces are far from recorded ones
+(co-contraction makes no net torque, so its level is invisible to kinematics), the
+physics-informed CNN cannot be expected to do better on that account. Ridge strengths are
+chosen on the test trials, so the ceilings are optimistic.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+from absl import flags
+
+from experiments import cli, common
+from pinnmsk import diagnostics, runner, train
+from pinnmsk.data import opensim
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_spec", common.DEFAULT_SPEC, "Data spec (TOML); see data_specs/README.md.")
+flags.DEFINE_float("history_s", None,
+                   "EMG history the angle decoder sees [s]; default: the spec's window length.")
+flags.DEFINE_integer("n_lags", 10, "Lagged copies of the envelope, spread over --history_s.")
+flags.DEFINE_string("out", None, "Also write the figures to this JSON file.")
+flags.DEFINE_string("activations", None,
+                    "For simulated data: file name of the true activations table (one column per "
+                    "muscle, e.g. activations.sto) in each trial's EMG folder. Adds the same "
+                    "figures with activations in place of the EMG envelope.")
+
+
+def read_activations(data, name: str) -> dict:
+    """{trial id: (T, M) activations at the label times} from ``name`` beside each EMG file."""
+    out = {}
+    for ts in data.spec.trials:
+        path = os.path.join(os.path.dirname(data.spec.resolve(ts.emg)), name)
+        if not os.path.exists(path):
+            raise cli.UsageError(f"{path}: not found (--activations={name}); give the name of "
+                                 "the activations table that lies beside each trial's EMG file")
+        table = opensim.read_table(path)
+        t = next(tr for tr in data.trials if tr.id == ts.id)
+        a = table.select(data.spec.muscle_names)
+        out[ts.id] = np.stack([np.interp(t.time_s, table.time, c) for c in a.T], axis=1)
+    return out
+
+
+def _angle_rows(train_trials, test_trials, lags, sources: dict) -> dict:
+    """{"angle_from_<source>": ridge R² by strength} for each source(trial) -> (T, C) signal."""
+    rows = {}
+    for key, signal in sources.items():
+        trials = train_trials + test_trials
+        if any(signal(t) is None for t in trials):
+            continue
+
+        def stack(trials):
+            xs = [diagnostics.lagged(signal(t), lags) for t in trials]
+            return np.concatenate(xs), np.concatenate([t.q_rad[int(lags.max()):] for t in trials])
+
+        rows[f"angle_from_{key}"] = diagnostics.ridge_r2(*stack(train_trials),
+                                                         *stack(test_trials))
+    return rows
+
+
+def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
+    """Torque-calibrated gains and test-force R² for each drive (EMG, activations), and for
+    static optimisation; with activations also Hill forces at gain 1 (the model's ceiling)."""
+    model, names = data.model, data.spec.muscle_names
+    cache = {}
+
+    def problem(t, excitation):
+        if t.id not in cache:
+            cache[t.id] = diagnostics.derivatives(t.time_s, t.q_rad)
+        return diagnostics.torque_problem(model, t.q_rad, *cache[t.id], excitation)
+
+    rows, preds = {}, {}
+    for key, drive in drives.items():
+        gains = {}
+        for s, subject in enumerate(data.subjects):
+            mine = [t for t in train_trials if t.subject == s] or train_trials  # pooled if none
+            parts = [problem(t, drive(t)) for t in mine]
+            g, rms = diagnostics.calibrate_gains(np.concatenate([p[0] for p in parts]),
+                                                 np.concatenate([p[1] for p in parts]))
+            gains[subject] = {"gains": dict(zip(names, g.tolist())), "torque_rms_nm": rms}
+        rows[f"gains_fitted_to_torque_{key}"] = gains
+        preds[f"torque_calibrated_{key}"] = []
+        if key == "activations":
+            preds["hill_activations"] = []
+        for t in test_trials:
+            _, _, passive, active = problem(t, drive(t))
+            g = np.asarray(list(gains[data.subjects[t.subject]]["gains"].values()))
+            preds[f"torque_calibrated_{key}"].append(passive + g * drive(t) * active)
+            if key == "activations":
+                preds["hill_activations"].append(passive + drive(t) * active)
+    preds["static_optimisation"] = []
+    for t in test_trials:
+        a_mat, b_vec, passive, active = problem(t, np.ones_like(t.excitation))
+        a = diagnostics.static_optimisation(a_mat, b_vec, model.n_coords)
+        preds["static_optimisation"].append(passive + a * active)
+    if any(t.forces_n is None for t in test_trials):
+        return rows
+    true = np.concatenate([t.forces_n for t in test_trials])
+    torques = [diagnostics.net_and_gross_torque(model, t.q_rad, t.forces_n)
+               for t in train_trials + test_trials if t.forces_n is not None]
+    net = np.concatenate([n for n, _ in torques])
+    rows["net_over_gross_torque"] = float(np.sqrt(np.mean(net**2)) / np.mean(
+        np.concatenate([g for _, g in torques])))
+    for key, pred in preds.items():
+        pred = np.concatenate(pred)
+        per = {m: train.regression_metrics(pred[:, i], true[:, i])["r2"]
+               for i, m in enumerate(names)}
+        rows[f"force_from_{key}"] = {"per_muscle": per, "mean": float(np.mean(list(per.values())))}
+    return rows
+
+
+def main(argv):
+    del argv
+    data = common.load_data(FLAGS.data_spec)
+    split = data.split()
+    if not split["train"] or not split["test"]:
+        raise cli.UsageError(f"{FLAGS.data_spec}: the split needs training and test trials "
+                             "(field 'split.test')")
+    history_s = FLAGS.history_s if FLAGS.history_s is not None else data.spec.windows.length_s
+    if history_s < 0 or FLAGS.n_lags < 1:
+        raise cli.UsageError("--history_s must be >= 0 and --n_lags >= 1")
+    lags = np.unique(np.round(np.linspace(0, history_s * data.rate_hz, FLAGS.n_lags)).astype(int))
+    shortest = min(len(t.time_s) for t in data.trials)
+    if lags.max() >= shortest:
+        raise cli.UsageError(f"--history_s={history_s} is longer than the shortest trial "
+                             f"({shortest / data.rate_hz:.2f} s)")
+    print("fitting the decoders and the torque-driven force models", file=sys.stderr, flush=True)
+    rows = {"dataset": data.spec.name, "history_s": history_s,
+            "train_trials": [t.id for t in split["train"]],
+            "test_trials": [t.id for t in split["test"]]}
+    drives = {"emg": lambda t: t.excitation}
+    if FLAGS.activations:
+        acts = read_activations(data, FLAGS.activations)
+        drives["activations"] = lambda t: acts[t.id]
+    sources = {**drives, "forces": lambda t: t.forces_n}
+    rows.update(_angle_rows(split["train"], split["test"], lags, sources))
+    rows.update(_force_rows(data, split["train"], split["test"], drives))
+    print(table(rows))
+    if FLAGS.out:
+        runner.write_json(FLAGS.out, rows)
+
+
+ROWS = (("angle_from_emg", "angle from EMG"),
+        ("angle_from_activations", "angle from true activations"),
+        ("angle_from_forces", "angle from recorded forces"),
+        ("force_from_torque_calibrated_emg", "force, EMG gains fitted to the torque"),
+        ("force_from_torque_calibrated_activations", "force, activation gains fitted to torque"),
+        ("force_from_hill_activations", "force, Hill with true activations"),
+        ("force_from_static_optimisation", "force, static optimisation"))
+
+
+def table(rows: dict) -> str:
+    """The figures as a text table (the best ridge strength per angle decoder)."""
+    out = [f"{rows['dataset']}: {len(rows['train_trials'])} training, "
+           f"{len(rows['test_trials'])} test trial(s); angle decoders: ridge on "
+           f"{rows['history_s']:g} s of history", f"{'':42s} test R^2"]
+    for key, what in ROWS:
+        if key not in rows:
+            continue
+        if key.startswith("angle"):
+            out.append(f"{what:42s} {max(rows[key].values()):8.3f}")
+        else:
+            per = " ".join(f"{m} {v:.2f}" for m, v in rows[key]["per_muscle"].items())
+            out.append(f"{what:42s} {rows[key]['mean']:8.3f}   ({per})")
+    if "net_over_gross_torque" in rows:
+        out.append(f"recorded forces: RMS net muscle torque / mean gross (sum of |r F|) = "
+                   f"{rows['net_over_gross_torque']:.3f}")
+    for key in [k for k in rows if k.startswith("gains_fitted_to_torque_")]:
+        for subject, g in rows[key].items():
+            gains = " ".join(f"{m} {v:.3f}" for m, v in g["gains"].items())
+            out.append(f"{key[23:]} gains fitted to torque, {subject}: {gains} "
+                       f"(residual {g['torque_rms_nm']:.3f} N m RMS)")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,128 @@
+"""What a dataset can tell before any network is trained: model-free ceilings and physics-only fits.
+
+Two questions decide whether the physics-informed CNN can reach good accuracy on a dataset:
+
+- *Does the EMG carry the joint angle?* :func:`ridge_r2` on lagged envelopes (:func:`lagged`)
+  gives a linear ceiling from the recent EMG history; the same decoder on recorded forces shows
+  how much of the angle the forces carry (through force-length and passive force).
+- *Do the kinematics fix the forces?* The joint torque that the kinematics require is
+  Σ_i r_i(q) F_i, and with F_i = F_passive,i(q) + g_i e_i F_active,i(q, q̇) (Hill, activation
+  g_i e_i) it is linear in the per-muscle EMG gains g (:func:`torque_problem`). Solving it
+  (:func:`calibrate_gains`, as EMG-driven models are calibrated) or sharing the torque by
+  least activation (:func:`static_optimisation`) are the two classical label-free routes; how
+  far their forces fall from recorded ones bounds what the physics terms alone can identify.
+  In one degree of freedom, co-contraction makes no net torque, so its level is invisible to
+  both.
+
+Everything here takes and returns arrays (SI units); the ``experiments.diagnose`` binary does
+the reading and printing.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.interpolate import make_interp_spline
+from scipy.optimize import nnls
+
+from pinnmsk import dynamics, msk
+from pinnmsk.msk import MskModel
+
+
+def lagged(x: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """Rows [x(t), x(t − l₁), …] for t ≥ max lag: (T − L, C · len(lags)) from x (T, C)."""
+    top = int(np.max(lags))
+    return np.concatenate([x[top - l:len(x) - l] for l in lags], axis=1)
+
+
+def ridge_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+             alphas=(1e-2, 1.0, 1e2, 1e4)) -> dict:
+    """Test R² (mean over the columns of y) of ridge regression, {alpha: R²}.
+
+    Features are standardised on the training rows; ``alpha`` is the ridge penalty on the
+    standardised weights. x: (N, D); y: (N, k) or (N,).
+    """
+    y_train = np.asarray(y_train, float).reshape(len(y_train), -1)
+    y_test = np.asarray(y_test, float).reshape(len(y_test), -1)
+    mu, sd = x_train.mean(0), x_train.std(0) + 1e-12
+    xs, xt = (x_train - mu) / sd, (x_test - mu) / sd
+    y_mu = y_train.mean(0)
+    gram, rhs = xs.T @ xs, xs.T @ (y_train - y_mu)
+    out = {}
+    for a in alphas:
+        w = np.linalg.solve(gram + a * np.eye(len(gram)), rhs)
+        pred = xt @ w + y_mu
+        ss = ((y_test - y_test.mean(0)) ** 2).sum(0)
+        out[float(a)] = float(np.mean(1.0 - ((pred - y_test) ** 2).sum(0) / ss))
+    return out
+
+
+def derivatives(time_s: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """q̇, q̈ (T, n) of a sampled trajectory q (T, n) by a quintic interpolating spline."""
+    s = make_interp_spline(time_s, q, k=5, axis=0)
+    return s.derivative(1)(time_s), s.derivative(2)(time_s)
+
+
+def torque_problem(model: MskModel, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray,
+                   excitation: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                    np.ndarray]:
+    """The joint torque balance as a linear problem in per-muscle EMG gains.
+
+    With activation a_i = g_i e_i and rigid-tendon Hill forces, F_i = P_i + g_i e_i U_i, where
+    P_i is the passive and U_i the full-activation active force at (q, q̇). The required torque
+    τ(q, q̇, q̈) = Σ_i r_i F_i then reads ``A g = b``.
+
+    Args:
+      q, qd, qdd: (T, n) [rad, rad/s, rad/s²]; excitation: (T, M) normalised EMG e.
+    Returns:
+      A: (T·n, M) [N m per unit gain]; b: (T·n,) [N m]; P, U: (T, M) [N].
+    """
+    f = jax.jit(jax.vmap(lambda a, q_, qd_: msk.muscle_forces(model, a, q_, qd_),
+                         in_axes=(None, 0, 0)))
+    qj, qdj = jnp.asarray(q, jnp.float32), jnp.asarray(qd, jnp.float32)
+    m = model.n_muscles
+    passive = np.asarray(f(jnp.zeros(m), qj, qdj), float)
+    active = np.asarray(f(jnp.ones(m), qj, qdj), float) - passive
+    arms = np.asarray(jax.vmap(model.geometry.moment_arms)(qj), float)  # (T, M, n)
+    tau = np.asarray(jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(model.body, a, b, c))(
+        qj, qdj, jnp.asarray(qdd, jnp.float32)), float)  # (T, n)
+    a_mat = np.einsum("tmn,tm->tnm", arms, excitation * active)
+    b_vec = tau - np.einsum("tmn,tm->tn", arms, passive)
+    return a_mat.reshape(-1, m), b_vec.reshape(-1), passive, active
+
+
+def net_and_gross_torque(model: MskModel, q: np.ndarray, forces_n: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Net muscle torque Σ_i r_i F_i and gross torque Σ_i |r_i F_i|, each (T, n) [N m].
+
+    Their ratio measures co-contraction: where the net torque is a small fraction of the gross,
+    a relative error ε in every force is an error of about ε · gross/net in the net torque, so
+    the torque (hence the kinematics) pins the forces only to within ε ≈ net/gross.
+    """
+    arms = np.asarray(jax.vmap(model.geometry.moment_arms)(jnp.asarray(q, jnp.float32)), float)
+    per = arms * np.asarray(forces_n, float)[:, :, None]  # (T, M, n)
+    return per.sum(1), np.abs(per).sum(1)
+
+
+def calibrate_gains(a_mat: np.ndarray, b_vec: np.ndarray) -> tuple[np.ndarray, float]:
+    """Non-negative least-squares gains g (M,) for ``A g = b`` and the RMS torque residual [N m]."""
+    g, _ = nnls(a_mat, b_vec)
+    return g, float(np.sqrt(np.mean((a_mat @ g - b_vec) ** 2)))
+
+
+def static_optimisation(a_mat: np.ndarray, b_vec: np.ndarray, n_coords: int = 1,
+                        torque_weight: float = 1e3) -> np.ndarray:
+    """Unit-gain activations (T, M) ≥ 0 minimising Σ a² with the torque met, one NNLS per sample.
+
+    ``a_mat``, ``b_vec``: :func:`torque_problem` built with ``excitation = 1`` (so ``a_mat`` rows
+    are r U); the torque equality is a heavily weighted least-squares row per coordinate.
+    """
+    a3 = a_mat.reshape(-1, n_coords, a_mat.shape[1])
+    b2 = b_vec.reshape(-1, n_coords)
+    m = a3.shape[2]
+    out = np.empty((len(a3), m))
+    for k in range(len(a3)):
+        lhs = np.vstack([torque_weight * a3[k], np.eye(m)])
+        out[k], _ = nnls(lhs, np.concatenate([torque_weight * b2[k], np.zeros(m)]))
+    return out

@@ -1,0 +1,108 @@
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pinnmsk import diagnostics, simulator
+from pinnmsk.data import dataset, spec, synthetic
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def model():
+    path = ROOT / "data_specs" / "opensim_wrist_sample.toml"
+    return dataset.build_model(spec.load_spec(str(path)))
+
+
+@pytest.fixture(scope="module")
+def trajectory(model):
+    dt, n = 1e-3, 4000
+    t = jnp.arange(n) * dt
+    target = simulator.random_target(jax.random.PRNGKey(3), t, jnp.array([-0.8]), jnp.array([0.8]))
+    cc = simulator.random_cocontraction(jax.random.PRNGKey(4), t, model.n_muscles)
+    return jax.jit(lambda m: simulator.simulate_tracking(m, target, cc, dt))(model)
+
+
+def test_ridge_r2_separates_signal_from_noise():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 8))
+    y = x @ rng.normal(size=8) + 0.01 * rng.normal(size=600)
+    fit = diagnostics.ridge_r2(x[:400], y[:400], x[400:], y[400:])
+    assert fit[1e-2] > 0.999
+    noise = diagnostics.ridge_r2(x[:400], rng.normal(size=400), x[400:], rng.normal(size=200))
+    assert max(noise.values()) < 0.05
+    lag = diagnostics.lagged(np.arange(10.0)[:, None], np.array([0, 3]))
+    np.testing.assert_array_equal(lag[0], [3.0, 0.0])
+    assert lag.shape == (7, 2)
+
+
+def test_torque_calibration_recovers_emg_gains(model, trajectory):
+    """Forces made by our own model from a = g e: fitting g to the torque finds it, and the
+    resulting forces equal the recorded ones."""
+    g_true = np.array([0.15, 0.2, 0.3, 0.35, 0.5])
+    q, qd, qdd = (np.asarray(x, float) for x in (trajectory.q, trajectory.qd, trajectory.qdd))
+    e = np.asarray(trajectory.a, float) / g_true
+    a_mat, b_vec, passive, active = diagnostics.torque_problem(model, q, qd, qdd, e)
+    g, rms = diagnostics.calibrate_gains(a_mat, b_vec)
+    np.testing.assert_allclose(g, g_true, rtol=0.02)
+    assert rms < 1e-3
+    np.testing.assert_allclose(passive + g * e * active, np.asarray(trajectory.forces),
+                               rtol=0.03, atol=0.5)
+    # spline derivatives of the sampled angle give the same problem
+    t = np.arange(len(q)) * 1e-3
+    qd_s, qdd_s = diagnostics.derivatives(t[::10], q[::10])
+    np.testing.assert_allclose(qd_s[5:-5], qd[::10][5:-5], atol=2e-3)
+
+
+def test_static_optimisation_meets_torque_with_least_activation(model, trajectory):
+    q, qd, qdd = (np.asarray(x, float)[::200] for x in (trajectory.q, trajectory.qd,
+                                                        trajectory.qdd))
+    a_mat, b_vec, _, _ = diagnostics.torque_problem(model, q, qd, qdd, np.ones((len(q), 5)))
+    act = diagnostics.static_optimisation(a_mat, b_vec)
+    np.testing.assert_allclose(np.sum(a_mat * act, axis=1), b_vec, atol=1e-4)
+    assert np.all(act >= 0)
+    for k in range(len(q)):  # KKT: a ∝ the positive part of λ r U, λ of the torque's sign
+        w = a_mat[k] * np.sign(b_vec[k])
+        on = act[k] > 1e-9
+        assert np.all(w[~on] <= 1e-9)
+        np.testing.assert_allclose(act[k][on] / w[on], (act[k][on] / w[on])[0], rtol=1e-3)
+
+
+def test_net_and_gross_torque(model):
+    q = np.zeros((1, 1))
+    f = np.array([[10.0, 0.0, 10.0, 0.0, 0.0]])
+    r = np.asarray(model.geometry.moment_arms(jnp.zeros(1)))[:, 0]
+    net, gross = diagnostics.net_and_gross_torque(model, q, f)
+    np.testing.assert_allclose(net[0, 0], 10 * (r[0] + r[2]), rtol=1e-5)
+    np.testing.assert_allclose(gross[0, 0], 10 * (abs(r[0]) + abs(r[2])), rtol=1e-5)
+
+
+def _diagnose(*args):
+    return subprocess.run([sys.executable, "-m", "experiments.diagnose", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_diagnose_binary(tmp_path):
+    base = spec.load_spec(str(ROOT / "data_specs" / "opensim_wrist_sample.toml"))
+    path = synthetic.generate(base, dataset.build_model(base), str(tmp_path / "d"),
+                              synthetic.SyntheticConfig(n_subjects=1, n_trials=3, duration_s=6.0,
+                                                        variation=0.0),
+                              log=lambda s: None)
+    out = tmp_path / "diag.json"
+    r = _diagnose(f"--data_spec={path}", "--activations=activations.sto", f"--out={out}",
+                  "--history_s=0.5")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "force, Hill with true activations" in r.stdout
+    rows = json.load(open(out))
+    # nominal subject, same model: true activations give the recorded forces
+    assert rows["force_from_hill_activations"]["mean"] > 0.99
+    assert rows["force_from_torque_calibrated_activations"]["mean"] > 0.9
+    assert set(rows) >= {"angle_from_emg", "angle_from_activations", "angle_from_forces",
+                         "force_from_static_optimisation", "net_over_gross_torque"}
+    r = _diagnose(f"--data_spec={path}", "--activations=nope.sto", f"--out={tmp_path / 'x.json'}")
+    assert r.returncode == 2 and "nope.sto: not found" in r.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in r.stderr and not (tmp_path / "x.json").exists()
