@@ -63,9 +63,10 @@ def main(argv):
     _, state, _ = common.restore_run(prep, config)
     cfg = emg.EnvelopeConfig(spec.emg.sampling_rate_hz, spec.emg.bandpass_hz,
                              spec.emg.bandpass_order, spec.emg.lowpass_hz, spec.emg.lowpass_order)
-    streamer = Streamer(emg.EnvelopeFilter.from_config(cfg),
-                        data.normaliser_v[data.subjects.index(subject)], int(round(ratio)),
-                        prep.window, prep.net, state.params["net"])
+    s = data.subjects.index(subject)
+    streamer = Streamer(emg.EnvelopeFilter.from_config(cfg), data.normaliser_v[s],
+                        int(round(ratio)), prep.window, prep.net, state.params["net"],
+                        rest_v=data.rest_v[s])
     chunk = max(1, int(round(FLAGS.chunk_s * spec.emg.sampling_rate_hz)))
     times, qs, fs = [], [], []
     t0 = time.time()

@@ -224,9 +224,15 @@ class EnvelopeFilter:
         return self.stream(self.init_state(x.shape[1], x.dtype), x)[1]
 
 
-def normalise(envelope: Array, mvc: Array) -> Array:
-    """Excitation in [0, 1]: ``envelope / mvc`` per channel, clipped. ``mvc``: (C,) [V]."""
-    return jnp.clip(envelope / mvc, 0.0, 1.0)
+def normalise(envelope: Array, mvc: Array, rest: Array = 0.0) -> Array:
+    """Excitation in [0, 1]: ``(envelope − rest) / (mvc − rest)`` per channel, clipped.
+
+    ``mvc``: (C,) envelope at maximal contraction [V]; ``rest``: (C,) envelope at rest (the
+    noise floor and tonic activity) [V], 0 to keep the plain ratio. NumPy in, NumPy out (the
+    loaders and the streamer stay off the device); JAX arrays otherwise.
+    """
+    xp = np if isinstance(envelope, np.ndarray) else jnp
+    return xp.clip((envelope - rest) / (mvc - rest), 0.0, 1.0)
 
 
 def robust_max(envelope, quantile: float = 0.995) -> np.ndarray:

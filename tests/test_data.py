@@ -160,12 +160,35 @@ def test_time_ranges_do_not_overlap(lab):
     ('model = "pendulum"', 'model = "pendulm"', r"'body.model' must be one of"),
     ("mass_kg = 0.45", "mass_kgg = 0.45", r"'body.mass_kgg' is not a known field"),
     ("lowpass_hz = 6.0", "lowpass_hz = 600.0", r"Nyquist"),
+    ('normalisation = "robust_max"', 'normalisation = "robust_max"\nrest_v = { FCX = 1e-5 }',
+     r"'emg.rest_v' names channel 'FCX'"),
+    ('normalisation = "robust_max"', 'normalisation = "robust_max"\nrest_v = { FCR = 1.0 }',
+     r"'emg.rest_v' for channel 'FCR' is not below the channel's robust maximum"),
+    ('normalisation = "robust_max"', 'normalisation = "mvc"\nmvc_v = { FCR = 2e-4, FCU = 2e-4, '
+     'ECRL = 2e-4, ECRB = 2e-4, ECU = 2e-4 }\nrest_v = { FCR = 3e-4 }',
+     r"'emg.rest_v' = 0.0003 for channel 'FCR' must be >= 0 and below its emg.mvc_v value"),
 ])
 def test_spec_field_errors(lab, old, new, msg):
     _edit(lab, old, new)
     with pytest.raises(DataError, match=msg) as e:
         _load(lab)
     assert str(lab) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_mvc_and_rest_normalisation(lab):
+    """(envelope − rest) / (MVC − rest), clipped, per channel; channels without a rest value
+    keep the plain ratio."""
+    mvc = {"FCR": 2.1e-4, "FCU": 1.9e-4, "ECRL": 2.4e-4, "ECRB": 2.4e-4, "ECU": 2.4e-4}
+    table = ", ".join(f"{k} = {v}" for k, v in mvc.items())
+    _edit(lab, 'normalisation = "robust_max"',
+          f'normalisation = "mvc"\nmvc_v = {{ {table} }}\nrest_v = {{ FCR = 9e-6, FCU = 1.1e-5 }}')
+    ds = _load(lab)
+    tr = ds.trials[0]
+    np.testing.assert_allclose(ds.normaliser_v[0], list(mvc.values()))
+    np.testing.assert_allclose(ds.rest_v[0], [9e-6, 1.1e-5, 0, 0, 0])
+    want = np.clip((tr.raw_envelope - ds.rest_v[0]) / (ds.normaliser_v[0] - ds.rest_v[0]), 0, 1)
+    np.testing.assert_allclose(tr.excitation, want, rtol=1e-6, atol=1e-7)
+    assert tr.excitation[:, 0].min() == 0.0  # the noise floor is removed, not just scaled
 
 
 def test_npz_and_csv_readers_agree(tmp_path):

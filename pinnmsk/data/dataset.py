@@ -51,9 +51,10 @@ class Dataset:
     spec: DataSpec
     trials: list
     subjects: tuple
-    normaliser_v: np.ndarray  # (S, M) per subject
+    normaliser_v: np.ndarray  # (S, M) per subject: envelope at excitation 1 [V]
     model: MskModel
     dropped_samples: int = 0
+    rest_v: np.ndarray | None = None  # (S, M) envelope at excitation 0 [V]; None: zeros
 
     @property
     def rate_hz(self) -> float:
@@ -264,6 +265,8 @@ def load_dataset(spec: DataSpec, progress: bool = False) -> Dataset:
     m_names = spec.muscle_names
     train_ids = {ts.id for ts in split_trials(spec, spec.trials)["train"]}
     norm = np.zeros((len(subjects), len(m_names)))
+    rest = np.tile([spec.emg.rest_v.get(spec.channel_of[m], 0.0) for m in m_names],
+                   (len(subjects), 1))
     for s, subj in enumerate(subjects):
         if spec.emg.normalisation == "mvc":
             norm[s] = [spec.emg.mvc_v[spec.channel_of[m]] for m in m_names]
@@ -272,14 +275,20 @@ def load_dataset(spec: DataSpec, progress: bool = False) -> Dataset:
         use = [x for x in mine if x[0].id in train_ids] or mine
         env = np.concatenate([x[2][x[5]] for x in use], axis=0)
         norm[s] = emg.robust_max(env, spec.emg.robust_quantile)
+        low = norm[s] <= rest[s]
+        if np.any(low):
+            c = spec.channel_of[m_names[int(np.argmax(low))]]
+            raise DataError(f"{spec.path}: field 'emg.rest_v' for channel '{c}' is not below "
+                            f"the channel's robust maximum ({norm[s][low][0]:.3g} V) for subject "
+                            f"'{subj}'; lower it")
     trials, dropped = [], 0
     for ts, t, env, q, forces, valid in loaded:
         s = subjects.index(ts.subject)
-        exc = np.clip(env / norm[s], 0.0, 1.0)
+        exc = emg.normalise(env, norm[s], rest[s])
         trials.append(Trial(ts.id, s, t, exc.astype(np.float32), q.astype(np.float32),
                             None if forces is None else forces.astype(np.float32), valid, env))
         dropped += int((~valid).sum())
-    return Dataset(spec, trials, subjects, norm, model, dropped)
+    return Dataset(spec, trials, subjects, norm, model, dropped, rest)
 
 
 # --------------------------------------------------------------------------- splits and windows

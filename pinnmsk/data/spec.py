@@ -104,6 +104,7 @@ class EmgSpec:
     lowpass_order: int = 2
     normalisation: str = "robust_max"  # or "mvc"
     mvc_v: dict = dataclasses.field(default_factory=dict)
+    rest_v: dict = dataclasses.field(default_factory=dict)  # channel -> resting envelope [V]
     robust_quantile: float = 0.995
 
 
@@ -244,6 +245,7 @@ def load_spec(path: str) -> DataSpec:
         lowpass_order=e.get("lowpass_order", int, 2),
         normalisation=e.get("normalisation", ("choice", ("robust_max", "mvc")), "robust_max"),
         mvc_v=e.get("mvc_v", ("map", float), {}),
+        rest_v=e.get("rest_v", ("map", float), {}),
         robust_quantile=e.get("robust_quantile", float, 0.995),
     )
     e.finish()
@@ -252,6 +254,13 @@ def load_spec(path: str) -> DataSpec:
         if missing:
             raise DataError(f"{path}: field 'emg.mvc_v' has no value for channel '{missing[0]}'; "
                             "add it or set emg.normalisation = \"robust_max\"")
+    for c, v in emg.rest_v.items():
+        if c not in emg.channels:
+            raise DataError(f"{path}: field 'emg.rest_v' names channel '{c}', which is not in "
+                            f"emg.channels ({', '.join(emg.channels)}); fix the name")
+        if v < 0 or (emg.normalisation == "mvc" and c in emg.mvc_v and v >= emg.mvc_v[c]):
+            raise DataError(f"{path}: field 'emg.rest_v' = {v} for channel '{c}' must be >= 0 "
+                            "and below its emg.mvc_v value")
 
     lab = top.sub("labels")
     labels = LabelSpec(lab.get("rate_hz", float), lab.get("coordinates", ("list", str)),
