@@ -191,6 +191,21 @@ def test_mvc_and_rest_normalisation(lab):
     assert tr.excitation[:, 0].min() == 0.0  # the noise floor is removed, not just scaled
 
 
+def test_oracle_mvc_spec_recovers_the_excitations():
+    """data_specs/opensim_wrist_sample_oracle_mvc.toml: its MVC and rest values turn the
+    sample's EMG into its true excitations (up to envelope noise), test trial included."""
+    ds = dataset.load_dataset(spec.load_spec(str(ROOT / "data_specs" /
+                                                 "opensim_wrist_sample_oracle_mvc.toml")))
+    for tr in ds.trials:
+        tab = opensim.read_table(str(ROOT / "data" / "opensim_wrist_sample" /
+                                     tr.id.split("/")[1] / "excitations.sto"))
+        u = np.stack([np.interp(tr.time_s, tab.time, c) for c in
+                      tab.select(ds.spec.muscle_names).T], axis=1)
+        np.testing.assert_allclose(tr.excitation.mean(0), u.mean(0), rtol=0.1)
+        slope = (tr.excitation * u).sum(0) / (u * u).sum(0)
+        np.testing.assert_allclose(slope, 1.0, atol=0.12)
+
+
 def test_npz_and_csv_readers_agree(tmp_path):
     tab = opensim.read_table(str(ROOT / "data" / "opensim_wrist_sample" / "trial_0" / "emg.csv"))
     np.savez(tmp_path / "e.npz", time=tab.time, **{c: tab.column(c) for c in tab.columns})
