@@ -41,6 +41,9 @@ def define_train_flags() -> None:
                        "Weight of the effort term mean (F/F_max)^2 (static optimisation's "
                        "criterion) where the physics weight is > 0; it sets the co-contraction "
                        "level when forces are unlabelled.")
+    flags.DEFINE_float("hill_weight", d.hill_weight,
+                       "Weight of the Hill-consistency term as a multiple of the physics weight "
+                       "(the dynamics residual gets the physics weight itself).")
     flags.DEFINE_integer("epochs", d.epochs, "Training epochs.")
     flags.DEFINE_integer("batch_size", d.batch_size, "Windows per step.")
     flags.DEFINE_float("learning_rate", d.learning_rate, "Peak Adam learning rate.")
@@ -79,9 +82,11 @@ def config_from_flags(physics_weight: float) -> TrainConfig:
         raise UsageError("physics weights must be >= 0")
     if FLAGS.effort_weight < 0:
         raise UsageError(f"--effort_weight={FLAGS.effort_weight} must be >= 0")
+    if FLAGS.hill_weight < 0:
+        raise UsageError(f"--hill_weight={FLAGS.hill_weight} must be >= 0")
     return TrainConfig(model=FLAGS.model, accel=FLAGS.accel, physics_weight=physics_weight,
                        force_labels=FLAGS.force_labels, label_fraction=FLAGS.label_fraction,
-                       effort_weight=FLAGS.effort_weight,
+                       effort_weight=FLAGS.effort_weight, hill_weight=FLAGS.hill_weight,
                        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
                        learning_rate=FLAGS.learning_rate, n_colloc=FLAGS.n_colloc,
                        checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)

@@ -122,9 +122,9 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
 
 def weights_for(config: TrainConfig, physics_weights) -> np.ndarray:
     """Loss weight vectors (K, 5) for physics weights λ_k: angle 1, force 1 (0 without labels),
-    dynamics λ, Hill λ, effort ``config.effort_weight`` where λ > 0."""
+    dynamics λ, Hill ``config.hill_weight`` · λ, effort ``config.effort_weight`` where λ > 0."""
     wf = 1.0 if config.force_labels else 0.0
-    return np.stack([np.asarray(losses.loss_weights(1.0, wf, lam, lam,
+    return np.stack([np.asarray(losses.loss_weights(1.0, wf, lam, config.hill_weight * lam,
                                                     config.effort_weight if lam > 0 else 0.0))
                      for lam in np.atleast_1d(physics_weights)])
 

@@ -53,7 +53,7 @@ def test_training_reduces_loss(data):
 
 
 def test_effort_term_lowers_unlabelled_forces(data):
-    cfg = dataclasses.replace(CFG, epochs=6, force_labels=False, effort_weight=50.0)
+    cfg = dataclasses.replace(CFG, epochs=6, force_labels=False, effort_weight=50.0, hill_weight=1.0)
     w = runner.weights_for(cfg, [0.0, 1.0])
     np.testing.assert_array_equal(w, [[1, 0, 0, 0, 0], [1, 0, 1, 1, 50]])  # effort only with λ > 0
     prep = runner.prepare(data, cfg)
@@ -64,6 +64,12 @@ def test_effort_term_lowers_unlabelled_forces(data):
         _, hist, _ = runner.fit(prep, cfg, we, None, log=lambda s: None)
         effort[e] = hist[-1]["terms"][0][4]
     assert effort[50.0] < 0.5 * effort[0.0], effort
+
+
+def test_weights_for_scales_hill_and_effort_with_lambda():
+    cfg = dataclasses.replace(CFG, hill_weight=10.0, effort_weight=0.5, force_labels=False)
+    np.testing.assert_allclose(runner.weights_for(cfg, [0.0, 2.0]),
+                               [[1, 0, 0, 0, 0], [1, 0, 2, 20, 0.5]])
 
 
 def test_vmapped_sweep_equals_separate_runs(data):
