@@ -74,41 +74,38 @@ def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
     """Torque-calibrated gains and test-force R² for each drive (EMG, activations), and for
     static optimisation; with activations also Hill forces at gain 1 (the model's ceiling)."""
     model, names = data.model, data.spec.muscle_names
-    cache = {}
-
-    def problem(t, excitation):
-        if t.id not in cache:
-            cache[t.id] = diagnostics.derivatives(t.time_s, t.q_rad)
-        return diagnostics.torque_problem(model, t.q_rad, *cache[t.id], excitation)
-
+    terms = {t.id: diagnostics.torque_terms(model, t.q_rad,
+                                            *diagnostics.derivatives(t.time_s, t.q_rad))
+             for t in train_trials + test_trials}
     rows, preds = {}, {}
     for key, drive in drives.items():
         gains = {}
         for s, subject in enumerate(data.subjects):
             mine = [t for t in train_trials if t.subject == s] or train_trials  # pooled if none
-            parts = [problem(t, drive(t)) for t in mine]
+            parts = [diagnostics.gain_problem(terms[t.id], drive(t)) for t in mine]
             g, rms = diagnostics.calibrate_gains(np.concatenate([p[0] for p in parts]),
                                                  np.concatenate([p[1] for p in parts]))
-            gains[subject] = {"gains": dict(zip(names, g.tolist())), "torque_rms_nm": rms}
-        rows[f"gains_fitted_to_torque_{key}"] = gains
-        preds[f"torque_calibrated_{key}"] = []
+            gains[subject] = {"gains": g, "torque_rms_nm": rms}
+        rows[f"gains_fitted_to_torque_{key}"] = {
+            subject: {"gains": dict(zip(names, v["gains"].tolist())),
+                      "torque_rms_nm": v["torque_rms_nm"]} for subject, v in gains.items()}
+        tt = [terms[t.id] for t in test_trials]
+        preds[f"torque_calibrated_{key}"] = [
+            x.passive + gains[data.subjects[t.subject]]["gains"] * drive(t) * x.active
+            for t, x in zip(test_trials, tt)]
         if key == "activations":
-            preds["hill_activations"] = []
-        for t in test_trials:
-            _, _, passive, active = problem(t, drive(t))
-            g = np.asarray(list(gains[data.subjects[t.subject]]["gains"].values()))
-            preds[f"torque_calibrated_{key}"].append(passive + g * drive(t) * active)
-            if key == "activations":
-                preds["hill_activations"].append(passive + drive(t) * active)
+            preds["hill_activations"] = [x.passive + drive(t) * x.active
+                                         for t, x in zip(test_trials, tt)]
     preds["static_optimisation"] = []
     for t in test_trials:
-        a_mat, b_vec, passive, active = problem(t, np.ones_like(t.excitation))
-        a = diagnostics.static_optimisation(a_mat, b_vec, model.n_coords)
-        preds["static_optimisation"].append(passive + a * active)
+        x = terms[t.id]
+        a = diagnostics.static_optimisation(
+            *diagnostics.gain_problem(x, np.ones_like(t.excitation)), model.n_coords)
+        preds["static_optimisation"].append(x.passive + a * x.active)
     if any(t.forces_n is None for t in test_trials):
         return rows
     true = np.concatenate([t.forces_n for t in test_trials])
-    torques = [diagnostics.net_and_gross_torque(model, t.q_rad, t.forces_n)
+    torques = [diagnostics.net_and_gross_torque(terms[t.id].arms, t.forces_n)
                for t in train_trials + test_trials if t.forces_n is not None]
     net = np.concatenate([n for n, _ in torques])
     rows["net_over_gross_torque"] = float(np.sqrt(np.mean(net**2)) / np.mean(
@@ -180,7 +177,7 @@ def table(rows: dict) -> str:
     for key in [k for k in rows if k.startswith("gains_fitted_to_torque_")]:
         for subject, g in rows[key].items():
             gains = " ".join(f"{m} {v:.3f}" for m, v in g["gains"].items())
-            out.append(f"{key[23:]} gains fitted to torque, {subject}: {gains} "
+            out.append(f"{key.removeprefix('gains_fitted_to_torque_')} gains fitted to torque, {subject}: {gains} "
                        f"(residual {g['torque_rms_nm']:.3f} N m RMS)")
     return "\n".join(out)
 

@@ -7,7 +7,7 @@ Two questions decide whether the physics-informed CNN can reach good accuracy on
   how much of the angle the forces carry (through force-length and passive force).
 - *Do the kinematics fix the forces?* The joint torque that the kinematics require is
   Σ_i r_i(q) F_i, and with F_i = F_passive,i(q) + g_i e_i F_active,i(q, q̇) (Hill, activation
-  g_i e_i) it is linear in the per-muscle EMG gains g (:func:`torque_problem`). Solving it
+  g_i e_i) it is linear in the per-muscle EMG gains g (:func:`gain_problem`). Solving it
   (:func:`calibrate_gains`, as EMG-driven models are calibrated) or sharing the torque by
   least activation (:func:`static_optimisation`) are the two classical label-free routes; how
   far their forces fall from recorded ones bounds what the physics terms alone can identify.
@@ -19,6 +19,8 @@ the reading and printing.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -49,11 +51,11 @@ def ridge_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_tes
     xs, xt = (x_train - mu) / sd, (x_test - mu) / sd
     y_mu = y_train.mean(0)
     gram, rhs = xs.T @ xs, xs.T @ (y_train - y_mu)
+    ss = ((y_test - y_test.mean(0)) ** 2).sum(0)
     out = {}
     for a in alphas:
         w = np.linalg.solve(gram + a * np.eye(len(gram)), rhs)
         pred = xt @ w + y_mu
-        ss = ((y_test - y_test.mean(0)) ** 2).sum(0)
         out[float(a)] = float(np.mean(1.0 - ((pred - y_test) ** 2).sum(0) / ss))
     return out
 
@@ -64,43 +66,54 @@ def derivatives(time_s: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return s.derivative(1)(time_s), s.derivative(2)(time_s)
 
 
-def torque_problem(model: MskModel, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray,
-                   excitation: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                    np.ndarray]:
-    """The joint torque balance as a linear problem in per-muscle EMG gains.
+class TorqueTerms(NamedTuple):
+    """The drive-independent pieces of the torque balance along a trajectory of T samples.
 
-    With activation a_i = g_i e_i and rigid-tendon Hill forces, F_i = P_i + g_i e_i U_i, where
-    P_i is the passive and U_i the full-activation active force at (q, q̇). The required torque
-    τ(q, q̇, q̈) = Σ_i r_i F_i then reads ``A g = b``.
-
-    Args:
-      q, qd, qdd: (T, n) [rad, rad/s, rad/s²]; excitation: (T, M) normalised EMG e.
-    Returns:
-      A: (T·n, M) [N m per unit gain]; b: (T·n,) [N m]; P, U: (T, M) [N].
+    arms: (T, M, n) moment arms [m]; tau: (T, n) torque the kinematics require [N m];
+    passive: (T, M) passive forces P [N]; active: (T, M) full-activation active forces U [N].
     """
-    f = jax.jit(jax.vmap(lambda a, q_, qd_: msk.muscle_forces(model, a, q_, qd_),
-                         in_axes=(None, 0, 0)))
+
+    arms: np.ndarray
+    tau: np.ndarray
+    passive: np.ndarray
+    active: np.ndarray
+
+
+def torque_terms(model: MskModel, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray
+                 ) -> TorqueTerms:
+    """:class:`TorqueTerms` of rigid-tendon Hill muscles at q, q̇, q̈ (T, n) [rad, rad/s, rad/s²]."""
+    f = jax.vmap(lambda a, q_, qd_: msk.muscle_forces(model, a, q_, qd_), in_axes=(None, 0, 0))
     qj, qdj = jnp.asarray(q, jnp.float32), jnp.asarray(qd, jnp.float32)
     m = model.n_muscles
     passive = np.asarray(f(jnp.zeros(m), qj, qdj), float)
     active = np.asarray(f(jnp.ones(m), qj, qdj), float) - passive
-    arms = np.asarray(jax.vmap(model.geometry.moment_arms)(qj), float)  # (T, M, n)
+    arms = np.asarray(jax.vmap(model.geometry.moment_arms)(qj), float)
     tau = np.asarray(jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(model.body, a, b, c))(
-        qj, qdj, jnp.asarray(qdd, jnp.float32)), float)  # (T, n)
-    a_mat = np.einsum("tmn,tm->tnm", arms, excitation * active)
-    b_vec = tau - np.einsum("tmn,tm->tn", arms, passive)
-    return a_mat.reshape(-1, m), b_vec.reshape(-1), passive, active
+        qj, qdj, jnp.asarray(qdd, jnp.float32)), float)
+    return TorqueTerms(arms, tau, passive, active)
 
 
-def net_and_gross_torque(model: MskModel, q: np.ndarray, forces_n: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Net muscle torque Σ_i r_i F_i and gross torque Σ_i |r_i F_i|, each (T, n) [N m].
+def gain_problem(terms: TorqueTerms, excitation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The joint torque balance as a linear problem ``A g = b`` in per-muscle EMG gains.
+
+    With activation a_i = g_i e_i, F_i = P_i + g_i e_i U_i, and the required torque
+    τ = Σ_i r_i F_i reads A g = b. ``excitation``: (T, M) normalised EMG e (ones for
+    :func:`static_optimisation`). Returns A (T·n, M) [N m per unit gain] and b (T·n,) [N m].
+    """
+    m = excitation.shape[1]
+    a_mat = np.einsum("tmn,tm->tnm", terms.arms, excitation * terms.active)
+    b_vec = terms.tau - np.einsum("tmn,tm->tn", terms.arms, terms.passive)
+    return a_mat.reshape(-1, m), b_vec.reshape(-1)
+
+
+def net_and_gross_torque(arms: np.ndarray, forces_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Net muscle torque Σ_i r_i F_i and gross torque Σ_i |r_i F_i|, each (T, n) [N m], from
+    moment arms (T, M, n) [m] and forces (T, M) [N].
 
     Their ratio measures co-contraction: where the net torque is a small fraction of the gross,
     a relative error ε in every force is an error of about ε · gross/net in the net torque, so
     the torque (hence the kinematics) pins the forces only to within ε ≈ net/gross.
     """
-    arms = np.asarray(jax.vmap(model.geometry.moment_arms)(jnp.asarray(q, jnp.float32)), float)
     per = arms * np.asarray(forces_n, float)[:, :, None]  # (T, M, n)
     return per.sum(1), np.abs(per).sum(1)
 
@@ -115,8 +128,8 @@ def static_optimisation(a_mat: np.ndarray, b_vec: np.ndarray, n_coords: int = 1,
                         torque_weight: float = 1e3) -> np.ndarray:
     """Unit-gain activations (T, M) ≥ 0 minimising Σ a² with the torque met, one NNLS per sample.
 
-    ``a_mat``, ``b_vec``: :func:`torque_problem` built with ``excitation = 1`` (so ``a_mat`` rows
-    are r U); the torque equality is a heavily weighted least-squares row per coordinate.
+    ``a_mat``, ``b_vec``: :func:`gain_problem` with ``excitation = 1`` (so ``a_mat`` rows are
+    r U); the torque equality is a heavily weighted least-squares row per coordinate.
     """
     a3 = a_mat.reshape(-1, n_coords, a_mat.shape[1])
     b2 = b_vec.reshape(-1, n_coords)

@@ -46,7 +46,9 @@ def test_torque_calibration_recovers_emg_gains(model, trajectory):
     g_true = np.array([0.15, 0.2, 0.3, 0.35, 0.5])
     q, qd, qdd = (np.asarray(x, float) for x in (trajectory.q, trajectory.qd, trajectory.qdd))
     e = np.asarray(trajectory.a, float) / g_true
-    a_mat, b_vec, passive, active = diagnostics.torque_problem(model, q, qd, qdd, e)
+    terms = diagnostics.torque_terms(model, q, qd, qdd)
+    passive, active = terms.passive, terms.active
+    a_mat, b_vec = diagnostics.gain_problem(terms, e)
     g, rms = diagnostics.calibrate_gains(a_mat, b_vec)
     np.testing.assert_allclose(g, g_true, rtol=0.02)
     assert rms < 1e-3
@@ -61,7 +63,8 @@ def test_torque_calibration_recovers_emg_gains(model, trajectory):
 def test_static_optimisation_meets_torque_with_least_activation(model, trajectory):
     q, qd, qdd = (np.asarray(x, float)[::200] for x in (trajectory.q, trajectory.qd,
                                                         trajectory.qdd))
-    a_mat, b_vec, _, _ = diagnostics.torque_problem(model, q, qd, qdd, np.ones((len(q), 5)))
+    a_mat, b_vec = diagnostics.gain_problem(diagnostics.torque_terms(model, q, qd, qdd),
+                                            np.ones((len(q), 5)))
     act = diagnostics.static_optimisation(a_mat, b_vec)
     np.testing.assert_allclose(np.sum(a_mat * act, axis=1), b_vec, atol=1e-4)
     assert np.all(act >= 0)
@@ -76,7 +79,8 @@ def test_net_and_gross_torque(model):
     q = np.zeros((1, 1))
     f = np.array([[10.0, 0.0, 10.0, 0.0, 0.0]])
     r = np.asarray(model.geometry.moment_arms(jnp.zeros(1)))[:, 0]
-    net, gross = diagnostics.net_and_gross_torque(model, q, f)
+    arms = diagnostics.torque_terms(model, q, q, q).arms
+    net, gross = diagnostics.net_and_gross_torque(arms, f)
     np.testing.assert_allclose(net[0, 0], 10 * (r[0] + r[2]), rtol=1e-5)
     np.testing.assert_allclose(gross[0, 0], 10 * (abs(r[0]) + abs(r[2])), rtol=1e-5)
 
