@@ -174,10 +174,11 @@ def table(rows: dict) -> str:
     if "net_over_gross_torque" in rows:
         out.append(f"recorded forces: RMS net muscle torque / mean gross (sum of |r F|) = "
                    f"{rows['net_over_gross_torque']:.3f}")
-    for key in [k for k in rows if k.startswith("gains_fitted_to_torque_")]:
+    prefix = "gains_fitted_to_torque_"
+    for key in [k for k in rows if k.startswith(prefix)]:
         for subject, g in rows[key].items():
             gains = " ".join(f"{m} {v:.3f}" for m, v in g["gains"].items())
-            out.append(f"{key.removeprefix('gains_fitted_to_torque_')} gains fitted to torque, {subject}: {gains} "
+            out.append(f"{key.removeprefix(prefix)} gains fitted to torque, {subject}: {gains} "
                        f"(residual {g['torque_rms_nm']:.3f} N m RMS)")
     return "\n".join(out)
 
