@@ -60,7 +60,7 @@ def bench_loading(minutes: float) -> dict:
     """Write ``minutes`` of 8-channel 2 kHz EMG as 1-minute trials, then load it via a spec."""
     fs, rate, n_trials = 2000.0, 100.0, max(1, int(round(minutes)))
     per = int(fs * 60 * minutes / n_trials)
-    base = open(os.path.join(ROOT, "data_specs", "opensim_wrist_sample.toml")).read()
+    base = open(os.path.join(ROOT, "data_specs", "synthetic_wrist.toml")).read()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as d:
         names = ["FCR", "FCU", "ECRL", "ECRB", "ECU", "X1", "X2", "X3"]
@@ -94,7 +94,7 @@ def bench_loading(minutes: float) -> dict:
 def main(argv):
     quick = "--quick" in argv
     model = dataset.build_model(spec.load_spec(os.path.join(ROOT, "data_specs",
-                                                            "opensim_wrist_sample.toml")))
+                                                            "synthetic_wrist.toml")))
     rows = [bench_simulator(model, 1, 10.0), bench_simulator(model, 1000, 1.0 if quick else 2.0)]
     rows += bench_emg(200_000 if quick else 2_000_000, 8)
     rows.append(bench_loading(5 if quick else 60))

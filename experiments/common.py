@@ -108,15 +108,36 @@ def load_config(workdir: str) -> tuple[TrainConfig, dict]:
     return TrainConfig(**{k: v for k, v in rec.items() if k in fields}), rec
 
 
-def metrics_block(prep, params, config: TrainConfig, extra: dict | None = None
-                  ) -> tuple[dict, list]:
-    """The metrics.json document for ``params`` and the per-test-trial predictions for plots."""
+def selection_record(best, k: int = 0, how: str | None = None) -> dict:
+    """How the evaluated parameters were chosen (metrics.json "selection")."""
+    has_val = bool(np.isfinite(best.score[k]))
+    return {"by": how or ("validation data loss (angle, and force where labelled), lowest over "
+                          "epochs" if has_val else "last epoch (no validation data)"),
+            "epoch": int(best.epoch[k]),
+            "validation_score": float(best.score[k]) if has_val else None}
+
+
+def metrics_block(prep, params, config: TrainConfig, selection: dict,
+                  extra: dict | None = None) -> tuple[dict, list]:
+    """The metrics.json document for ``params`` and the per-test-trial predictions for plots.
+
+    "validation" and "test" blocks (pooled, per trial, per subject); "selection" says how
+    ``params`` were chosen (on validation data only); "dataset" records the envelope mode and
+    the EMG normalisers actually used."""
     test, per_trial = runner.evaluate(prep, params)
-    out = {"test": test, "identified_params": runner.identified_params(prep, params),
-           "config": {**dataclasses.asdict(config), "data_spec": prep.data.spec.path},
-           "dataset": {"name": prep.data.spec.name, "train_windows": len(prep.train),
+    data = prep.data
+    out = {"test": test, "selection": selection,
+           "identified_params": runner.identified_params(prep, params),
+           "config": {**dataclasses.asdict(config), "data_spec": data.spec.path},
+           "dataset": {"name": data.spec.name, "envelope": data.spec.emg.envelope
+                       if data.spec.emg.input == "raw" else "given (emg.input = envelope)",
+                       "train_windows": len(prep.train),
+                       "validation_windows": 0 if prep.val is None else len(prep.val),
                        "labelled_force_windows": prep.n_labelled,
-                       "test_trials": [t.id for t in prep.test_trials]}}
+                       "validation_trials": [t.id for t in prep.val_trials],
+                       "test_trials": [t.id for t in prep.test_trials],
+                       "emg_normalisation": data.normalisation,
+                       "geometry": data.geometry_report}}
     if prep.val_trials:
         out["validation"] = runner.evaluate(prep, params, prep.val_trials)[0]
     if extra:
@@ -125,13 +146,13 @@ def metrics_block(prep, params, config: TrainConfig, extra: dict | None = None
 
 
 def write_plots(workdir: str, prep, per_trial, history, labels=None, tag: str = "") -> list:
+    """One figure per test trial (predicted vs true) and the loss curves."""
     d = os.path.join(workdir, "plots")
     os.makedirs(d, exist_ok=True)
     paths = []
-    if per_trial:
-        p = os.path.join(d, f"test_{per_trial[0]['id'].replace('/', '_')}{tag}.png")
-        plots.plot_trial(p, per_trial[0], prep.data.spec.labels.coordinates,
-                         prep.data.spec.muscle_names)
+    for item in per_trial or ():
+        p = os.path.join(d, f"test_{item['id'].replace('/', '_')}{tag}.png")
+        plots.plot_trial(p, item, prep.data.spec.labels.coordinates, prep.data.spec.muscle_names)
         paths.append(p)
     if history:
         p = os.path.join(d, "loss_curves.png")
@@ -203,12 +224,10 @@ def fit_or_exit(prep, config: TrainConfig, weights, physics_weights):
 
 
 def restore_run(prep, config: TrainConfig):
-    """(epoch, state) of --workdir's newest checkpoint; a usage error if there is none."""
+    """(epoch, state, history, best) of --workdir's newest checkpoint; a usage error if none."""
     tx = train.make_optimizer(config, 1)  # the optimiser state's structure only
-    template = train.init_state(prep.net, tx, prep.train.emg.shape[1:],
-                                len(prep.data.subjects), prep.data.model.n_muscles,
-                                np.asarray(prep.consts.bounds), config.seed)
-    epoch, state, history = runner.restore_latest(FLAGS.workdir, template)
+    template = runner.new_state(prep, tx, config.seed)
+    epoch, state, history, best = runner.restore_latest(FLAGS.workdir, template)
     if epoch == 0:
         raise UsageError(f"{FLAGS.workdir}/checkpoints: no checkpoint; train first")
-    return epoch, state, history
+    return epoch, state, history, best

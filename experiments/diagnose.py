@@ -1,6 +1,6 @@
 """What a dataset can give before training: ceilings on the angle and label-free forces.
 
-  python -m experiments.diagnose --data_spec=data_specs/opensim_wrist_sample.toml
+  python -m experiments.diagnose --data_spec=data_specs/opensim_wrist_v2.toml
 
 On the spec's train/test split, without any network, it reports test R² of:
   - the joint angle decoded from the recent EMG envelope by ridge regression (a linear ceiling on
@@ -47,17 +47,24 @@ def read_activations(data, name: str) -> dict:
             raise cli.UsageError(f"{path}: not found (--activations={name}); give the name of "
                                  "the activations table that lies beside each trial's EMG file")
         table = opensim.read_table(path)
-        t = next(tr for tr in data.trials if tr.id == ts.id)
-        a = table.select(data.spec.muscle_names)
-        out[ts.id] = np.stack([np.interp(t.time_s, table.time, c) for c in a.T], axis=1)
+        out[ts.id] = (table.time, table.select(data.spec.muscle_names))
     return out
 
 
-def _angle_rows(train_trials, test_trials, lags, sources: dict) -> dict:
-    """{"angle_from_<source>": ridge R² by strength} for each source(trial) -> (T, C) signal."""
+def at_trial(tables: dict, t) -> np.ndarray:
+    """(T, M) of a {trial id: (time, values)} table at trial ``t``'s label times (``t`` may be
+    a validation part, ``<id>@val``)."""
+    time, v = tables[t.id.split("@")[0]]
+    return np.stack([np.interp(t.time_s, time, c) for c in v.T], axis=1)
+
+
+def _angle_rows(train_trials, val_trials, test_trials, lags, sources: dict) -> dict:
+    """{"angle_from_<source>": {"alpha", "validation_r2", "test_r2"}} for each source(trial) ->
+    (T, C) signal: ridge fitted on training data, its strength chosen on validation data (on
+    training data when there is none), test R² at that strength."""
     rows = {}
     for key, signal in sources.items():
-        trials = train_trials + test_trials
+        trials = train_trials + val_trials + test_trials
         if any(signal(t) is None for t in trials):
             continue
 
@@ -65,16 +72,22 @@ def _angle_rows(train_trials, test_trials, lags, sources: dict) -> dict:
             xs = [diagnostics.lagged(signal(t), lags) for t in trials]
             return np.concatenate(xs), np.concatenate([t.q_rad[int(lags.max()):] for t in trials])
 
-        rows[f"angle_from_{key}"] = diagnostics.ridge_r2(*stack(train_trials),
-                                                         *stack(test_trials))
+        train_xy = stack(train_trials)
+        val = diagnostics.ridge_r2(*train_xy, *stack(val_trials or train_trials))
+        alpha = max(val, key=val.get)
+        test = diagnostics.ridge_r2(*train_xy, *stack(test_trials), alphas=(alpha,))[alpha]
+        rows[f"angle_from_{key}"] = {"alpha": alpha, "validation_r2": val[alpha],
+                                     "test_r2": test, "chosen_on": "validation" if val_trials
+                                     else "training data (no validation data)"}
     return rows
 
 
 def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
     """Torque-calibrated gains and test-force R² for each drive (EMG, activations), and for
     static optimisation; with activations also Hill forces at gain 1 (the model's ceiling)."""
-    model, names = data.model, data.spec.muscle_names
-    terms = {t.id: diagnostics.torque_terms(model, t.q_rad,
+    names = data.spec.muscle_names
+    n_coords = data.model_of(0).n_coords
+    terms = {t.id: diagnostics.torque_terms(data.model_of(t.subject), t.q_rad,
                                             *diagnostics.derivatives(t.time_s, t.q_rad))
              for t in train_trials + test_trials}
     rows, preds = {}, {}
@@ -100,7 +113,7 @@ def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
     for t in test_trials:
         x = terms[t.id]
         a = diagnostics.static_optimisation(
-            *diagnostics.gain_problem(x, np.ones_like(t.excitation)), model.n_coords)
+            *diagnostics.gain_problem(x, np.ones_like(t.excitation)), n_coords)
         preds["static_optimisation"].append(x.passive + a * x.active)
     if any(t.forces_n is None for t in test_trials):
         return rows
@@ -140,9 +153,9 @@ def main(argv):
     drives = {"emg": lambda t: t.excitation}
     if FLAGS.activations:
         acts = read_activations(data, FLAGS.activations)
-        drives["activations"] = lambda t: acts[t.id]
+        drives["activations"] = lambda t: at_trial(acts, t)
     sources = {**drives, "forces": lambda t: t.forces_n}
-    rows.update(_angle_rows(split["train"], split["test"], lags, sources))
+    rows.update(_angle_rows(split["train"], split["validation"], split["test"], lags, sources))
     rows.update(_force_rows(data, split["train"], split["test"], drives))
     print(table(rows))
     if FLAGS.out:
@@ -167,7 +180,9 @@ def table(rows: dict) -> str:
         if key not in rows:
             continue
         if key.startswith("angle"):
-            out.append(f"{what:42s} {max(rows[key].values()):8.3f}")
+            r = rows[key]
+            out.append(f"{what:42s} {r['test_r2']:8.3f}   (ridge alpha {r['alpha']:g} chosen on "
+                       f"{r['chosen_on']}: R^2 {r['validation_r2']:.3f})")
         else:
             per = " ".join(f"{m} {v:.2f}" for m, v in rows[key]["per_muscle"].items())
             out.append(f"{what:42s} {rows[key]['mean']:8.3f}   ({per})")

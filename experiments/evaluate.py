@@ -24,12 +24,14 @@ def main(argv):
         raise cli.UsageError(f"{FLAGS.workdir} holds a sweep; its metrics are in sweep.json")
     data = common.load_data(FLAGS.data_spec)
     prep = runner.prepare(data, config)
-    epoch, state, history = common.restore_run(prep, config)
-    block, per_trial = common.metrics_block(prep, state.params, config,
+    epoch, _, history, best = common.restore_run(prep, config)
+    block, per_trial = common.metrics_block(prep, best.params, config,
+                                            common.selection_record(best),
                                             {"checkpoint_epoch": epoch})
     runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
     common.write_plots(FLAGS.workdir, prep, per_trial, history)
-    print(f"checkpoint of epoch {epoch}, test metrics:\n{common.summary(block['test'])}")
+    print(f"checkpoint of epoch {epoch}, selected epoch {int(best.epoch[0])}; test metrics:\n"
+          f"{common.summary(block['test'])}")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,18 @@ def main(argv):
     if abs(ratio - round(ratio)) > 1e-9:
         raise cli.UsageError(f"{spec.path}: streaming needs the EMG rate to be a multiple of "
                              "the label rate")
+    if spec.emg.input != "raw" or spec.emg.envelope != "causal":
+        raise cli.UsageError(f"{spec.path}: predict streams raw sEMG through the causal filter, "
+                             "but this spec's model was trained on "
+                             f"{'given envelopes' if spec.emg.input != 'raw' else 'the zero-phase envelope'}"
+                             "; train with emg.envelope = \"causal\" and emg.input = \"raw\"")
     table = opensim.read_table(FLAGS.emg)
+    if len(table.time) > 1:
+        rate = 1.0 / np.median(np.diff(table.time))
+        if abs(rate - spec.emg.sampling_rate_hz) > 0.01 * spec.emg.sampling_rate_hz:
+            raise cli.UsageError(f"{FLAGS.emg}: time column implies {rate:.6g} Hz but the spec "
+                                 f"says emg.sampling_rate_hz = {spec.emg.sampling_rate_hz:g}; "
+                                 "resample the file or fix the spec")
     chans = list(spec.emg.channels)
     for c in chans:
         if c not in table.columns:
@@ -60,13 +71,14 @@ def main(argv):
     except ValueError as e:
         raise cli.UsageError(str(e))
     prep = runner.prepare(data, config)
-    _, state, _ = common.restore_run(prep, config)
+    _, _, _, best = common.restore_run(prep, config)
     cfg = emg.EnvelopeConfig(spec.emg.sampling_rate_hz, spec.emg.bandpass_hz,
                              spec.emg.bandpass_order, spec.emg.lowpass_hz, spec.emg.lowpass_order)
     s = data.subjects.index(subject)
     streamer = Streamer(emg.EnvelopeFilter.from_config(cfg), data.normaliser_v[s],
-                        int(round(ratio)), prep.window, prep.net, state.params["net"],
-                        rest_v=data.rest_v[s])
+                        int(round(ratio)), prep.window, prep.net, best.params["net"],
+                        rest_v=data.rest_v[s],
+                        quadrature=spec.emg.rest_subtraction == "quadrature")
     chunk = max(1, int(round(FLAGS.chunk_s * spec.emg.sampling_rate_hz)))
     times, qs, fs = [], [], []
     t0 = time.time()

@@ -1,6 +1,6 @@
 """Generate a synthetic lab-shaped dataset (EMG CSV, .mot, .sto, MuscleAnalysis tables, spec).
 
-  python -m experiments.simulate --data_spec=data_specs/opensim_wrist_sample.toml \
+  python -m experiments.simulate --data_spec=data_specs/synthetic_wrist.toml \
       --out=data/synthetic_wrist
 
 The body, muscles and geometry come from --data_spec; subjects vary around them.
@@ -17,7 +17,7 @@ from experiments import cli
 from pinnmsk.data import dataset, spec, synthetic
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_spec", "data_specs/opensim_wrist_sample.toml",
+flags.DEFINE_string("data_spec", "data_specs/synthetic_wrist.toml",
                     "Data spec whose body, muscles and geometry define the nominal subject.")
 flags.DEFINE_string("out", "data/synthetic_wrist", "Output folder (replaced if it exists).")
 flags.DEFINE_integer("subjects", 3, "Number of subjects.")

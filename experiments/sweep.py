@@ -12,10 +12,12 @@ import dataclasses
 import os
 import sys
 
+import jax
+import numpy as np
 from absl import flags
 
 from experiments import cli, common
-from pinnmsk import runner, train
+from pinnmsk import runner
 
 FLAGS = flags.FLAGS
 common.define_data_flags()
@@ -32,20 +34,30 @@ def main(argv):
     weights = runner.weights_for(config, lams)
     print(f"sweep of {len(lams)} models (lambda = {', '.join(map(str, lams))}) on "
           f"{len(prep.train)} windows, {config.epochs} epochs", file=sys.stderr, flush=True)
-    states, history, diverged = common.fit_or_exit(prep, config, weights, lams)
+    _, history, diverged, best = common.fit_or_exit(prep, config, weights, lams)
     results = []
     for k, lam in enumerate(lams):
         entry = {"physics_weight": float(lam), "diverged": bool(diverged[k])}
         if not diverged[k]:
-            state = train.unstack_state(states, k)
+            params = jax.tree_util.tree_map(lambda x: x[k], best.params)
             block, per_trial = common.metrics_block(
-                prep, state.params, dataclasses.replace(config, physics_weight=float(lam)))
+                prep, params, dataclasses.replace(config, physics_weight=float(lam)),
+                common.selection_record(best, k))
             entry.update(block)
             common.write_plots(FLAGS.workdir, prep, per_trial, None, tag=f"_lambda{lam:g}")
             print(f"lambda={lam:g}:\n{common.summary(block['test'])}")
         results.append(entry)
     common.write_plots(FLAGS.workdir, prep, None, history, [f"λ={x:g}" for x in lams])
-    runner.write_json(os.path.join(FLAGS.workdir, "sweep.json"), {"results": results})
+    ok = [k for k in range(len(lams)) if not diverged[k] and np.isfinite(best.score[k])]
+    chosen = None
+    if ok:
+        k = min(ok, key=lambda i: best.score[i])
+        chosen = {"physics_weight": float(lams[k]), "by": "lowest validation data loss",
+                  "validation_score": float(best.score[k])}
+        print(f"chosen on validation: lambda={lams[k]:g} (validation score "
+              f"{best.score[k]:.4g}); its test metrics are the ones to report")
+    runner.write_json(os.path.join(FLAGS.workdir, "sweep.json"),
+                      {"results": results, "chosen_on_validation": chosen})
     runner.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
     print(f"wrote {FLAGS.workdir}/sweep.json")
 

@@ -28,6 +28,11 @@ def monomial_exponents(n_coords: int, degree: int) -> np.ndarray:
     return np.asarray(exps, dtype=np.int32)
 
 
+def as_static(exponents) -> tuple:
+    """Exponents (K, n) as the hashable tuple of tuples :class:`PolynomialGeometry` keeps."""
+    return tuple(tuple(int(e) for e in row) for row in np.asarray(exponents))
+
+
 @struct.dataclass
 class PolynomialGeometry:
     """l_mt,i(q) = Σ_k c_ik Π_j ((q_j − centre_j)/scale_j)^{e_kj}.
@@ -36,13 +41,14 @@ class PolynomialGeometry:
       coefficients_m: (M, K) polynomial coefficients [m].
       centre_rad: (n,) coordinate centre [rad].
       scale_rad: (n,) coordinate scale [rad].
-      exponents: (K, n) integer exponents (static).
+      exponents: (K, n) integer exponents (static; a tuple of tuples, so that subjects' models
+        with the same polynomial degree stack into one pytree).
     """
 
     coefficients_m: Array
     centre_rad: Array
     scale_rad: Array
-    exponents: np.ndarray = struct.field(pytree_node=False)
+    exponents: tuple = struct.field(pytree_node=False)
 
     @property
     def n_muscles(self) -> int:
@@ -50,11 +56,11 @@ class PolynomialGeometry:
 
     @property
     def n_coords(self) -> int:
-        return self.exponents.shape[1]
+        return len(self.exponents[0])
 
     def _features(self, q: Array) -> Array:
         x = (q - self.centre_rad) / self.scale_rad  # (n,)
-        return jnp.prod(x[None, :] ** self.exponents, axis=-1)  # (K,)
+        return jnp.prod(x[None, :] ** np.asarray(self.exponents), axis=-1)  # (K,)
 
     def length(self, q: Array) -> Array:
         """Musculotendon lengths (M,) [m] at one configuration ``q`` (n,) [rad]."""
@@ -97,4 +103,4 @@ def fit_polynomial(q_table, lengths_table, degree: int = 5) -> PolynomialGeometr
     design = np.prod(x[:, None, :] ** exps[None], axis=-1)  # (N, K)
     coef, *_ = np.linalg.lstsq(design, lengths, rcond=None)  # (K, M)
     return PolynomialGeometry(jnp.asarray(coef.T, jnp.float32), jnp.asarray(centre, jnp.float32),
-                              jnp.asarray(scale, jnp.float32), exps)
+                              jnp.asarray(scale, jnp.float32), as_static(exps))

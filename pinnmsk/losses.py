@@ -19,8 +19,12 @@ from pinnmsk.msk import MskModel
 
 Array = jax.Array
 WEIGHT_NAMES = ("angle", "force", "dynamics", "hill", "effort")
-# Identified per subject and muscle, each bounded by a row of LossConstants.bounds.
-PHYSIO_NAMES = ("f_max", "l_opt", "l_ts", "emg_gain")
+# Identified per subject and muscle, each bounded by a row of LossConstants.bounds: scales of
+# nominal F_max, l_opt, l_ts; the EMG-to-excitation gain; the electromechanical delay [s].
+PHYSIO_NAMES = ("f_max", "l_opt", "l_ts", "emg_gain", "delay_s")
+# Activation dynamics are integrated over the last ACTIVATION_TAIL_S of each window: enough for
+# the largest delay (0.1 s) plus ~5 deactivation time constants.
+ACTIVATION_TAIL_S = 0.5
 
 
 def loss_weights(angle=1.0, force=1.0, dynamics=1.0, hill=1.0, effort=0.0) -> Array:
@@ -50,9 +54,12 @@ class Batch(NamedTuple):
 class LossConstants:
     """Fixed scales and settings (pytree; the non-array fields are static).
 
-    sigma_q (n,) [rad], sigma_f (M,) [N], tau_scale (n,) [N m]: normalisers of the three residuals.
-    bounds (4, 2): [lo, hi] for F_max, l_opt, l_ts (fractions of nominal) and the EMG gain
-    (activation = gain · normalised excitation). rate_hz: label rate.
+    sigma_q (n,) [rad], sigma_f (M,) [N], tau_scale (n,) [N m]: normalisers of the residuals.
+    The Hill residual is divided by sigma_f, the scale of the force data term, so the Hill and
+    force terms are in the same units and ``hill`` weights are ratios of comparable terms.
+    bounds (5, 2): [lo, hi] for F_max, l_opt, l_ts (fractions of nominal), the EMG gain
+    (excitation = gain · normalised envelope) and the electromechanical delay [s].
+    rate_hz: label rate.
     """
 
     sigma_q: Array
@@ -70,8 +77,8 @@ def init_physio(n_subjects: int, n_muscles: int, bounds) -> dict:
     raw = {}
     for k, name in enumerate(PHYSIO_NAMES):
         lo, hi = float(bounds[k][0]), float(bounds[k][1])
-        # scales start at nominal (1); the EMG gain starts at the middle of its bounds
-        p = 0.5 if name == "emg_gain" or hi <= lo else (1.0 - lo) / (hi - lo)
+        # scales start at nominal (1); the EMG gain and the delay at the middle of their bounds
+        p = 0.5 if name in ("emg_gain", "delay_s") or hi <= lo else (1.0 - lo) / (hi - lo)
         p = min(max(p, 1e-3), 1 - 1e-3)
         raw[name] = jnp.full((n_subjects, n_muscles), jnp.log(p / (1 - p)), jnp.float32)
     raw["shape_a"] = jnp.full((n_subjects, n_muscles), -3.0, jnp.float32)  # A ≈ −0.14
@@ -79,8 +86,8 @@ def init_physio(n_subjects: int, n_muscles: int, bounds) -> dict:
 
 
 def physio_scales(raw: dict, bounds: Array) -> dict:
-    """Bounded {f_max, l_opt, l_ts} (S, M) fractions of nominal, emg_gain (S, M) activation per
-    unit normalised excitation, and shape_a ∈ (−3, 0)."""
+    """Bounded {f_max, l_opt, l_ts} (S, M) fractions of nominal, emg_gain (S, M) excitation per
+    unit normalised envelope, delay_s (S, M) [s], and shape_a ∈ (−3, 0)."""
     out = {}
     for k, name in enumerate(PHYSIO_NAMES):
         lo, hi = bounds[k, 0], bounds[k, 1]
@@ -90,9 +97,44 @@ def physio_scales(raw: dict, bounds: Array) -> dict:
 
 
 def subject_model(base: MskModel, scales: dict, s: Array) -> MskModel:
-    """``base`` with subject ``s``'s identified muscle parameters."""
-    m = msk.scale_muscles(base, scales["f_max"][s], scales["l_opt"][s], scales["l_ts"][s])
+    """Subject ``s``'s model from the stacked nominal models ``base`` (S, ...) with its
+    identified muscle parameters."""
+    nominal = jax.tree_util.tree_map(lambda x: x[s], base)
+    m = msk.scale_muscles(nominal, scales["f_max"][s], scales["l_opt"][s], scales["l_ts"][s])
     return m.replace(muscles=m.muscles.replace(shape_a=scales["shape_a"][s]))
+
+
+def window_activation(window: Array, gain: Array, delay_s: Array, params: muscle.MuscleParams,
+                      rate_hz: float) -> Array:
+    """Activation (K, M) over the last K samples of an excitation window (W, M).
+
+    Excitation is ``gain`` · the window, delayed by ``delay_s`` (M,) [s] (linear interpolation,
+    differentiable in the delay), then De Groote's first-order activation dynamics
+    (:func:`pinnmsk.muscle.integrate_activation`) from the delayed excitation's first value.
+    K = min(W, ACTIVATION_TAIL_S · rate).
+    """
+    w = window.shape[0]
+    k = min(w, max(2, int(round(ACTIVATION_TAIL_S * rate_hz))))
+    t = jnp.arange(w, dtype=window.dtype) / rate_hz
+    u = jnp.clip(gain * muscle.delay(t, window, delay_s), 0.0, 1.0)[w - k:]
+    return muscle.integrate_activation(u, 1.0 / rate_hz, params)
+
+
+def physics_residuals(decode: Callable, model: MskModel, nominal_f_max: Array, activation: Array,
+                      consts: LossConstants, tau: Array) -> tuple[Array, Array, Array]:
+    """Physics residuals at one time τ ≤ 0 of the head ``decode(τ) -> (q, F)``.
+
+    Returns (dynamics (n,) / tau_scale, Hill (M,) / sigma_f, effort (M,) = F / F_max nominal);
+    q̇, q̈ come from autodiff of the head (or the finite-difference baseline, ``consts.accel``);
+    ``activation`` (K, M) is the window's activation (:func:`window_activation`), sampled at τ.
+    """
+    kin = kinematics if consts.accel == "autodiff" else kinematics_fd
+    q, qd, qdd, f = kin(decode, tau)
+    res = msk.dynamics_residual(model, q, qd, qdd, f) / consts.tau_scale
+    a = muscle.activation_shape(_excitation_at(activation, tau, consts.rate_hz),
+                                model.muscles.shape_a)
+    hill = (f - msk.muscle_forces(model, a, q, qd)) / consts.sigma_f
+    return res, hill, f / nominal_f_max
 
 
 def _excitation_at(window: Array, tau: Array, rate_hz: float) -> Array:
@@ -119,21 +161,13 @@ def example_losses(encode: Callable, decode: Callable, base: MskModel, physio_ra
         return jnp.stack([l_q, l_f, 0.0, 0.0, 0.0])
     scales = physio_scales(physio_raw, consts.bounds)
     model = subject_model(base, scales, subject)
+    activation = window_activation(window, scales["emg_gain"][subject],
+                                   scales["delay_s"][subject], model.muscles, consts.rate_hz)
+    f_nom = base.muscles.f_max_n[subject]  # nominal: the effort term does not move θ
     tau_c = -consts.horizon_s * jax.random.uniform(key, (consts.n_colloc,))
-    kin = kinematics if consts.accel == "autodiff" else kinematics_fd
-
-    def colloc(t):
-        q, qd, qdd, f = kin(dec, t)
-        res = msk.dynamics_residual(model, q, qd, qdd, f) / consts.tau_scale
-        u = scales["emg_gain"][subject] * _excitation_at(window, t, consts.rate_hz)
-        a = muscle.activation_shape(jnp.clip(u, 0.0, 1.0), model.muscles.shape_a)
-        f_hill = msk.muscle_forces(model, a, q, qd)
-        hill = (f - f_hill) / base.muscles.f_max_n
-        effort = f / base.muscles.f_max_n  # nominal F_max: the term does not move θ
-        return jnp.mean(res**2), jnp.mean(hill**2), jnp.mean(effort**2)
-
-    l_dyn, l_hill, l_eff = jax.vmap(colloc)(tau_c)
-    return jnp.stack([l_q, l_f, jnp.mean(l_dyn), jnp.mean(l_hill), jnp.mean(l_eff)])
+    res, hill, eff = jax.vmap(lambda t: physics_residuals(dec, model, f_nom, activation, consts,
+                                                          t))(tau_c)
+    return jnp.stack([l_q, l_f, jnp.mean(res**2), jnp.mean(hill**2), jnp.mean(eff**2)])
 
 
 def batch_loss(encode: Callable, decode: Callable, base: MskModel, physio_raw: dict,

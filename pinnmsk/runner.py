@@ -12,14 +12,14 @@ import json
 import os
 import sys
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from pinnmsk import dynamics, losses, models, sharding, train
+from pinnmsk import diagnostics, dynamics, losses, models, sharding, train
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.data.opensim import DataError
 from pinnmsk.losses import Batch, LossConstants
@@ -40,6 +40,7 @@ class Prepared:
 
     data: ds_lib.Dataset
     train: ds_lib.Windows
+    val: ds_lib.Windows | None  # validation windows (forces NaN where unlabelled), or None
     test_trials: list
     val_trials: list
     consts: LossConstants
@@ -89,10 +90,9 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     tr.has_forces = has_labels
     tr.forces = np.where(has_labels[:, None, None], np.nan_to_num(tr.forces), 0.0).astype(np.float32)
 
-    model = data.model
     q_all = np.concatenate([t.q_rad for t in parts["train"]])
     q_mean, q_std = q_all.mean(0), np.maximum(q_all.std(0), 1e-3)
-    f_nom = np.asarray(model.muscles.f_max_n)
+    f_nom = np.asarray(data.models.muscles.f_max_n).mean(0)  # (M,) mean over subjects
     lab_f = [t.forces_n for t in parts["train"] if t.forces_n is not None]
     if has_labels.any() and lab_f:
         f_all = np.concatenate(lab_f)
@@ -100,24 +100,25 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     else:  # label-free: nominal scales
         sigma_f, f_scale = 0.1 * f_nom, 0.1 * f_nom
     # Torque scale: RMS of the inverse-dynamics torque along the training motions.
-    dt = 1.0 / rate
     torques = []
     for t in parts["train"]:
-        q = t.q_rad.astype(np.float64)
-        qd = np.gradient(q, dt, axis=0)
-        qdd = np.gradient(qd, dt, axis=0)
+        qd, qdd = diagnostics.derivatives(t.time_s, t.q_rad.astype(np.float64))
+        body = data.model_of(t.subject).body
         torques.append(np.asarray(jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(
-            model.body, a, b, c))(jnp.asarray(q, jnp.float32), jnp.asarray(qd, jnp.float32),
-                                  jnp.asarray(qdd, jnp.float32))))
+            body, a, b, c))(jnp.asarray(t.q_rad, jnp.float32), jnp.asarray(qd, jnp.float32),
+                            jnp.asarray(qdd, jnp.float32))))
     tau_scale = np.maximum(np.sqrt(np.mean(np.concatenate(torques) ** 2, axis=0)), 1e-3)
     bounds = np.asarray([spec.identification[k] for k in losses.PHYSIO_NAMES], np.float32)
     consts = LossConstants(jnp.asarray(q_std, jnp.float32), jnp.asarray(sigma_f, jnp.float32),
                            jnp.asarray(tau_scale, jnp.float32), jnp.asarray(bounds), rate,
                            spec.windows.history_s, config.n_colloc, config.accel)
-    net = models.make_model(config.model, model.n_coords, model.n_muscles,
+    net = models.make_model(config.model, data.model_of(0).n_coords, data.model_of(0).n_muscles,
                             spec.windows.history_s, q_mean, q_std, f_scale, config.latent)
-    return Prepared(data, tr, parts["test"], parts["validation"], consts, net, window, history,
-                    int(has_labels.sum()), train.make_predict(net))
+    val = (ds_lib.make_windows(parts["validation"], window, 1) if parts["validation"] else None)
+    if val is not None and not config.force_labels:
+        val.has_forces[:] = False  # label-free: forces are not there to select by
+    return Prepared(data, tr, val, parts["test"], parts["validation"], consts, net, window,
+                    history, int(has_labels.sum()), train.make_predict(net))
 
 
 def weights_for(config: TrainConfig, physics_weights) -> np.ndarray:
@@ -138,21 +139,34 @@ def _manager(workdir: str) -> ocp.CheckpointManager:
         options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False))
 
 
-def _save(mgr, epoch: int, state, history) -> None:
+class Best(NamedTuple):
+    """The parameters selected on validation data: per model (K leading for a sweep) the
+    epoch with the lowest validation score (the last epoch when there is no validation data)."""
+
+    params: dict
+    epoch: np.ndarray  # (K,) 1-based epoch
+    score: np.ndarray  # (K,) validation score at that epoch (NaN: no validation data)
+
+
+def _save(mgr, epoch: int, state, history, best: Best) -> None:
+    meta = {"history": history, "best_epoch": np.asarray(best.epoch).tolist(),
+            "best_score": [None if not np.isfinite(x) else float(x) for x in best.score]}
     mgr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                            meta=ocp.args.JsonSave({"history": history})))
+                                            best=ocp.args.StandardSave(best.params),
+                                            meta=ocp.args.JsonSave(meta)))
     mgr.wait_until_finished()
 
 
 def restore_latest(workdir: str, template):
-    """(epoch, state, history) of the newest checkpoint, or (0, template, []) if none."""
+    """(epoch, state, history, best) of the newest checkpoint, or (0, template, [], None)."""
     mgr = _manager(workdir)
     step = mgr.latest_step()
     if step is None:
-        return 0, template, []
+        return 0, template, [], None
     try:
-        got = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template),
-                                                        meta=ocp.args.JsonRestore()))
+        got = mgr.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(template),
+            best=ocp.args.StandardRestore(template.params), meta=ocp.args.JsonRestore()))
     except ValueError as e:  # orbax: the saved tree does not match the model's
         if "tree structures do not match" not in str(e) and "shape" not in str(e):
             raise
@@ -160,7 +174,10 @@ def restore_latest(workdir: str, template):
             f"{os.path.join(workdir, 'checkpoints', str(step))}: the checkpoint's parameters do "
             f"not fit this version's model (it was written by another pinnmsk version or "
             f"model); use a new --workdir or delete the old one") from None
-    return int(step), got["state"], got["meta"]["history"]
+    meta = got["meta"]
+    score = np.array([np.nan if x is None else x for x in meta["best_score"]], float)
+    return (int(step), got["state"], meta["history"],
+            Best(got["best"], np.asarray(meta["best_epoch"]), score))
 
 
 def _check_config(workdir: str, record: dict) -> None:
@@ -192,7 +209,7 @@ def make_train_step(prep: Prepared, tx, use_physics: bool, sweep: bool):
     """The pure train step for ``prep``'s model; for a sweep, in the form that vmaps well
     (:func:`pinnmsk.models.for_sweep`: same parameters and function)."""
     net = models.for_sweep(prep.net) if sweep else prep.net
-    return train.make_train_step(net, tx, prep.data.model, prep.consts, use_physics)
+    return train.make_train_step(net, tx, prep.data.models, prep.consts, use_physics)
 
 
 def make_step_fn(step, sweep: bool, mesh=None):
@@ -233,18 +250,16 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     steps = n // bs
     tx = train.make_optimizer(config, steps)
     use_physics = bool(np.any(weights[..., 2:] != 0))
-    base = prep.data.model
     step = make_train_step(prep, tx, use_physics, sweep)
-    init = lambda: train.init_state(prep.net, tx, prep.train.emg.shape[1:],
-                                    len(prep.data.subjects), base.n_muscles,
-                                    np.asarray(prep.consts.bounds), config.seed)
+    init = lambda: new_state(prep, tx, config.seed)
     state = train.stack_states([init()] * len(weights)) if sweep else init()
-    start, history = 0, []
+    n_models = len(weights) if sweep else 1
+    start, history, best = 0, [], None
     mgr = None
     if workdir is not None:
         _check_config(workdir, {**dataclasses.asdict(config), "data_spec": prep.data.spec.path,
                                 "weights": np.asarray(weights).tolist()})
-        start, state, history = restore_latest(workdir, state)
+        start, state, history, best = restore_latest(workdir, state)
         mgr = _manager(workdir)
         if start:
             log(f"resuming from the checkpoint of epoch {start} in {workdir}/checkpoints")
@@ -263,6 +278,7 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
         w = (sharding.shard_stacked if sweep else sharding.replicate)(w, mesh)
         data = sharding.replicate(data, mesh)
     step_fn = make_step_fn(step, sweep, mesh)
+    score_fn = validation_scorer(prep, sweep)
     end = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
     t0, done0 = time.time(), start
     diverged = np.zeros(len(weights) if sweep else 1, bool)
@@ -288,82 +304,161 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
             log(f"weight setting(s) {np.flatnonzero(now_bad).tolist()} diverged at epoch "
                 f"{epoch + 1}; the others continue")
         diverged |= now_bad
+        score = score_fn(state.params["net"]) if score_fn else np.full(n_models, np.nan)
+        host = None
+        if best is None or score_fn is None:
+            host = jax.device_get(state.params)
+            best = Best(host, np.full(n_models, epoch + 1), score)
+        else:
+            better = np.isfinite(score) & ~(score >= best.score)  # NaN best: any finite wins
+            if better.any():
+                host = jax.device_get(state.params)
+                pick = lambda new, old: np.where(
+                    better.reshape((-1,) + (1,) * (np.ndim(new) - 1)) if sweep else better[0],
+                    new, old)
+                best = Best(jax.tree_util.tree_map(pick, host, best.params),
+                            np.where(better, epoch + 1, best.epoch),
+                            np.where(better, score, best.score))
         history.append({"epoch": epoch + 1, "loss": np.atleast_1d(ep_loss).tolist(),
-                        "terms": np.atleast_2d(terms).tolist()})
+                        "terms": np.atleast_2d(terms).tolist(),
+                        "validation": [None if not np.isfinite(x) else float(x) for x in score]})
         if on_epoch is not None:
             on_epoch(history[-1])
         rate = (epoch + 1 - done0) * steps * bs / (time.time() - t0)
         eta = (end - epoch - 1) * steps * bs / rate
         tstr = " ".join(f"{k}={v:.3g}" for k, v in zip(losses.WEIGHT_NAMES,
                                                         np.atleast_2d(terms).mean(0)))
-        log(f"epoch {epoch + 1}/{config.epochs} loss={np.nanmean(ep_loss):.4g} [{tstr}] "
+        vstr = f" val={np.nanmean(score):.4g}" if np.isfinite(score).any() else ""
+        log(f"epoch {epoch + 1}/{config.epochs} loss={np.nanmean(ep_loss):.4g} [{tstr}]{vstr} "
             f"| {rate:,.0f} windows/s{' x ' + str(len(weights)) + ' models' if sweep else ''}"
             f" | ETA {eta:.0f} s")
         if mgr is not None and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == end):
-            _save(mgr, epoch + 1, state, history)
+            _save(mgr, epoch + 1, state, history, best)
             last_saved = epoch + 1
-    return state, history, diverged
+    if best is None:  # nothing left to train: the run had already ended
+        best = Best(jax.device_get(state.params), np.full(n_models, start), np.full(n_models,
+                                                                                   np.nan))
+    return state, history, diverged, best
+
+
+def new_state(prep: Prepared, tx, seed: int) -> train.TrainState:
+    """The initial train state of ``prep``'s network and identified parameters."""
+    return train.init_state(prep.net, tx, prep.train.emg.shape[1:], len(prep.data.subjects),
+                            prep.data.model_of(0).n_muscles, np.asarray(prep.consts.bounds), seed)
+
+
+def validation_scorer(prep: Prepared, sweep: bool, batch: int = 1024):
+    """``score(net_variables) -> (K,)``: the validation data loss at τ = 0, mean over windows of
+    Σ_j ((q̂_j − q_j)/σ_q,j)²/n (+ the same for forces where they are labelled); the criterion
+    for the best epoch and for λ of a sweep. None when there is no validation data."""
+    v = prep.val
+    if v is None or len(v) == 0:
+        return None
+    c = prep.consts
+    n = len(v)
+    pad = (-n) % batch
+    emg = jnp.asarray(np.concatenate([v.emg, np.repeat(v.emg[-1:], pad, 0)]))
+    q = jnp.asarray(np.concatenate([v.q[:, -1], np.repeat(v.q[-1:, -1], pad, 0)]))
+    has_f = v.has_forces & np.isfinite(v.forces[:, -1]).all(1)
+    f = jnp.asarray(np.nan_to_num(np.concatenate([v.forces[:, -1],
+                                                  np.repeat(v.forces[-1:, -1], pad, 0)])))
+    w = jnp.asarray(np.concatenate([np.ones(n), np.zeros(pad)]), jnp.float32)
+    wf = jnp.asarray(np.concatenate([has_f, np.zeros(pad, bool)]), jnp.float32)
+    predict = train.make_predict(prep.net)
+
+    def score(variables):
+        total = 0.0
+        for lo in range(0, n + pad, batch):
+            sl = slice(lo, lo + batch)
+            qh, fh = predict(variables, emg[sl])
+            eq = jnp.mean(((qh - q[sl]) / c.sigma_q) ** 2, axis=-1)
+            ef = jnp.mean(((fh - f[sl]) / c.sigma_f) ** 2, axis=-1)
+            total = total + jnp.sum(w[sl] * eq + wf[sl] * ef)
+        return total / n
+
+    fn = jax.jit(jax.vmap(score) if sweep else score)
+    return lambda variables: np.atleast_1d(np.asarray(jax.device_get(fn(variables)), float))
 
 
 # --------------------------------------------------------------------------- evaluation
 
 
 def evaluate(prep: Prepared, params, trials=None) -> tuple[dict, list]:
-    """Metrics over ``trials`` (default: test) at τ = 0, and per-trial predictions for plots."""
+    """Metrics over ``trials`` (default: test) at τ = 0, pooled, per trial and per subject, and
+    per-trial predictions for plots."""
     trials = prep.test_trials if trials is None else trials
-    q_p, q_t, f_p, f_t, per_trial = [], [], [], [], []
+    spec = prep.data.spec
+    per_trial = []
     for tr in trials:
         w = ds_lib.make_windows([tr], prep.window, 1)
         q, f = train.predict_windows(prep.predict, params["net"], w.emg)
-        q_p.append(q)
-        q_t.append(w.q[:, -1])
-        if tr.forces_n is not None:
-            f_p.append(f)
-            f_t.append(w.forces[:, -1])
-        per_trial.append({"id": tr.id, "time_s": tr.time_s[w.end_index], "q_pred": q,
-                          "q_true": w.q[:, -1], "f_pred": f,
+        per_trial.append({"id": tr.id, "subject": prep.data.subjects[tr.subject],
+                          "time_s": tr.time_s[w.end_index], "q_pred": q, "q_true": w.q[:, -1],
+                          "f_pred": f,
                           "f_true": w.forces[:, -1] if tr.forces_n is not None else None})
-    spec = prep.data.spec
-    has_f = len(f_t) == len(trials)
-    block = train.evaluation_metrics(np.concatenate(q_p), np.concatenate(q_t),
-                                     spec.labels.coordinates,
-                                     np.concatenate(f_p) if has_f else None,
-                                     np.concatenate(f_t) if has_f else None, spec.muscle_names)
-    return block, per_trial
+
+    def block(items):
+        has_f = all(p["f_true"] is not None for p in items)
+        cat = lambda k: np.concatenate([p[k] for p in items])
+        return train.evaluation_metrics(cat("q_pred"), cat("q_true"), spec.labels.coordinates,
+                                        cat("f_pred") if has_f else None,
+                                        cat("f_true") if has_f else None, spec.muscle_names)
+
+    out = block(per_trial)
+    out["per_trial"] = {p["id"]: block([p]) for p in per_trial}
+    subjects = list(dict.fromkeys(p["subject"] for p in per_trial))
+    out["per_subject"] = {s: block([p for p in per_trial if p["subject"] == s])
+                          for s in subjects}
+    return out, per_trial
 
 
 def identified_params(prep: Prepared, params) -> dict:
-    """Subject-specific parameters: scales of nominal and absolute values, per muscle."""
+    """Subject-specific parameters: scales of the subject's nominal values and absolute values
+    per muscle, the EMG gain and delay; with the truth where the dataset ships it."""
     scales = jax.device_get(losses.physio_scales(params["physio"], prep.consts.bounds))
-    m = prep.data.model.muscles
-    nominal = {"f_max": np.asarray(m.f_max_n), "l_opt": np.asarray(m.l_opt_m),
-               "l_ts": np.asarray(m.l_ts_m)}
     units = {"f_max": "f_max_n", "l_opt": "l_opt_m", "l_ts": "l_ts_m"}
-    truth = _true_scales(prep.data.spec)
     out = {}
     for s, subj in enumerate(prep.data.subjects):
+        m = prep.data.model_of(s).muscles
+        nominal = {"f_max": np.asarray(m.f_max_n), "l_opt": np.asarray(m.l_opt_m),
+                   "l_ts": np.asarray(m.l_ts_m)}
+        truth = true_scales(prep.data.spec, subj)
         out[subj] = {}
         for i, mus in enumerate(prep.data.spec.muscle_names):
             d = {}
             for k in ("f_max", "l_opt", "l_ts"):
                 d[f"{k}_scale"] = float(scales[k][s, i])
                 d[units[k]] = float(scales[k][s, i] * nominal[k][i])
-                if truth and subj in truth:
-                    d[f"{k}_scale_true"] = float(truth[subj][k][i])
+                if truth is not None:
+                    d[f"{units[k]}_true"] = float(truth[mus][k])
             d["emg_gain"] = float(scales["emg_gain"][s, i])
+            d["delay_s"] = float(scales["delay_s"][s, i])
             d["activation_shape_a"] = float(scales["shape_a"][s, i])
             out[subj][mus] = d
     return out
 
 
-def _true_scales(spec) -> dict | None:
-    """Simulated subjects' true scales, when the dataset is synthetic (its model.json says)."""
-    path = os.path.join(spec.root, "model.json")
+def true_scales(spec, subject: str) -> dict | None:
+    """A simulated subject's true muscle parameters {muscle: {f_max, l_opt, l_ts}} in SI units,
+    when the dataset ships its simulation truth (``model.json``, for tests and diagnostics only):
+    ``<root>/<subject>/model.json`` (OpenSim samples: generic parameters × "scale") or
+    ``<root>/model.json`` (``experiments.simulate``: nominal spec values × per-subject scales)."""
+    own = os.path.join(spec.root, subject, "model.json")
     try:
-        with open(path) as f:
+        if os.path.exists(own):
+            with open(own) as f:
+                doc = json.load(f)
+            sc = doc["scale"]
+            return {m["name"]: {"f_max": m["max_isometric_force"] * sc["fmax"],
+                                "l_opt": m["optimal_fiber_length"] * sc["lopt"],
+                                "l_ts": m["tendon_slack_length"] * sc["lts"]}
+                    for m in doc["muscles"]}
+        with open(os.path.join(spec.root, "model.json")) as f:
             doc = json.load(f)
-        return {s: v["scales"] for s, v in doc.get("subjects", {}).items()}
-    except (OSError, ValueError, KeyError, AttributeError):
+        sc = doc["subjects"][subject]["scales"]
+        return {m.name: {"f_max": m.f_max_n * sc["f_max"][i], "l_opt": m.l_opt_m * sc["l_opt"][i],
+                         "l_ts": m.l_ts_m * sc["l_ts"][i]} for i, m in enumerate(spec.muscles)}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError, IndexError):
         return None
 
 

@@ -22,17 +22,18 @@ class Streamer:
       env_filter: the training run's envelope filter.
       normaliser_v: (M,) envelope normaliser [V] per muscle (training subject's).
       rest_v: (M,) resting envelope [V] subtracted before normalising (``Dataset.rest_v``).
+      quadrature: subtract it in quadrature (the spec's ``emg.rest_subtraction``).
       decimation: EMG samples per label tick (EMG rate / label rate, an integer).
       window: model window length in label ticks.
       net, variables: the trained network and its variables.
     """
 
     def __init__(self, env_filter: emg.EnvelopeFilter, normaliser_v, decimation: int, window: int,
-                 net, variables, rest_v=None):
+                 net, variables, rest_v=None, quadrature: bool = False):
         self.filter, self.decim, self.window = env_filter, int(decimation), int(window)
         self.norm = np.asarray(normaliser_v, np.float32)
         self.rest = np.zeros_like(self.norm) if rest_v is None else np.asarray(rest_v, np.float32)
-        self.variables = variables
+        self.variables, self.quadrature = variables, quadrature
         self.state = env_filter.init_state(len(self.norm))
         self._predict = train.make_predict(net)
         self._buffer = None  # (window, M) normalised envelope at label ticks
@@ -51,7 +52,7 @@ class Streamer:
         self._seen += len(chunk)
         if len(ticks) == 0:
             return ticks, np.zeros((0,)), np.zeros((0,))
-        u = emg.normalise(env[ticks], self.norm, self.rest)
+        u = emg.normalise(env[ticks], self.norm, self.rest, self.quadrature)
         if self._buffer is None:  # warm-up: the first tick fills the window
             self._buffer = np.repeat(u[:1], self.window, axis=0)
         seq = np.concatenate([self._buffer, u], axis=0)

@@ -36,11 +36,8 @@ class TrainConfig:
       force_labels: use force labels in the data term (False: angles only, label-free forces).
       label_fraction: fraction of training data (2-s segments) whose force labels are used.
       hill_weight: the Hill-consistency weight as a multiple of λ (the dynamics term gets λ).
-        Without force labels the Hill term is what ties the forces to the EMG, and it must
-        outweigh the dynamics residual, whose model error otherwise drags the co-contraction
-        level down: on the OpenSim sample with MVC-normalised EMG, label-free force R² was
-        0.70 / 0.70 / 0.77 (seeds 0 / 1 / 2) at 10 against 0.07 / 0.10 / 0.16 at 1. With
-        labels, 10 and 1 are on a par (synthetic default: force R² 0.927 vs 0.904).
+        The Hill residual is divided by the force data term's scale σ_F, so 1 weighs a Hill
+        misfit like a force-label misfit of the same size (see :class:`LossConstants`).
       effort_weight: weight of the effort term mean (F/F_max)² where λ > 0 (see
         :func:`pinnmsk.losses.loss_weights`); it sets the co-contraction level when forces are
         unlabelled. 0 leaves it out.
@@ -58,7 +55,7 @@ class TrainConfig:
     force_labels: bool = True
     label_fraction: float = 1.0
     effort_weight: float = 0.0
-    hill_weight: float = 10.0
+    hill_weight: float = 1.0
     epochs: int = 40
     batch_size: int = 256
     learning_rate: float = 3e-3

@@ -1,12 +1,40 @@
 import pathlib
+import shutil
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "opensim_wrist_sample"
+V2 = ROOT / "data" / "opensim_wrist_v2"
+V2_SPEC = ROOT / "data_specs" / "opensim_wrist_v2.toml"
 TEST_DATA = pathlib.Path(__file__).resolve().parent / "data"
 
 
+def v2_spec_text(root: str, subjects=("S1",), trials=(0, 1, 3)) -> str:
+    """The shipped v2 spec cut down to ``subjects`` and ``trials`` (test: trial_3), rooted at
+    ``root``: a small, realistic lab dataset for tests."""
+    text = V2_SPEC.read_text().replace('root = "../data/opensim_wrist_v2"', f'root = "{root}"')
+    head, rest = text.split("\n[[subjects]]", 1)
+    blocks = ("[[subjects]]" + rest).split("\n[split]")[0].split("\n\n[[")
+    keep = []
+    for b in blocks:
+        b = b if b.startswith("[[") else "[[" + b
+        subj = b.split('name = "', 1)[1].split('"')[0] if b.startswith("[[subjects]]") else \
+            b.split('subject = "', 1)[1].split('"')[0]
+        if subj not in subjects:
+            continue
+        if b.startswith("[[trials]]") and int(b.split('name = "trial_')[1][0]) not in trials:
+            continue
+        keep.append(b.strip())
+    test = ", ".join(f'"{s}/trial_3"' for s in subjects)
+    split = "\n[split]" + text.split("\n[split]")[1]
+    split = split.replace('test = ["S1/trial_3", "S2/trial_3"]', f"test = [{test}]")
+    return head + "\n\n" + "\n\n".join(keep) + "\n" + split
+
+
 @pytest.fixture
-def sample_dir():
-    return SAMPLE
+def lab(tmp_path):
+    """Subject S1 of the v2 sample (trials 0, 1, 3) and its spec in tmp_path, to break."""
+    shutil.copytree(V2 / "S1", tmp_path / "d" / "S1")
+    p = tmp_path / "spec.toml"
+    p.write_text(v2_spec_text("d"))
+    return p

@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def model():
-    path = ROOT / "data_specs" / "opensim_wrist_sample.toml"
+    path = ROOT / "data_specs" / "synthetic_wrist.toml"
     return dataset.build_model(spec.load_spec(str(path)))
 
 
@@ -91,7 +91,7 @@ def _diagnose(*args):
 
 
 def test_diagnose_binary(tmp_path):
-    base = spec.load_spec(str(ROOT / "data_specs" / "opensim_wrist_sample.toml"))
+    base = spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml"))
     path = synthetic.generate(base, dataset.build_model(base), str(tmp_path / "d"),
                               synthetic.SyntheticConfig(n_subjects=1, n_trials=3, duration_s=6.0,
                                                         variation=0.0),

@@ -13,7 +13,7 @@ SCRIPT = textwrap.dedent("""
     from pinnmsk import runner, sharding, train
     from pinnmsk.data import dataset, spec, synthetic
     assert len(jax.devices()) == 8, jax.devices()
-    base = spec.load_spec("data_specs/opensim_wrist_sample.toml")
+    base = spec.load_spec("data_specs/synthetic_wrist.toml")
     path = synthetic.generate(base, dataset.build_model(base), sys.argv[1],
                               synthetic.SyntheticConfig(n_subjects=1, n_trials=2, duration_s=3.0),
                               log=lambda s: None)
@@ -23,9 +23,9 @@ SCRIPT = textwrap.dedent("""
     cfg = train.TrainConfig(epochs=2, batch_size=64, n_colloc=2, latent=16)
     prep = runner.prepare(data, cfg)
     w = runner.weights_for(cfg, [0.0, 1.0])
-    one, h1, _ = runner.fit(prep, cfg, w, None, log=lambda s: None)
+    one, h1, _, _ = runner.fit(prep, cfg, w, None, log=lambda s: None)
     mesh = sharding.make_mesh(2, 4)
-    many, h8, _ = runner.fit(prep, cfg, w, None, log=lambda s: None, mesh=mesh)
+    many, h8, _, _ = runner.fit(prep, cfg, w, None, log=lambda s: None, mesh=mesh)
     leaf = jax.tree_util.tree_leaves(many.params)[0]
     assert len(leaf.sharding.device_set) == 8, leaf.sharding
     for a, b in zip(jax.tree_util.tree_leaves(one.params), jax.tree_util.tree_leaves(many.params)):

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def model():
-    return dataset.build_model(spec.load_spec(str(ROOT / "data_specs" / "opensim_wrist_sample.toml")))
+    return dataset.build_model(spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml")))
 
 
 def test_tracking_follows_target_and_vmaps_over_subjects(model):

@@ -22,7 +22,7 @@ CFG = train.TrainConfig(epochs=2, batch_size=64, n_colloc=2, latent=16, checkpoi
 def tiny(tmp_path_factory):
     """A tiny synthetic dataset: 2 subjects x 2 trials x 4 s, 1 s windows."""
     out = tmp_path_factory.mktemp("tiny") / "data"
-    base = spec.load_spec(str(ROOT / "data_specs" / "opensim_wrist_sample.toml"))
+    base = spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml"))
     path = synthetic.generate(base, dataset.build_model(base), str(out),
                               synthetic.SyntheticConfig(n_subjects=2, n_trials=2, duration_s=4.0),
                               log=lambda s: None)
@@ -45,7 +45,7 @@ def _params_close(a, b, rtol, atol):
 def test_training_reduces_loss(data):
     cfg = dataclasses.replace(CFG, epochs=6)
     prep = runner.prepare(data, cfg)
-    _, hist, _ = runner.fit(prep, cfg, runner.weights_for(cfg, 1.0)[0], None, log=lambda s: None)
+    _, hist, _, _ = runner.fit(prep, cfg, runner.weights_for(cfg, 0.1)[0], None, log=lambda s: None)
     losses_ = [h["loss"][0] for h in hist]
     assert losses_[-1] < 0.6 * losses_[0], losses_
     terms = np.array([h["terms"][0] for h in hist])
@@ -61,7 +61,7 @@ def test_effort_term_lowers_unlabelled_forces(data):
     for e in (0.0, 50.0):
         we = w[1].copy()
         we[4] = e
-        _, hist, _ = runner.fit(prep, cfg, we, None, log=lambda s: None)
+        _, hist, _, _ = runner.fit(prep, cfg, we, None, log=lambda s: None)
         effort[e] = hist[-1]["terms"][0][4]
     assert effort[50.0] < 0.5 * effort[0.0], effort
 
@@ -76,9 +76,9 @@ def test_vmapped_sweep_equals_separate_runs(data):
     prep = runner.prepare(data, CFG)
     lams = [0.0, 3.0]
     w = runner.weights_for(CFG, lams)
-    swept, hist, _ = runner.fit(prep, CFG, w, None, log=lambda s: None)
+    swept, hist, _, _ = runner.fit(prep, CFG, w, None, log=lambda s: None)
     for k in range(len(lams)):
-        single, h1, _ = runner.fit(prep, CFG, w[k], None, log=lambda s: None)
+        single, h1, _, _ = runner.fit(prep, CFG, w[k], None, log=lambda s: None)
         _params_close(train.unstack_state(swept, k).params, single.params, rtol=2e-3, atol=2e-5)
         np.testing.assert_allclose([h["loss"][k] for h in hist], [h["loss"][0] for h in h1],
                                    rtol=1e-4)
@@ -88,11 +88,11 @@ def test_checkpoint_resume_equals_uninterrupted(data, tmp_path):
     cfg = dataclasses.replace(CFG, epochs=3)
     prep = runner.prepare(data, cfg)
     w = runner.weights_for(cfg, 1.0)[0]
-    full, hist_full, _ = runner.fit(prep, cfg, w, str(tmp_path / "a"), log=lambda s: None)
+    full, hist_full, _, _ = runner.fit(prep, cfg, w, str(tmp_path / "a"), log=lambda s: None)
     runner.fit(prep, cfg, w, str(tmp_path / "b"), log=lambda s: None, stop_after_epochs=1)
     assert sorted(os.listdir(tmp_path / "b" / "checkpoints")) == ["1"]
     logs = []
-    resumed, hist_res, _ = runner.fit(prep, cfg, w, str(tmp_path / "b"), log=logs.append)
+    resumed, hist_res, _, _ = runner.fit(prep, cfg, w, str(tmp_path / "b"), log=logs.append)
     assert any("resuming from the checkpoint of epoch 1" in s for s in logs)
     assert len(hist_res) == 3
     _params_close(full.params, resumed.params, rtol=1e-6, atol=1e-7)
@@ -180,6 +180,34 @@ def test_metrics_known_values():
     assert train.regression_metrics(-true, true)["pearson_r"] == pytest.approx(-1.0)
 
 
+def test_predict_equals_evaluate_on_a_test_trial(data):
+    """The causal pipeline end to end: streaming a test trial's raw EMG file (what predict
+    does) gives evaluate's predictions for that trial, window for window."""
+    from pinnmsk.data import opensim
+
+    prep = runner.prepare(data, CFG)
+    state = runner.new_state(prep, train.make_optimizer(CFG, 1), 0)
+    _, per_trial = runner.evaluate(prep, state.params)
+    spec_ = data.spec
+    trial = next(t for t in spec_.trials if t.id == per_trial[0]["id"])
+    raw = opensim.read_table(spec_.resolve(trial.emg)).select(
+        [spec_.channel_of[m] for m in spec_.muscle_names])
+    cfg = emg.EnvelopeConfig(fs_hz=spec_.emg.sampling_rate_hz, lowpass_hz=spec_.emg.lowpass_hz)
+    s = data.subjects.index(trial.subject)
+    streamer = Streamer(emg.EnvelopeFilter.from_config(cfg), data.normaliser_v[s], 10,
+                        prep.window, prep.net, state.params["net"], rest_v=data.rest_v[s])
+    qs, fs = [], []
+    for lo in range(0, len(raw), 100):
+        _, q, f = streamer.push(raw[lo:lo + 100])
+        qs.append(q)
+        fs.append(f)
+    q, f = np.concatenate(qs), np.concatenate(fs)
+    first = prep.window - 1  # evaluate's first window ends here; predict warms up before it
+    n = len(per_trial[0]["q_pred"])
+    np.testing.assert_allclose(q[first:first + n], per_trial[0]["q_pred"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(f[first:first + n], per_trial[0]["f_pred"], rtol=1e-4, atol=1e-3)
+
+
 def test_streaming_chunk_size_invariant(data):
     prep = runner.prepare(data, CFG)
     tx = train.make_optimizer(CFG, 1)
@@ -223,8 +251,15 @@ def test_binaries_end_to_end(tiny, tmp_path):
     assert set(a) >= {"rmse", "rmse_deg", "nrmse", "r2", "pearson_r"}
     assert set(m["test"]["force"]) == {"FCR", "FCU", "ECRL", "ECRB", "ECU", "mean"}
     s1 = m["identified_params"]["s1"]["ECU"]
-    assert 0.5 <= s1["f_max_scale"] <= 1.5 and "f_max_scale_true" in s1
-    assert sorted(os.listdir(w / "plots")) == ["loss_curves.png", "test_s0_trial_1.png"]
+    assert 0.5 <= s1["f_max_scale"] <= 1.5 and 100 < s1["f_max_n_true"] < 400
+    assert sorted(os.listdir(w / "plots")) == ["loss_curves.png", "test_s0_trial_1.png",
+                                               "test_s1_trial_1.png"]  # every test trial
+    # selection on validation data only; validation and test blocks, per trial and subject
+    assert m["selection"]["epoch"] in (1, 2) and m["selection"]["validation_score"] > 0
+    assert m["dataset"]["envelope"] == "causal"
+    assert set(m["validation"]["per_trial"]) == {"s0/trial_0@val", "s1/trial_0@val"}
+    assert set(m["test"]["per_subject"]) == {"s0", "s1"}
+    assert set(m["test"]["per_trial"]) == {"s0/trial_1", "s1/trial_1"}
     tb = _scalars(w / "tensorboard")
     assert [step for step, _ in tb["loss/total"]] == [1, 2]
     assert set(tb) == {"loss/total", "loss/angle", "loss/force", "loss/dynamics", "loss/hill",
@@ -300,5 +335,5 @@ def test_help_lists_flags():
 def test_baselines_train(data, kind, accel):
     cfg = dataclasses.replace(CFG, model=kind, accel=accel, epochs=3)
     prep = runner.prepare(data, cfg)
-    _, hist, _ = runner.fit(prep, cfg, runner.weights_for(cfg, 1.0)[0], None, log=lambda s: None)
+    _, hist, _, _ = runner.fit(prep, cfg, runner.weights_for(cfg, 1.0)[0], None, log=lambda s: None)
     assert np.isfinite(hist[-1]["loss"][0]) and hist[-1]["loss"][0] < hist[0]["loss"][0]

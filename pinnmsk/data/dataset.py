@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnmsk import dynamics, emg, geometry, muscle
+from pinnmsk import dynamics, emg, geometry, msk, muscle
 from pinnmsk.data import opensim
 from pinnmsk.data.opensim import DataError
 from pinnmsk.data.spec import DataSpec
@@ -48,21 +48,42 @@ class Trial:
 
 @dataclasses.dataclass
 class Dataset:
+    """A loaded dataset.
+
+    Attributes:
+      models: the subjects' musculoskeletal models stacked on a leading axis (S, ...): each
+        subject's own muscle parameters and geometry where the spec gives them.
+      normaliser_v, rest_v: (S, M) envelope at excitation 1 and at excitation 0 [V].
+      normalisation: per subject and channel, where those values came from (for metrics.json).
+      geometry_report: per subject, the fitted geometry's check against MomentArm tables.
+    """
+
     spec: DataSpec
     trials: list
     subjects: tuple
-    normaliser_v: np.ndarray  # (S, M) per subject: envelope at excitation 1 [V]
-    model: MskModel
+    normaliser_v: np.ndarray
+    models: MskModel
     dropped_samples: int = 0
-    rest_v: np.ndarray | None = None  # (S, M) envelope at excitation 0 [V]; None: zeros
+    rest_v: np.ndarray | None = None
+    normalisation: dict = dataclasses.field(default_factory=dict)
+    geometry_report: dict = dataclasses.field(default_factory=dict)
 
     @property
     def rate_hz(self) -> float:
         return self.spec.labels.rate_hz
 
+    @property
+    def window(self) -> int:
+        """Model window length in label samples."""
+        return int(round(self.spec.windows.length_s * self.rate_hz))
+
+    def model_of(self, s: int) -> MskModel:
+        """Subject ``s``'s model (unstacked)."""
+        return jax.tree_util.tree_map(lambda x: x[s], self.models)
+
     def split(self) -> dict:
         """{'train': [...], 'validation': [...], 'test': [...]} lists of trials (no overlap)."""
-        return split_trials(self.spec, self.trials)
+        return split_trials(self.spec, self.trials, self.window)
 
 
 @dataclasses.dataclass
@@ -94,40 +115,110 @@ class Windows:
 # --------------------------------------------------------------------------- model from spec
 
 
-def build_model(spec: DataSpec) -> MskModel:
-    """The body, muscles and geometry a spec describes (geometry fitted from its length table)."""
-    body_cls = {"pendulum": dynamics.Pendulum, "two_link": dynamics.TwoLinkArm}[spec.body.model]
-    p = dict(spec.body.params)
-    if spec.body.model == "pendulum":
-        for key in ("mass_kg", "com_m", "inertia_kgm2"):
-            if key not in p:
-                raise DataError(f"{spec.path}: field 'body.{key}' is missing; add it [SI units]")
-    body = body_cls(**{k: jnp.float32(v) for k, v in p.items()})
-    ms = spec.muscles
-    params = muscle.MuscleParams.create(
-        f_max_n=[m.f_max_n for m in ms], l_opt_m=[m.l_opt_m for m in ms],
-        l_ts_m=[m.l_ts_m for m in ms], phi_opt_rad=[m.phi_opt_rad for m in ms])
-    g = spec.geometry
-    if g.source == "muscle_analysis":
-        table = opensim.read_table(spec.resolve(g.length_table))
-        lengths = table.select(spec.muscle_names)
-        if len(spec.labels.coordinates) == 1:
-            q = table.time[:, None]
-        else:  # multivariate: coordinates are columns of the table
-            q = table.select(spec.labels.coordinates)
-        geo = geometry.fit_polynomial(q, lengths, g.degree)
+def _muscle_params(spec: DataSpec, subject: str) -> tuple[muscle.MuscleParams, str]:
+    """The subject's nominal muscle parameters: from its ``.osim`` where the spec names one,
+    else from ``[[muscles]]``. Returns (params, source description)."""
+    sub = spec.subject(subject)
+    names = spec.muscle_names
+    if sub.osim:
+        vals = opensim.read_osim_muscles(spec.resolve(sub.osim), names)
+        rows = [vals[n] for n in names]
+        source = sub.osim
     else:
-        n = len(spec.labels.coordinates)
+        rows = [{k: getattr(m, k) for k in ("f_max_n", "l_opt_m", "l_ts_m", "phi_opt_rad")}
+                for m in spec.muscles]
+        source = "[[muscles]]"
+    for n, r in zip(names, rows):
+        for k in ("f_max_n", "l_opt_m", "l_ts_m"):
+            if not (np.isfinite(r[k]) and r[k] > 0):
+                raise DataError(f"{spec.path if source == '[[muscles]]' else spec.resolve(source)}"
+                                f": muscle '{n}' has {k} = {r[k]}; it must be a positive number")
+        phi = r["phi_opt_rad"] or 0.0
+        if not 0.0 <= phi < np.pi / 2:
+            raise DataError(f"{spec.path}: muscle '{n}' pennation {phi} rad must be in [0, pi/2)")
+    params = muscle.MuscleParams.create(
+        f_max_n=[r["f_max_n"] for r in rows], l_opt_m=[r["l_opt_m"] for r in rows],
+        l_ts_m=[r["l_ts_m"] for r in rows], phi_opt_rad=[r["phi_opt_rad"] or 0.0 for r in rows],
+        tau_act_s=spec.activation.tau_act_s, tau_deact_s=spec.activation.tau_deact_s)
+    return params, source
+
+
+def _geometry(spec: DataSpec, subject: str) -> tuple[geometry.PolynomialGeometry, dict]:
+    """The subject's length polynomial (fitted to its MuscleAnalysis table) and a report of the
+    fitted moment arms against the MomentArm tables the spec names: {coordinate: max error [m]}."""
+    g, sub = spec.geometry, spec.subject(subject)
+    coords = spec.labels.coordinates
+    if g.source != "muscle_analysis":
+        n = len(coords)
         exps = geometry.monomial_exponents(n, g.degree)
         coef = np.asarray([g.coefficients_m[m] for m in spec.muscle_names], float)
         if coef.shape[1] != len(exps) or len(g.centre_rad) != n or len(g.scale_rad) != n:
             raise DataError(f"{spec.path}: field 'geometry.coefficients_m' needs {len(exps)} "
                             f"coefficients per muscle and centre_rad/scale_rad {n} values each for "
                             f"degree {g.degree} in {n} coordinate(s)")
-        geo = geometry.PolynomialGeometry(jnp.asarray(coef, jnp.float32),
-                                          jnp.asarray(g.centre_rad, jnp.float32),
-                                          jnp.asarray(g.scale_rad, jnp.float32), exps)
-    return MskModel(body, params, geo)
+        return geometry.PolynomialGeometry(jnp.asarray(coef, jnp.float32),
+                                           jnp.asarray(g.centre_rad, jnp.float32),
+                                           jnp.asarray(g.scale_rad, jnp.float32),
+                                           geometry.as_static(exps)), {}
+    table_path = spec.resolve(sub.length_table or g.length_table)
+    motion_rel = sub.motion if sub.length_table else (sub.motion or g.motion)
+    motion = opensim.read_table(spec.resolve(motion_rel)) if motion_rel else None
+    table = opensim.read_table(table_path)
+    q = opensim.grid_coordinates(table, coords, motion)
+    lengths = table.select(spec.muscle_names)
+    try:
+        geo = geometry.fit_polynomial(q, lengths, g.degree)
+    except ValueError as e:
+        raise DataError(f"{table_path}: {e}") from None
+    report = {}
+    arm_tables = sub.moment_arm_tables or g.moment_arm_tables
+    for c, rel in arm_tables.items():
+        if c not in coords:
+            raise DataError(f"{spec.path}: field 'moment_arm_tables' names coordinate '{c}', "
+                            f"which is not in labels.coordinates ({', '.join(coords)})")
+        arm_tab = opensim.read_table(spec.resolve(rel))
+        if len(arm_tab.time) != len(table.time) or \
+                np.max(np.abs(arm_tab.time - table.time)) > 1e-6 * max(1.0, np.ptp(table.time)):
+            raise DataError(f"{arm_tab.path}: its rows do not match the Length table "
+                            f"{table_path} ({len(arm_tab.time)} vs {len(table.time)} rows); give "
+                            "the MomentArm table of the same analysis")
+        fitted = np.asarray(jax.vmap(geo.moment_arms)(jnp.asarray(q, jnp.float32)))
+        err = np.abs(fitted[:, :, coords.index(c)] - arm_tab.select(spec.muscle_names))
+        report[c] = float(err.max())
+    return geo, report
+
+
+def build_model(spec: DataSpec, subject: str | None = None) -> MskModel:
+    """One subject's model (default: the first subject of the spec's trials)."""
+    subject = subject or spec.trials[0].subject
+    return jax.tree_util.tree_map(lambda x: x[0], build_models(spec, [subject])[0])
+
+
+def build_models(spec: DataSpec, subjects) -> tuple[MskModel, dict]:
+    """Each subject's body, muscles and geometry, stacked (S, ...), and a report per subject
+    {"muscles": source, "moment_arm_max_error_m": {coordinate: m}}."""
+    body_cls = {"pendulum": dynamics.Pendulum, "two_link": dynamics.TwoLinkArm}[spec.body.model]
+    p = dict(spec.body.params)
+    if spec.body.model == "pendulum":
+        for key in ("mass_kg", "com_m", "inertia_kgm2"):
+            if key not in p:
+                raise DataError(f"{spec.path}: field 'body.{key}' is missing; add it [SI units]")
+    for key, v in p.items():
+        if not np.isfinite(v) or (v < 0 and key not in ("q_offset_rad", "q_rest_rad")):
+            raise DataError(f"{spec.path}: field 'body.{key}' = {v} must be a finite value >= 0")
+    body = body_cls(**{k: jnp.float32(v) for k, v in p.items()})
+    models, report = [], {}
+    cache = {}
+    for subj in subjects:
+        params, source = _muscle_params(spec, subj)
+        sub = spec.subject(subj)
+        key = (sub.length_table, sub.motion, tuple(sorted(sub.moment_arm_tables.items())))
+        if key not in cache:
+            cache[key] = _geometry(spec, subj)
+        geo, arms = cache[key]
+        models.append(MskModel(body, params, geo))
+        report[subj] = {"muscles": source, "moment_arm_max_error_m": arms}
+    return msk.stack(models), report
 
 
 # --------------------------------------------------------------------------- loading
@@ -169,26 +260,61 @@ def _interp_nonfinite(values: np.ndarray, bad_rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _load_trial(spec: DataSpec, ts, env_filter, envelope_fn, min_samples: int):
+def _read_emg(spec: DataSpec, path: str, channels, allow_nonfinite: bool):
+    """(table, raw (T, C) in ``channels`` order, bad rows (T,)) of one EMG file, checked."""
+    tab = opensim.read_table(path)
+    for c in channels:
+        if c not in tab.columns:
+            raise DataError(f"{path}: no EMG column '{c}' named in emg.channels "
+                            f"(columns: {', '.join(tab.columns)}); fix the data spec")
+    _check_time(path, tab.time, spec.emg.sampling_rate_hz, "emg.sampling_rate_hz")
+    raw = tab.select(list(channels))
+    bad = _nonfinite_runs(path, raw, list(channels), "EMG", allow_nonfinite)
+    return tab, _interp_nonfinite(raw, bad), bad
+
+
+class EnvelopeFn:
+    """The spec's EMG → envelope [V] map for a whole recording (T, C) → (T, C).
+
+    ``emg.envelope = "causal"`` (default): the causal filter from a zero state, exactly what
+    :class:`pinnmsk.streaming.Streamer` computes online; ``"zero_phase"``: the offline
+    forward-backward filter (looks up to ~0.2 s ahead; an explicit offline option).
+    ``emg.input = "envelope"``: the file already holds envelopes; they pass unfiltered.
+    """
+
+    def __init__(self, spec: DataSpec):
+        e = spec.emg
+        cfg = emg.EnvelopeConfig(fs_hz=e.sampling_rate_hz, bandpass_hz=e.bandpass_hz,
+                                 bandpass_order=e.bandpass_order, lowpass_hz=e.lowpass_hz,
+                                 lowpass_order=e.lowpass_order)
+        try:
+            self.filter = emg.EnvelopeFilter.from_config(cfg)
+        except ValueError as err:
+            raise DataError(f"{spec.path}: field 'emg' filter settings: {err}") from None
+        self.mode = "envelope_input" if e.input == "envelope" else e.envelope
+        f = self.filter
+        fn = {"causal": lambda x: f.causal(x, validate=False),
+              "zero_phase": lambda x: f.offline(x, validate=False)}.get(self.mode)
+        self._fn = None if fn is None else jax.jit(fn)
+
+    def __call__(self, path: str, raw: np.ndarray) -> np.ndarray:
+        if self._fn is None:
+            return np.maximum(raw, 0.0)
+        if self.mode == "zero_phase" and len(raw) <= max(
+                emg.padlen(self.filter.bandpass_sos), emg.padlen(self.filter.lowpass_sos)) + 1:
+            raise DataError(f"{path}: only {len(raw)} EMG samples, too short for the zero-phase "
+                            "filters; use longer trials or emg.envelope = \"causal\"")
+        return np.asarray(self._fn(jnp.asarray(raw, jnp.float32)), np.float64)
+
+
+def _load_trial(spec: DataSpec, ts, envelope_fn: EnvelopeFn, min_samples: int):
     allow = spec.windows.drop_nonfinite
     rate = spec.labels.rate_hz
     # --- EMG
     e_path = spec.resolve(ts.emg)
-    e_tab = opensim.read_table(e_path)
     channels = list(spec.emg.channels)
-    for c in channels:
-        if c not in e_tab.columns:
-            raise DataError(f"{e_path}: no EMG column '{c}' named in emg.channels "
-                            f"(columns: {', '.join(e_tab.columns)}); fix the data spec")
-    _check_time(e_path, e_tab.time, spec.emg.sampling_rate_hz, "emg.sampling_rate_hz")
-    raw = e_tab.select(channels)
-    bad_emg = _nonfinite_runs(e_path, raw, channels, "EMG", allow)
-    raw = _interp_nonfinite(raw, bad_emg)
-    if len(raw) <= emg.padlen(env_filter.bandpass_sos) + 1 or \
-            len(raw) <= emg.padlen(env_filter.lowpass_sos) + 1:
-        raise DataError(f"{e_path}: only {len(raw)} EMG samples, too short for the filters; "
-                        "use longer trials")
-    envelope = np.asarray(envelope_fn(jnp.asarray(raw, jnp.float32)))
+    e_tab, raw, bad_emg = _read_emg(spec, e_path, channels, allow)
+    envelope = envelope_fn(e_path, raw)
 
     # --- kinematics
     k_path = spec.resolve(ts.kinematics)
@@ -239,70 +365,169 @@ def _load_trial(spec: DataSpec, ts, env_filter, envelope_fn, min_samples: int):
     return t, env_t[:, order], q, forces, valid
 
 
+def _recording_envelope(spec: DataSpec, rel: str, channels, envelope_fn: EnvelopeFn):
+    path = spec.resolve(rel)
+    _, raw, _ = _read_emg(spec, path, channels, allow_nonfinite=False)
+    return path, envelope_fn(path, raw)
+
+
+def mvc_value(envelope: np.ndarray, rate_hz: float, window_s: float) -> np.ndarray:
+    """MVC value per channel (C,): the peak of the envelope's moving mean over ``window_s``."""
+    n = max(1, int(round(window_s * rate_hz)))
+    if len(envelope) < n:
+        raise ValueError(f"the recording ({len(envelope)} samples) is shorter than the "
+                         f"{window_s:g} s MVC window")
+    c = np.cumsum(np.vstack([np.zeros((1, envelope.shape[1])), envelope]), axis=0)
+    return ((c[n:] - c[:-n]) / n).max(axis=0)
+
+
+def rest_value(envelope: np.ndarray, rate_hz: float, skip_s: float) -> np.ndarray:
+    """Resting value per channel (C,): the envelope's mean after ``skip_s`` of filter settling."""
+    k = int(round(skip_s * rate_hz))
+    if len(envelope) <= k:
+        raise ValueError(f"the recording ({len(envelope)} samples) is not longer than the "
+                         f"{skip_s:g} s settling time (emg.rest_skip_s)")
+    return envelope[k:].mean(axis=0)
+
+
+def _normalisers(spec: DataSpec, subjects, trials, envelope_fn: EnvelopeFn, window: int):
+    """(mvc (S, M), rest (S, M), sources) per subject, muscle order.
+
+    MVC: typed ``mvc_v`` (subject's, then dataset-wide) or the peak moving mean of the subject's
+    MVC recordings (the largest over recordings that name the channel); without MVC
+    (``robust_max``) a high quantile of the subject's training envelopes. Rest: typed
+    ``rest_v`` or the mean envelope of the subject's rest recording, else 0.
+    """
+    e = spec.emg
+    chans = list(e.channels)
+    order = [chans.index(spec.channel_of[m]) for m in spec.muscle_names]
+    fs = e.sampling_rate_hz
+    train = split_trials(spec, trials, window)["train"]
+    mvc = np.zeros((len(subjects), len(chans)))
+    rest = np.zeros((len(subjects), len(chans)))
+    sources = {}
+    for s, subj in enumerate(subjects):
+        sub = spec.subject(subj)
+        src = {}
+        # rest first: the robust maximum must exceed it
+        if sub.rest:
+            path, env = _recording_envelope(spec, sub.rest, chans, envelope_fn)
+            try:
+                rest[s] = rest_value(env, fs, e.rest_skip_s)
+            except ValueError as err:
+                raise DataError(f"{path}: {err}; use a longer rest recording") from None
+            src["rest"] = {c: sub.rest for c in chans}
+        else:
+            src["rest"] = {}
+        for i, c in enumerate(chans):
+            if c in sub.rest_v or c in e.rest_v:
+                rest[s, i] = sub.rest_v.get(c, e.rest_v.get(c))
+                src["rest"][c] = "typed"
+            src["rest"].setdefault(c, "none (0)")
+        if e.normalisation == "mvc":
+            best = np.full(len(chans), -np.inf)
+            src["mvc"] = {}
+            for rec in sub.mvc:
+                path, env = _recording_envelope(spec, rec.file, chans, envelope_fn)
+                try:
+                    peak = mvc_value(env, fs, e.mvc_window_s)
+                except ValueError as err:
+                    raise DataError(f"{path}: {err}; use a longer MVC recording or a shorter "
+                                    "emg.mvc_window_s") from None
+                for c in rec.channels:
+                    i = chans.index(c)
+                    if peak[i] > best[i]:
+                        best[i], src["mvc"][c] = peak[i], rec.file
+            for i, c in enumerate(chans):
+                if c in sub.mvc_v or (c in e.mvc_v and c not in src["mvc"]):
+                    best[i] = sub.mvc_v.get(c, e.mvc_v.get(c))
+                    src["mvc"][c] = "typed"
+            mvc[s] = best
+        else:
+            mine = [t for t in train if t.subject == s] or [t for t in trials if t.subject == s]
+            env = np.concatenate([t.raw_envelope[t.valid] for t in mine], axis=0)
+            mvc[s, order] = emg.robust_max(env, e.robust_quantile)
+            src["mvc"] = {c: f"robust max ({e.robust_quantile:g} quantile of training EMG)"
+                          for c in chans}
+        low = mvc[s] <= rest[s]
+        if np.any(low):
+            c = chans[int(np.argmax(low))]
+            raise DataError(f"{spec.path}: channel '{c}' of subject '{subj}' has a resting value "
+                            f"({rest[s][low][0]:.3g} V) not below its maximum "
+                            f"({mvc[s][low][0]:.3g} V, {src['mvc'][c]}); check the rest and MVC "
+                            "recordings or values")
+        sources[subj] = {"mvc_v": dict(zip(chans, mvc[s].tolist())), "mvc_source": src["mvc"],
+                         "rest_v": dict(zip(chans, rest[s].tolist())),
+                         "rest_source": src["rest"]}
+    return mvc[:, order], rest[:, order], sources
+
+
 def load_dataset(spec: DataSpec, progress: bool = False) -> Dataset:
     """Read every trial of ``spec``; errors are ``DataError`` naming the file and field."""
-    cfg = emg.EnvelopeConfig(fs_hz=spec.emg.sampling_rate_hz, bandpass_hz=spec.emg.bandpass_hz,
-                             bandpass_order=spec.emg.bandpass_order, lowpass_hz=spec.emg.lowpass_hz,
-                             lowpass_order=spec.emg.lowpass_order)
-    try:
-        env_filter = emg.EnvelopeFilter.from_config(cfg)
-    except ValueError as e:
-        raise DataError(f"{spec.path}: field 'emg' filter settings: {e}") from None
-    envelope_fn = jax.jit(lambda x: env_filter.offline(x, validate=False))
-    model = build_model(spec)
-    min_samples = int(round(spec.windows.length_s * spec.labels.rate_hz)) + 1
+    log = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    envelope_fn = EnvelopeFn(spec)
     subjects = tuple(dict.fromkeys(t.subject for t in spec.trials))
-    loaded = []
+    models, geo_report = build_models(spec, subjects)
+    for subj, rep in geo_report.items():
+        for c, err in rep["moment_arm_max_error_m"].items():
+            log(f"  geometry {subj}: fitted moment arms vs the MomentArm table ({c}): max error "
+                f"{1e3 * err:.3f} mm")
+    window = int(round(spec.windows.length_s * spec.labels.rate_hz))
+    min_samples = window + 1
+    trials, dropped = [], 0
     t0 = _time.time()
     for i, ts in enumerate(spec.trials):
-        loaded.append((ts, *_load_trial(spec, ts, env_filter, envelope_fn, min_samples)))
-        if progress:
-            print(f"  loaded {ts.id} ({i + 1}/{len(spec.trials)}, {_time.time() - t0:.1f} s)",
-                  file=sys.stderr, flush=True)
-
-    # Normalisers: MVC values, or a robust maximum per subject over its training trials
-    # (EMG only, no labels; all its trials when a subject has none in training).
-    m_names = spec.muscle_names
-    train_ids = {ts.id for ts in split_trials(spec, spec.trials)["train"]}
-    norm = np.zeros((len(subjects), len(m_names)))
-    rest = np.tile([spec.emg.rest_v.get(spec.channel_of[m], 0.0) for m in m_names],
-                   (len(subjects), 1))
-    for s, subj in enumerate(subjects):
-        if spec.emg.normalisation == "mvc":
-            norm[s] = [spec.emg.mvc_v[spec.channel_of[m]] for m in m_names]
-            continue
-        mine = [x for x in loaded if x[0].subject == subj]
-        use = [x for x in mine if x[0].id in train_ids] or mine
-        env = np.concatenate([x[2][x[5]] for x in use], axis=0)
-        norm[s] = emg.robust_max(env, spec.emg.robust_quantile)
-        low = norm[s] <= rest[s]
-        if np.any(low):
-            c = spec.channel_of[m_names[int(np.argmax(low))]]
-            raise DataError(f"{spec.path}: field 'emg.rest_v' for channel '{c}' is not below "
-                            f"the channel's robust maximum ({norm[s][low][0]:.3g} V) for subject "
-                            f"'{subj}'; lower it")
-    trials, dropped = [], 0
-    for ts, t, env, q, forces, valid in loaded:
+        t, env, q, forces, valid = _load_trial(spec, ts, envelope_fn, min_samples)
         s = subjects.index(ts.subject)
-        exc = emg.normalise(env, norm[s], rest[s])
-        trials.append(Trial(ts.id, s, t, exc.astype(np.float32), q.astype(np.float32),
+        trials.append(Trial(ts.id, s, t, env, q.astype(np.float32),
                             None if forces is None else forces.astype(np.float32), valid, env))
         dropped += int((~valid).sum())
-    return Dataset(spec, trials, subjects, norm, model, dropped, rest)
+        log(f"  loaded {ts.id} ({i + 1}/{len(spec.trials)}, {_time.time() - t0:.1f} s)")
+    norm, rest, sources = _normalisers(spec, subjects, trials, envelope_fn, window)
+    for tr in trials:
+        tr.excitation = emg.normalise(tr.raw_envelope, norm[tr.subject], rest[tr.subject],
+                                      spec.emg.rest_subtraction == "quadrature"
+                                      ).astype(np.float32)
+    return Dataset(spec, trials, subjects, norm, models, dropped, rest, sources, geo_report)
 
 
 # --------------------------------------------------------------------------- splits and windows
 
 
-def split_trials(spec: DataSpec, trials) -> dict:
-    """Partition trials into train/validation/test by trial id or by subject (no overlap)."""
-    # Trial ids are "subject/name".
+def _part(tr: Trial, lo: int, hi: int, suffix: str) -> Trial:
+    """Samples [lo, hi) of a trial, as a trial of its own (id ``<id><suffix>``)."""
+    cut = lambda a: None if a is None else a[lo:hi]
+    return dataclasses.replace(tr, id=tr.id + suffix, time_s=tr.time_s[lo:hi],
+                               excitation=cut(tr.excitation), q_rad=cut(tr.q_rad),
+                               forces_n=cut(tr.forces_n), valid=cut(tr.valid),
+                               raw_envelope=cut(tr.raw_envelope))
+
+
+def split_trials(spec: DataSpec, trials, window: int = 0) -> dict:
+    """Partition trials into train/validation/test by trial id or by subject (no overlap).
+
+    With no validation trials named and ``split.validation_fraction`` f > 0, validation is the
+    last f of every training trial (time-blocked, ``<id>@val``); its training part (``<id>``)
+    ends ``window`` samples earlier, so no window of one part sees samples of the other.
+    """
     key = (lambda t: t.id) if spec.split.by == "trial" else (lambda t: t.id.rsplit("/", 1)[0])
     test, val = set(spec.split.test), set(spec.split.validation)
     out = {"train": [], "validation": [], "test": []}
     for t in trials:
         k = key(t)
         out["test" if k in test else "validation" if k in val else "train"].append(t)
+    f = spec.split.validation_fraction
+    if not val and f > 0:
+        train = []
+        for t in out["train"]:
+            n = len(t.time_s)
+            cut = int(round(n * (1.0 - f)))
+            if n - cut > window and cut - window > window:
+                train.append(_part(t, 0, cut - window, ""))
+                out["validation"].append(_part(t, cut, n, "@val"))
+            else:
+                train.append(t)
+        out["train"] = train
     return out
 
 

@@ -30,6 +30,7 @@ class Table:
       values: (T, len(columns)) float64.
       in_degrees: whether the header said ``inDegrees=yes``.
       header: the header's key/value pairs.
+      index_label: the first column's name (``time``, or a coordinate for a grid table).
     """
 
     path: str
@@ -38,6 +39,7 @@ class Table:
     values: np.ndarray
     in_degrees: bool = False
     header: dict = dataclasses.field(default_factory=dict)
+    index_label: str = "time"
 
     def column(self, name: str) -> np.ndarray:
         if name not in self.columns:
@@ -66,7 +68,7 @@ def _parse_table(path: str, text_lines, delimiter, header: dict, in_degrees: boo
                         "that every row has one value per column") from None
     if data.shape[1] != len(names):
         raise DataError(f"{path}: {len(names)} column names but {data.shape[1]} values per row")
-    return Table(path, tuple(names[1:]), data[:, 0], data[:, 1:], in_degrees, header)
+    return Table(path, tuple(names[1:]), data[:, 0], data[:, 1:], in_degrees, header, names[0])
 
 
 def read_opensim(path: str) -> Table:
@@ -114,8 +116,34 @@ def read_npz(path: str, time_key: str = "time") -> Table:
                      np.stack([np.asarray(z[k], float) for k in cols], axis=1))
 
 
+def read_c3d(path: str) -> Table:
+    """Analog channels of a C3D file (``ezc3d``, scaled as the file's ANALOG parameters say),
+    one column per ANALOG label, time from the analog rate and the first frame."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found; fix the path in the data spec")
+    import ezc3d
+
+    try:
+        c = ezc3d.c3d(path)
+    except Exception as e:  # ezc3d raises plain RuntimeError/IOError for bad files
+        raise DataError(f"{path}: not a readable C3D file ({e})") from None
+    labels = [str(x).strip() for x in c["parameters"]["ANALOG"]["LABELS"]["value"]]
+    values = np.asarray(c["data"]["analogs"], float)  # (1, channels, samples)
+    if not labels or values.size == 0:
+        raise DataError(f"{path}: the C3D file has no analog channels")
+    rate = float(c["header"]["analogs"]["frame_rate"])
+    first = float(c["header"]["points"]["first_frame"]) / max(
+        float(c["header"]["points"]["frame_rate"]), 1e-9)
+    n = values.shape[-1]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise DataError(f"{path}: analog label '{dup[0]}' appears twice; rename one channel")
+    return Table(path, tuple(labels), first + np.arange(n) / rate, values[0].T, False,
+                 {"rate_hz": rate})
+
+
 def read_table(path: str) -> Table:
-    """Dispatch on the extension: .mot/.sto (OpenSim), .csv, .npz."""
+    """Dispatch on the extension: .mot/.sto (OpenSim), .csv, .npz, .c3d (analog channels)."""
     ext = os.path.splitext(path)[1].lower()
     if ext in (".mot", ".sto"):
         return read_opensim(path)
@@ -123,7 +151,9 @@ def read_table(path: str) -> Table:
         return read_csv(path)
     if ext == ".npz":
         return read_npz(path)
-    raise DataError(f"{path}: unknown file type '{ext}'; use .csv, .npz, .mot or .sto")
+    if ext == ".c3d":
+        return read_c3d(path)
+    raise DataError(f"{path}: unknown file type '{ext}'; use .csv, .npz, .mot, .sto or .c3d")
 
 
 def to_radians(table: Table, rotational) -> np.ndarray:
@@ -152,3 +182,93 @@ def write_csv(path: str, time, columns, values) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write(",".join(["time", *columns]) + "\n")
         np.savetxt(f, body, delimiter=",", fmt="%.6g")
+
+
+# --------------------------------------------------------------------------- OpenSim models (.osim)
+
+# Muscle classes whose parameters mean what pinnmsk's Hill model means by them.
+OSIM_MUSCLE_CLASSES = ("Millard2012EquilibriumMuscle", "DeGrooteFregly2016Muscle",
+                       "Thelen2003Muscle")
+_OSIM_FIELDS = {"f_max_n": "max_isometric_force", "l_opt_m": "optimal_fiber_length",
+                "l_ts_m": "tendon_slack_length", "phi_opt_rad": "pennation_angle_at_optimal"}
+
+
+def read_osim_muscles(path: str, names) -> dict:
+    """Muscle parameters of ``names`` from an OpenSim model file (XML; no OpenSim needed).
+
+    Returns {name: {"f_max_n", "l_opt_m", "l_ts_m", "phi_opt_rad", "class"}} in SI units, for
+    the muscle classes in :data:`OSIM_MUSCLE_CLASSES`. Raises ``DataError`` for a missing file,
+    a muscle the model lacks and a muscle of another class.
+    """
+    import xml.etree.ElementTree as ET
+
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found; fix the 'osim' path in the data spec")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        raise DataError(f"{path}: not a readable OpenSim model (XML error: {e})") from None
+    found = {}
+    for el in root.iter():
+        if el.get("name") in names and el.tag.endswith("Muscle"):
+            found.setdefault(el.get("name"), el)
+    out = {}
+    for name in names:
+        el = found.get(name)
+        if el is None:
+            raise DataError(f"{path}: the model has no muscle named '{name}'; fix the muscle name "
+                            "in the data spec or give its parameters under [[muscles]]")
+        if el.tag not in OSIM_MUSCLE_CLASSES:
+            raise DataError(f"{path}: muscle '{name}' is a {el.tag}, which pinnmsk does not read; "
+                            f"supported: {', '.join(OSIM_MUSCLE_CLASSES)} (or give its "
+                            "parameters under [[muscles]])")
+        vals = {"class": el.tag}
+        for key, tag in _OSIM_FIELDS.items():
+            node = el.find(tag)
+            if node is None or not (node.text or "").strip():
+                if key == "phi_opt_rad":
+                    vals[key] = 0.0
+                    continue
+                raise DataError(f"{path}: muscle '{name}' has no <{tag}>; fix the model")
+            try:
+                vals[key] = float(node.text.split()[0])
+            except ValueError:
+                raise DataError(f"{path}: muscle '{name}' <{tag}> = {node.text!r} is not a "
+                                "number") from None
+        out[name] = vals
+    return out
+
+
+def grid_coordinates(table: Table, coordinates, motion: "Table | None") -> np.ndarray:
+    """The coordinates (N, n) [rad] at which a MuscleAnalysis table's rows were computed.
+
+    OpenSim's Analyze tool writes time-indexed tables; the coordinates are in the motion file it
+    ran on (``motion``), matched by time and converted by that file's ``inDegrees``. A grid table
+    (coordinates as columns, or a 1-DOF table whose first column is the angle) needs no motion;
+    its own ``inDegrees`` is honoured.
+    """
+    coordinates = list(coordinates)
+    if motion is not None:
+        missing = [c for c in coordinates if c not in motion.columns]
+        if missing:
+            raise DataError(f"{motion.path}: no coordinate column '{missing[0]}' (columns: "
+                            f"{', '.join(motion.columns)}); the MuscleAnalysis motion must hold "
+                            "the spec's coordinates")
+        if len(motion.time) != len(table.time) or \
+                np.max(np.abs(motion.time - table.time)) > 1e-6 * max(1.0, np.ptp(table.time)):
+            raise DataError(f"{table.path}: {len(table.time)} rows at times "
+                            f"{table.time[0]:g}..{table.time[-1]:g} s do not match the "
+                            f"{len(motion.time)} rows of its motion {motion.path} "
+                            f"({motion.time[0]:g}..{motion.time[-1]:g} s); give the motion "
+                            "file the Analyze tool was run on")
+        return to_radians(motion, coordinates)
+    if all(c in table.columns for c in coordinates):
+        return to_radians(table, coordinates)
+    if len(coordinates) == 1 and table.index_label == coordinates[0]:
+        q = table.time[:, None]
+        return np.deg2rad(q) if table.in_degrees else q
+    raise DataError(f"{table.path}: the table is indexed by '{table.index_label}' and has no "
+                    f"coordinate column ({', '.join(coordinates)}); set geometry.motion to the "
+                    "motion file the Analyze tool was run on (e.g. "
+                    "muscle_analysis/range_of_motion.mot), or, for a grid table over one "
+                    f"coordinate, name its first column '{coordinates[0]}'")

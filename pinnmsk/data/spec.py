@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import numpy as np
+
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -87,6 +89,10 @@ def _check_type(v, kind, err):
         if not isinstance(v, dict):
             raise err(f"must be a table, got {v!r}")
         return {k: _check_type(x, kind[1], err) for k, x in v.items()}
+    if isinstance(kind, tuple) and kind[0] == "map_any":
+        if not isinstance(v, dict):
+            raise err(f"must be a table, got {v!r}")
+        return v
     if isinstance(kind, tuple) and kind[0] == "choice":
         if v not in kind[1]:
             raise err(f"must be one of {', '.join(map(repr, kind[1]))}, got {v!r}")
@@ -106,6 +112,39 @@ class EmgSpec:
     mvc_v: dict = dataclasses.field(default_factory=dict)
     rest_v: dict = dataclasses.field(default_factory=dict)  # channel -> resting envelope [V]
     robust_quantile: float = 0.995
+    envelope: str = "causal"  # "causal" (what streaming has) | "zero_phase" (offline option)
+    input: str = "raw"  # "raw" sEMG [V] | "envelope" (already processed: no filtering)
+    mvc_window_s: float = 0.5  # MVC value: peak of the envelope's moving mean over this window
+    rest_skip_s: float = 1.0  # rest value: mean envelope after this much filter settling
+    rest_subtraction: str = "quadrature"  # or "linear": see pinnmsk.emg.normalise
+
+
+@dataclasses.dataclass(frozen=True)
+class MvcRecording:
+    """One MVC trial: the EMG file and the channels it is the maximal contraction of."""
+
+    file: str
+    channels: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class SubjectSpec:
+    """Per-subject sources; None/empty fields fall back to the dataset-wide ones.
+
+    osim: the subject's scaled OpenSim model (muscle parameters). length_table, motion,
+    moment_arm_tables: its MuscleAnalysis output. mvc: MVC recordings; rest: a rest recording;
+    mvc_v / rest_v: typed values per channel [V] instead of recordings.
+    """
+
+    name: str
+    osim: str | None = None
+    length_table: str | None = None
+    motion: str | None = None
+    moment_arm_tables: dict = dataclasses.field(default_factory=dict)
+    mvc: tuple = ()
+    rest: str | None = None
+    mvc_v: dict = dataclasses.field(default_factory=dict)
+    rest_v: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,11 +162,21 @@ class BodySpec:
 
 @dataclasses.dataclass(frozen=True)
 class MuscleSpec:
+    """Nominal parameters; None where a subject's ``.osim`` gives them."""
+
     name: str
-    f_max_n: float
-    l_opt_m: float
-    l_ts_m: float
-    phi_opt_rad: float
+    f_max_n: float | None = None
+    l_opt_m: float | None = None
+    l_ts_m: float | None = None
+    phi_opt_rad: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivationSpec:
+    """First-order activation dynamics in the Hill term (De Groote 2016; OpenSim's defaults)."""
+
+    tau_act_s: float = 0.015
+    tau_deact_s: float = 0.060
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +184,8 @@ class GeometrySpec:
     source: str  # "muscle_analysis" | "polynomial"
     degree: int
     length_table: str | None = None
+    motion: str | None = None  # the motion a time-indexed MuscleAnalysis table was run on
+    moment_arm_tables: dict = dataclasses.field(default_factory=dict)  # coordinate -> table
     centre_rad: tuple = ()
     scale_rad: tuple = ()
     coefficients_m: dict = dataclasses.field(default_factory=dict)
@@ -158,6 +209,7 @@ class SplitSpec:
     by: str = "trial"  # "trial" | "subject"
     test: tuple = ()
     validation: tuple = ()
+    validation_fraction: float = 0.2  # with no validation trials: the end of each train trial
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +234,12 @@ class DataSpec:
     trials: tuple
     split: SplitSpec
     windows: WindowSpec
+    subjects: tuple = ()  # SubjectSpec, one per subject that has per-subject sources
+    activation: "ActivationSpec" = None
+
+    def subject(self, name: str) -> SubjectSpec:
+        """The subject's sources (an empty :class:`SubjectSpec` when the spec names none)."""
+        return next((s for s in self.subjects if s.name == name), SubjectSpec(name))
 
     @property
     def muscle_names(self) -> tuple:
@@ -203,7 +261,7 @@ _BODY_FIELDS = {
                  "gravity_mps2", "damping_nms"),
 }
 _ID_DEFAULTS = {"f_max": (0.5, 1.5), "l_opt": (0.8, 1.2), "l_ts": (0.95, 1.05),
-                "emg_gain": (0.05, 1.0)}
+                "emg_gain": (0.05, 1.0), "delay_s": (0.01, 0.1)}
 
 
 def _table_list(top: _Fields, raw: dict, key: str, what: str, build) -> list:
@@ -247,20 +305,19 @@ def load_spec(path: str) -> DataSpec:
         mvc_v=e.get("mvc_v", ("map", float), {}),
         rest_v=e.get("rest_v", ("map", float), {}),
         robust_quantile=e.get("robust_quantile", float, 0.995),
+        envelope=e.get("envelope", ("choice", ("causal", "zero_phase")), "causal"),
+        input=e.get("input", ("choice", ("raw", "envelope")), "raw"),
+        mvc_window_s=e.get("mvc_window_s", float, 0.5),
+        rest_skip_s=e.get("rest_skip_s", float, 1.0),
+        rest_subtraction=e.get("rest_subtraction", ("choice", ("quadrature", "linear")),
+                               "quadrature"),
     )
     e.finish()
-    if emg.normalisation == "mvc":
-        missing = [c for c in emg.channels if c not in emg.mvc_v]
-        if missing:
-            raise DataError(f"{path}: field 'emg.mvc_v' has no value for channel '{missing[0]}'; "
-                            "add it or set emg.normalisation = \"robust_max\"")
-    for c, v in emg.rest_v.items():
-        if c not in emg.channels:
-            raise DataError(f"{path}: field 'emg.rest_v' names channel '{c}', which is not in "
-                            f"emg.channels ({', '.join(emg.channels)}); fix the name")
-        if v < 0 or (emg.normalisation == "mvc" and c in emg.mvc_v and v >= emg.mvc_v[c]):
-            raise DataError(f"{path}: field 'emg.rest_v' = {v} for channel '{c}' must be >= 0 "
-                            "and below its emg.mvc_v value")
+    if emg.mvc_window_s <= 0 or emg.rest_skip_s < 0:
+        raise DataError(f"{path}: fields 'emg.mvc_window_s' must be > 0 and 'emg.rest_skip_s' "
+                        ">= 0 [s]")
+    _check_channel_values(path, "emg.mvc_v", emg.mvc_v, emg.channels)
+    _check_channel_values(path, "emg.rest_v", emg.rest_v, emg.channels)
 
     lab = top.sub("labels")
     labels = LabelSpec(lab.get("rate_hz", float), lab.get("coordinates", ("list", str)),
@@ -280,8 +337,8 @@ def load_spec(path: str) -> DataSpec:
                         f"labels.coordinates names {len(labels.coordinates)}; make them agree")
 
     muscles = _table_list(top, raw, "muscles", "muscle", lambda f: MuscleSpec(
-        f.get("name", str), f.get("f_max_n", float), f.get("l_opt_m", float),
-        f.get("l_ts_m", float), f.get("phi_opt_rad", float, 0.0)))
+        f.get("name", str), f.get("f_max_n", float, None), f.get("l_opt_m", float, None),
+        f.get("l_ts_m", float, None), f.get("phi_opt_rad", float, None)))
     names = [m.name for m in muscles]
     for col, mus in emg.channels.items():
         if mus not in names:
@@ -299,16 +356,30 @@ def load_spec(path: str) -> DataSpec:
     if not 0 < lo <= hi:
         raise DataError(f"{path}: field 'identification.emg_gain' = [{lo}, {hi}] must satisfy "
                         "0 < low <= high, e.g. [0.05, 1.0]")
+    lo, hi = ident["delay_s"]
+    if not 0 <= lo <= hi <= 0.5:
+        raise DataError(f"{path}: field 'identification.delay_s' = [{lo}, {hi}] must satisfy "
+                        "0 <= low <= high <= 0.5 [s], e.g. [0.01, 0.1]")
     for k, (lo, hi) in ident.items():
-        if k != "emg_gain" and not 0 < lo <= 1 <= hi:
+        if k not in ("emg_gain", "delay_s") and not 0 < lo <= 1 <= hi:
             raise DataError(f"{path}: field 'identification.{k}' = [{lo}, {hi}] must bracket 1 "
                             "(fractions of the nominal value), e.g. [0.5, 1.5]")
+
+    act = top.sub("activation", required=False)
+    activation = ActivationSpec(act.get("tau_act_s", float, 0.015),
+                                act.get("tau_deact_s", float, 0.060))
+    act.finish()
+    if not (0 < activation.tau_act_s <= 1 and 0 < activation.tau_deact_s <= 1):
+        raise DataError(f"{path}: fields 'activation.tau_act_s'/'tau_deact_s' must be in (0, 1] "
+                        "[s] (De Groote 2016: 0.015 / 0.060)")
 
     g = top.sub("geometry")
     src = g.get("source", ("choice", ("muscle_analysis", "polynomial")))
     geometry = GeometrySpec(
         src, g.get("degree", int, 5),
-        length_table=g.get("length_table", str) if src == "muscle_analysis" else None,
+        length_table=g.get("length_table", str, None) if src == "muscle_analysis" else None,
+        motion=g.get("motion", str, None),
+        moment_arm_tables=g.get("moment_arm_tables", ("map", str), {}),
         centre_rad=g.get("centre_rad", ("list", float), ()),
         scale_rad=g.get("scale_rad", ("list", float), ()),
         coefficients_m=g.get("coefficients_m", ("map", ("list", float)), {}),
@@ -330,8 +401,12 @@ def load_spec(path: str) -> DataSpec:
 
     s = top.sub("split", required=False)
     split = SplitSpec(s.get("by", ("choice", ("trial", "subject")), "trial"),
-                      s.get("test", ("list", str), ()), s.get("validation", ("list", str), ()))
+                      s.get("test", ("list", str), ()), s.get("validation", ("list", str), ()),
+                      s.get("validation_fraction", float, 0.2))
     s.finish()
+    if not 0.0 <= split.validation_fraction < 0.9:
+        raise DataError(f"{path}: field 'split.validation_fraction' = "
+                        f"{split.validation_fraction} must be in [0, 0.9) (0: no validation)")
     known = set(ids) if split.by == "trial" else {t.subject for t in trials}
     for field in ("test", "validation"):
         for item in getattr(split, field):
@@ -349,9 +424,93 @@ def load_spec(path: str) -> DataSpec:
     if windows.stride < 1 or windows.length_s <= 0 or not 0 <= windows.history_s <= windows.length_s:
         raise DataError(f"{path}: fields 'windows.*' need stride >= 1, length_s > 0 and "
                         "0 <= history_s <= length_s")
+    subjects = _subjects(top, raw, emg.channels, {t.subject for t in trials})
+    _check_sources(path, emg, muscles, geometry, subjects, {t.subject for t in trials})
     top.finish()
     return DataSpec(path, name, root, emg, labels, BodySpec(model, params), tuple(muscles),
-                    ident, geometry, tuple(trials), split, windows)
+                    ident, geometry, tuple(trials), split, windows, tuple(subjects), activation)
+
+
+def _check_channel_values(path: str, field: str, values: dict, channels: dict) -> None:
+    for c, v in values.items():
+        if c not in channels:
+            raise DataError(f"{path}: field '{field}' names channel '{c}', which is not in "
+                            f"emg.channels ({', '.join(channels)}); fix the name")
+        if not np.isfinite(v) or v < 0:
+            raise DataError(f"{path}: field '{field}' = {v} for channel '{c}' must be a finite "
+                            "value >= 0 [V]")
+
+
+def _subjects(top: _Fields, raw: dict, channels: dict, known: set) -> list:
+    """The optional ``[[subjects]]`` tables (per-subject model, MuscleAnalysis and MVC/rest)."""
+    if "subjects" not in raw:
+        return []
+
+    def build(f: _Fields) -> SubjectSpec:
+        mvc = []
+        for i, rec in enumerate(f.get("mvc", ("list", ("map_any",)), ())):
+            where = f"{f.prefix}mvc[{i}]"
+            if set(rec) - {"file", "channels"} or "file" not in rec or "channels" not in rec:
+                raise DataError(f"{top.path}: field '{where}' must be a table "
+                                "{ file = \"...\", channels = [\"...\"] }")
+            chans = rec["channels"]
+            if not isinstance(rec["file"], str) or not isinstance(chans, list) or not chans:
+                raise DataError(f"{top.path}: field '{where}' needs a file path and a non-empty "
+                                "list of channels")
+            for c in chans:
+                if c not in channels:
+                    raise DataError(f"{top.path}: field '{where}.channels' names channel '{c}', "
+                                    f"which is not in emg.channels ({', '.join(channels)}); fix "
+                                    "the name")
+            mvc.append(MvcRecording(rec["file"], tuple(chans)))
+        sub = SubjectSpec(
+            f.get("name", str), f.get("osim", str, None), f.get("length_table", str, None),
+            f.get("motion", str, None), f.get("moment_arm_tables", ("map", str), {}),
+            tuple(mvc), f.get("rest", str, None), f.get("mvc_v", ("map", float), {}),
+            f.get("rest_v", ("map", float), {}))
+        if sub.name not in known:
+            raise DataError(f"{top.path}: field '{f.prefix}name' = '{sub.name}' is no subject of "
+                            f"the [[trials]] (subjects: {', '.join(sorted(known))})")
+        _check_channel_values(top.path, f"{f.prefix}mvc_v", sub.mvc_v, channels)
+        _check_channel_values(top.path, f"{f.prefix}rest_v", sub.rest_v, channels)
+        return sub
+
+    subjects = _table_list(top, raw, "subjects", "subject", build)
+    names = [s.name for s in subjects]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"{top.path}: subject '{dup[0]}' has two [[subjects]] tables; merge them")
+    return subjects
+
+
+def _check_sources(path: str, emg: EmgSpec, muscles, geometry: GeometrySpec, subjects,
+                   subject_names: set) -> None:
+    """Every subject has MVC values (with ``mvc``), muscle parameters and a length table."""
+    by_name = {s.name: s for s in subjects}
+    for subj in sorted(subject_names):
+        s = by_name.get(subj, SubjectSpec(subj))
+        if emg.normalisation == "mvc":
+            covered = set(emg.mvc_v) | set(s.mvc_v) | {c for r in s.mvc for c in r.channels}
+            missing = [c for c in emg.channels if c not in covered]
+            if missing:
+                raise DataError(
+                    f"{path}: channel '{missing[0]}' of subject '{subj}' has no MVC value: name "
+                    "an MVC recording for it ([[subjects]] mvc = [{ file = ..., channels = "
+                    f"[\"{missing[0]}\"] }}]), type it in emg.mvc_v, or set emg.normalisation "
+                    "= \"robust_max\"")
+        elif s.mvc or s.mvc_v:
+            raise DataError(f"{path}: subject '{subj}' names MVC values but emg.normalisation is "
+                            "\"robust_max\"; set emg.normalisation = \"mvc\" to use them")
+        if s.osim is None:
+            for m in muscles:
+                for k in ("f_max_n", "l_opt_m", "l_ts_m"):
+                    if getattr(m, k) is None:
+                        raise DataError(f"{path}: muscle '{m.name}' has no {k} for subject "
+                                        f"'{subj}'; add it under [[muscles]] or give the "
+                                        "subject's model ([[subjects]] osim = ...)")
+        if geometry.source == "muscle_analysis" and not (s.length_table or geometry.length_table):
+            raise DataError(f"{path}: field 'geometry.length_table' is missing for subject "
+                            f"'{subj}'; add it (or [[subjects]] length_table)")
 
 
 # --------------------------------------------------------------------------- writing

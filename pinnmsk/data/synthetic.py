@@ -182,7 +182,7 @@ def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: Syntheti
     with open(os.path.join(tmp, "model.json"), "w") as f:
         json.dump({"generated_by": "python -m experiments.simulate", "config":
                    dataclasses.asdict(config), "subjects": truth}, f, indent=1)
-    doc = _spec_doc(base_spec, body_params, trials_doc, config)
+    doc = _spec_doc(base_spec, base.muscles, body_params, trials_doc, config)
     with open(os.path.join(tmp, "spec.toml"), "w") as f:
         f.write(dumps_toml(doc, "Synthetic dataset written by python -m experiments.simulate.\n"
                                 "Field reference: data_specs/README.md."))
@@ -201,12 +201,14 @@ def _write_geometry(out_dir, model: MskModel, names, coords, q_range) -> None:
     lengths = jax.vmap(model.geometry.length)(qg)
     arms = jax.vmap(model.geometry.moment_arms)(qg)[:, :, 0]
     opensim.write_opensim(os.path.join(out_dir, "muscle_analysis_Length.sto"), "Length", grid,
-                          names, lengths)
+                          names, lengths, time_label=coords[0])
     opensim.write_opensim(os.path.join(out_dir, f"muscle_analysis_MomentArm_{coords[0]}.sto"),
-                          "MomentArm", grid, names, arms)
+                          "MomentArm", grid, names, arms, time_label=coords[0])
 
 
-def _spec_doc(base: DataSpec, body_params: dict, trials, config: SyntheticConfig) -> dict:
+def _spec_doc(base: DataSpec, muscles, body_params: dict, trials, config: SyntheticConfig
+              ) -> dict:
+    """The generated dataset's spec; nominal muscle parameters ``muscles`` (MuscleParams)."""
     e = base.emg
     high = min(e.bandpass_hz[1], 0.45 * config.emg_rate_hz)
     test = [f"{t['subject']}/{t['name']}" for t in trials if t["name"] == f"trial_{config.n_trials - 1}"]
@@ -220,8 +222,10 @@ def _spec_doc(base: DataSpec, body_params: dict, trials, config: SyntheticConfig
         "labels": {"rate_hz": config.label_rate_hz, "coordinates": list(base.labels.coordinates),
                    "coordinate_units": "file"},
         "body": {"model": base.body.model, **body_params},
-        "muscles": [{"name": m.name, "f_max_n": m.f_max_n, "l_opt_m": m.l_opt_m,
-                     "l_ts_m": m.l_ts_m, "phi_opt_rad": m.phi_opt_rad} for m in base.muscles],
+        "muscles": [{"name": name, "f_max_n": float(muscles.f_max_n[i]),
+                     "l_opt_m": float(muscles.l_opt_m[i]), "l_ts_m": float(muscles.l_ts_m[i]),
+                     "phi_opt_rad": float(muscles.phi_opt_rad[i])}
+                    for i, name in enumerate(base.muscle_names)],
         "identification": {k: list(v) for k, v in base.identification.items()},
         "geometry": {"source": "muscle_analysis", "length_table": "muscle_analysis_Length.sto",
                      "degree": base.geometry.degree},
