@@ -5,17 +5,23 @@ import pytest
 
 from pinnmsk import geometry
 from pinnmsk.data import opensim
+from tests.conftest import V2
 
 
-def test_wrist_sample_moment_arms_match_opensim(sample_dir):
-    length = opensim.read_opensim(str(sample_dir / "muscle_analysis_Length.sto"))
-    arms = opensim.read_opensim(str(sample_dir / "muscle_analysis_MomentArm_wrist_flex.sto"))
-    assert length.columns == arms.columns and len(length.columns) == 5
-    geo = geometry.fit_polynomial(length.time, length.values, degree=5)
-    r = jax.vmap(geo.moment_arms)(jnp.asarray(arms.time[:, None], jnp.float32))[:, :, 0]
+def test_wrist_sample_moment_arms_match_opensim():
+    """OpenSim's time-indexed MuscleAnalysis output of the lab's model, with the motion it ran
+    on (degrees): fitted lengths and autodiff moment arms against its MomentArm table."""
+    d = V2 / "S1" / "muscle_analysis"
+    length = opensim.read_opensim(str(d / "S1_MuscleAnalysis_Length.sto"))
+    arms = opensim.read_opensim(str(d / "S1_MuscleAnalysis_MomentArm_wrist_flex.sto"))
+    motion = opensim.read_opensim(str(d / "range_of_motion.mot"))
+    assert length.columns == arms.columns and len(length.columns) == 5 and motion.in_degrees
+    q = opensim.grid_coordinates(length, ["wrist_flex"], motion)
+    geo = geometry.fit_polynomial(q, length.values, degree=5)
+    r = jax.vmap(geo.moment_arms)(jnp.asarray(q, jnp.float32))[:, :, 0]
     err = np.max(np.abs(np.asarray(r) - arms.values))
     assert err < 0.5e-3, f"max moment-arm error {err * 1e3:.3f} mm"
-    l = jax.vmap(geo.length)(jnp.asarray(length.time[:, None], jnp.float32))
+    l = jax.vmap(geo.length)(jnp.asarray(q, jnp.float32))
     assert np.max(np.abs(np.asarray(l) - length.values)) < 1e-4
 
 

@@ -28,10 +28,14 @@ def test_tracking_follows_target_and_vmaps_over_subjects(model):
     err = np.rad2deg(np.asarray(traj.q - target.q))
     assert np.sqrt(np.mean(err**2)) < 2.0
     assert np.all(np.asarray(traj.u) >= 0.01 - 1e-7) and np.all(np.asarray(traj.u) <= 1.0)
-    # the recorded trajectory obeys the equations of motion with its own forces
+    # the integrated trajectory obeys the equations of motion with its own forces, checked
+    # independently of the forward dynamics that made it: q̈ by central differences of the
+    # integrated q̇, torque by inverse dynamics; residual < 1 % of the RMS muscle torque
+    qdd_fd = np.gradient(np.asarray(traj.qd, np.float64), dt, axis=0)
     res = jax.vmap(lambda q, qd, qdd, f: msk.dynamics_residual(model, q, qd, qdd, f))(
-        traj.q, traj.qd, traj.qdd, traj.forces)
-    assert float(jnp.max(jnp.abs(res))) < 1e-3
+        traj.q, traj.qd, jnp.asarray(qdd_fd, jnp.float32), traj.forces)[5:-5]
+    torque = jax.vmap(lambda q, f: msk.joint_torque(model, f, q))(traj.q, traj.forces)
+    assert float(jnp.sqrt(jnp.mean(res**2))) < 0.01 * float(jnp.sqrt(jnp.mean(torque**2)))
     # two subjects at once equal two separate runs
     strong = msk.scale_muscles(model, f_max=1.3)
     both = jax.jit(jax.vmap(lambda m: simulator.simulate_tracking(m, target, cc, dt)))(

@@ -1,0 +1,59 @@
+"""The loss's own physics path: residuals that vanish on exact trajectories."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pinnmsk import losses, msk, muscle
+from pinnmsk.data import dataset, spec
+from tests.conftest import ROOT
+
+
+def _model():
+    return dataset.build_model(spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml")))
+
+
+def _consts(tau_scale=1.0, accel="autodiff"):
+    return losses.LossConstants(jnp.ones(1), jnp.full(5, 10.0), jnp.full(1, tau_scale),
+                                jnp.zeros((5, 2)), 100.0, 0.05, 2, accel)
+
+
+def test_dynamics_residual_vanishes_on_an_exact_trajectory():
+    """q(τ) = q0 + q̇0 τ + ½ q̈0 τ² with q̈0 from forward dynamics under forces F: the loss's
+    residual path (autodiff q̇, q̈ of the head, inverse dynamics, moment arms) gives
+    |residual| < 1e-6 of the torque scale at τ = 0; a wrong q̈ (the FD baseline with a large
+    step on a cubic) does not."""
+    model = _model()
+    q0, qd0 = jnp.array([0.3]), jnp.array([-1.2])
+    f = jnp.array([40.0, 30.0, 10.0, 15.0, 5.0])
+    qdd0 = msk.accelerations(model, q0, qd0, f)
+    scale = float(jnp.sqrt(jnp.mean(msk.joint_torque(model, f, q0) ** 2)))
+    decode = lambda t: (q0 + qd0 * t + 0.5 * qdd0 * t**2, f)
+    act = jnp.full((10, 5), 0.2)
+    res, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
+                                         _consts(scale), jnp.zeros(()))
+    assert float(jnp.max(jnp.abs(res))) < 1e-6, res
+    # a trajectory with 1 rad/s² more acceleration leaves exactly the inertial torque I·1
+    off = lambda t: (q0 + qd0 * t + 0.5 * (qdd0 + 1.0) * t**2, f)
+    res_off, _, _ = losses.physics_residuals(off, model, model.muscles.f_max_n, act,
+                                             _consts(scale), jnp.zeros(()))
+    inertia = float(model.body.joint_inertia)
+    np.testing.assert_allclose(float(res_off[0]) * scale, inertia, rtol=1e-3)
+
+
+def test_hill_residual_vanishes_for_hill_forces():
+    """F(τ) equal to the Hill forces of the window's activation gives a zero Hill residual; the
+    activation comes from De Groote dynamics with the identified delay."""
+    model = _model()
+    window = jnp.clip(0.3 + 0.2 * jnp.sin(jnp.arange(100)[:, None] / 7.0 + jnp.arange(5)), 0, 1)
+    act = losses.window_activation(window, jnp.ones(5), jnp.full(5, 0.03), model.muscles, 100.0)
+    q0, qd0 = jnp.array([0.2]), jnp.array([0.5])
+    a_end = muscle.activation_shape(act[-1], model.muscles.shape_a)
+    f_hill = msk.muscle_forces(model, a_end, q0, qd0)
+    decode = lambda t: (q0 + qd0 * t, f_hill)
+    _, hill, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, _consts(),
+                                          jnp.zeros(()))
+    assert float(jnp.max(jnp.abs(hill))) < 1e-4
+    # the delay moves the activation: 30 ms later excitation is not the undelayed one
+    undelayed = losses.window_activation(window, jnp.ones(5), jnp.zeros(5), model.muscles, 100.0)
+    assert float(jnp.max(jnp.abs(undelayed[-1] - act[-1]))) > 1e-3
