@@ -74,10 +74,10 @@ def bench_loading(minutes: float) -> dict:
             trials.append(f'[[trials]]\nsubject = "s0"\nname = "t{k}"\nemg = "e{k}.csv"\n'
                           f'kinematics = "k{k}.mot"\n')
         head = base.split("[[trials]]")[0]
-        head = head.replace('root = "../data/opensim_wrist_sample"', f'root = "{d}"')
+        head = head.replace('root = "../data/synthetic_wrist"', f'root = "{d}"')
         head = head.replace("sampling_rate_hz = 1000.0", "sampling_rate_hz = 2000.0")
         head = head.replace('length_table = "muscle_analysis_Length.sto"',
-                            f'length_table = "{ROOT}/data/opensim_wrist_sample/muscle_analysis_Length.sto"')
+                            f'length_table = "{ROOT}/data/synthetic_wrist/muscle_analysis_Length.sto"')
         text = head + "\n".join(trials) + '\n[split]\ntest = ["s0/t0"]\n'
         with open(f"{d}/spec.toml", "w") as f:
             f.write(text)

@@ -33,7 +33,7 @@ def _step_program(prep, cfg, weights):
     sweep = weights.ndim == 2
     step = runner.make_train_step(prep, tx, use_physics, sweep)
     init = lambda: train.init_state(prep.net, tx, prep.train.emg.shape[1:],
-                                    len(prep.data.subjects), prep.data.model.n_muscles,
+                                    len(prep.data.subjects), prep.data.model_of(0).n_muscles,
                                     np.asarray(prep.consts.bounds), 0)
     state = train.stack_states([init()] * len(weights)) if sweep else init()
     return runner.make_step_fn(step, sweep), state, runner._device_data(prep.train)
@@ -135,7 +135,7 @@ def main(argv):
     # 3. inference latency at batch 1 and 4. streaming throughput
     tx = train.make_optimizer(cfg, 1)
     st = train.init_state(prep.net, tx, prep.train.emg.shape[1:], len(data.subjects),
-                          data.model.n_muscles, np.asarray(prep.consts.bounds), 0)
+                          data.model_of(0).n_muscles, np.asarray(prep.consts.bounds), 0)
     predict = train.make_predict(prep.net)
     x = jnp.asarray(prep.train.emg[:1])
     jax.block_until_ready(predict(st.params["net"], x))
