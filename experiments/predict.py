@@ -19,7 +19,7 @@ from absl import flags
 
 from experiments import cli, common
 from pinnmsk import emg, runner
-from pinnmsk.data import opensim
+from pinnmsk.data import dataset, opensim
 from pinnmsk.streaming import Streamer
 
 FLAGS = flags.FLAGS
@@ -72,10 +72,8 @@ def main(argv):
         raise cli.UsageError(str(e))
     prep = runner.prepare(data, config)
     _, _, _, best = common.restore_run(prep, config)
-    cfg = emg.EnvelopeConfig(spec.emg.sampling_rate_hz, spec.emg.bandpass_hz,
-                             spec.emg.bandpass_order, spec.emg.lowpass_hz, spec.emg.lowpass_order)
     s = data.subjects.index(subject)
-    streamer = Streamer(emg.EnvelopeFilter.from_config(cfg), data.normaliser_v[s],
+    streamer = Streamer(dataset.EnvelopeFn(spec).filter, data.normaliser_v[s],
                         int(round(ratio)), prep.window, prep.net, best.params["net"],
                         rest_v=data.rest_v[s],
                         quadrature=spec.emg.rest_subtraction == "quadrature")

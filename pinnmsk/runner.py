@@ -305,10 +305,8 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
                 f"{epoch + 1}; the others continue")
         diverged |= now_bad
         score = score_fn(state.params["net"]) if score_fn else np.full(n_models, np.nan)
-        host = None
         if best is None or score_fn is None:
-            host = jax.device_get(state.params)
-            best = Best(host, np.full(n_models, epoch + 1), score)
+            best = Best(jax.device_get(state.params), np.full(n_models, epoch + 1), score)
         else:
             better = np.isfinite(score) & ~(score >= best.score)  # NaN best: any finite wins
             if better.any():

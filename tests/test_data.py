@@ -1,6 +1,5 @@
 import dataclasses
 import os
-import shutil
 
 import numpy as np
 import pytest

@@ -1,6 +1,5 @@
 """The loss's own physics path: residuals that vanish on exact trajectories."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

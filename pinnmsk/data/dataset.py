@@ -172,17 +172,17 @@ def _geometry(spec: DataSpec, subject: str) -> tuple[geometry.PolynomialGeometry
         raise DataError(f"{table_path}: {e}") from None
     report = {}
     arm_tables = sub.moment_arm_tables or g.moment_arm_tables
+    fitted = np.asarray(jax.vmap(geo.moment_arms)(jnp.asarray(q, jnp.float32))) \
+        if arm_tables else None  # (N, M, n)
     for c, rel in arm_tables.items():
         if c not in coords:
             raise DataError(f"{spec.path}: field 'moment_arm_tables' names coordinate '{c}', "
                             f"which is not in labels.coordinates ({', '.join(coords)})")
         arm_tab = opensim.read_table(spec.resolve(rel))
-        if len(arm_tab.time) != len(table.time) or \
-                np.max(np.abs(arm_tab.time - table.time)) > 1e-6 * max(1.0, np.ptp(table.time)):
+        if not opensim.same_rows(table, arm_tab):
             raise DataError(f"{arm_tab.path}: its rows do not match the Length table "
                             f"{table_path} ({len(arm_tab.time)} vs {len(table.time)} rows); give "
                             "the MomentArm table of the same analysis")
-        fitted = np.asarray(jax.vmap(geo.moment_arms)(jnp.asarray(q, jnp.float32)))
         err = np.abs(fitted[:, :, coords.index(c)] - arm_tab.select(spec.muscle_names))
         report[c] = float(err.max())
     return geo, report

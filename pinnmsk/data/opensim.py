@@ -239,6 +239,13 @@ def read_osim_muscles(path: str, names) -> dict:
     return out
 
 
+def same_rows(a: Table, b: Table) -> bool:
+    """Whether two tables have the same rows (count and times): e.g. a MuscleAnalysis table
+    and the motion, or the other MuscleAnalysis table, of the same analysis."""
+    return len(a.time) == len(b.time) and bool(
+        np.max(np.abs(a.time - b.time)) <= 1e-6 * max(1.0, np.ptp(a.time)))
+
+
 def grid_coordinates(table: Table, coordinates, motion: "Table | None") -> np.ndarray:
     """The coordinates (N, n) [rad] at which a MuscleAnalysis table's rows were computed.
 
@@ -254,8 +261,7 @@ def grid_coordinates(table: Table, coordinates, motion: "Table | None") -> np.nd
             raise DataError(f"{motion.path}: no coordinate column '{missing[0]}' (columns: "
                             f"{', '.join(motion.columns)}); the MuscleAnalysis motion must hold "
                             "the spec's coordinates")
-        if len(motion.time) != len(table.time) or \
-                np.max(np.abs(motion.time - table.time)) > 1e-6 * max(1.0, np.ptp(table.time)):
+        if not same_rows(table, motion):
             raise DataError(f"{table.path}: {len(table.time)} rows at times "
                             f"{table.time[0]:g}..{table.time[-1]:g} s do not match the "
                             f"{len(motion.time)} rows of its motion {motion.path} "
