@@ -29,9 +29,10 @@ def define_data_flags() -> None:
 def define_train_flags() -> None:
     d = TrainConfig()
     flags.DEFINE_enum("model", d.model, ["cnn", "mlp", "gru"], "Encoder (cnn = the method).")
-    flags.DEFINE_enum("accel", d.accel, ["autodiff", "fd"],
-                      "Joint acceleration for the physics term: autodiff of the head, or the "
-                      "finite-difference baseline.")
+    flags.DEFINE_enum("accel", d.accel, ["autodiff", "fd", "none"],
+                      "Joint acceleration for the physics term: autodiff of the head, the "
+                      "finite-difference baseline, or none (ablation: the equation of motion "
+                      "without its inertial part).")
     flags.DEFINE_boolean("force_labels", d.force_labels,
                          "Use force labels in the loss (false: angles only; forces come from the "
                          "physics terms).")

@@ -69,6 +69,13 @@ def inverse_dynamics(body: BodyModel, q: Array, qd: Array, qdd: Array) -> Array:
     return mass @ qdd + cross @ qd - dl_dq - body.passive_torque(q, qd)
 
 
+def quasi_static_torque(body: BodyModel, q: Array, qd: Array) -> Array:
+    """Applied force (n,) [N m] that holds ``q`` against gravity and the passive torque at rates
+    ``qd``, with no inertial forces: inverse dynamics with M q̈ and the Coriolis/centrifugal
+    terms dropped (the no-inertia ablation of the physics term)."""
+    return -jax.grad(body.lagrangian, argnums=0)(q, jnp.zeros_like(qd)) - body.passive_torque(q, qd)
+
+
 def muscle_torque(moment_arms_m: Array, forces_n: Array) -> Array:
     """Generalised forces Σ_i r_i(q) F_i = Rᵀ F, (n,) [N m]; R: (M, n) [m], F: (M,) [N]."""
     return moment_arms_m.T @ forces_n
@@ -141,10 +148,17 @@ def elbow(**overrides) -> Pendulum:
 class TwoLinkArm:
     """Planar two-link arm (shoulder q₁, elbow q₂ relative), the kinetic energy built from the
     Cartesian velocities of the two centres of mass, so M(q) comes out of autodiff rather than
-    being written down. Gravity along −y; link 1 along +x at q = 0.
+    being written down. Gravity along −y.
+
+    ``q`` are the lab model's own coordinates (e.g. OpenSim's ``r_shoulder_elev``,
+    ``r_elbow_flex``); the link angles are q + ``q_offset_rad`` (link 1 along +x and link 2 in
+    line with link 1 at zero link angles). Link 1's centre of mass may sit off the line from the
+    shoulder to the elbow by ``com1_offset_rad`` (arm26's humerus: −0.021 rad).
 
     Attributes: masses ``m1_kg``, ``m2_kg``; link-1 length ``l1_m``; COM distances ``lc1_m``,
-    ``lc2_m``; COM inertias ``i1_kgm2``, ``i2_kgm2``; ``gravity_mps2``; ``damping_nms`` (2,).
+    ``lc2_m``; COM inertias ``i1_kgm2``, ``i2_kgm2``; ``gravity_mps2``; per joint (scalar or
+    (2,)): ``q_offset_rad`` [rad], ``damping_nms`` [N m s/rad], ``stiffness_nm`` [N m/rad] of a
+    linear spring about ``q_rest_rad`` [rad, model coordinates].
     """
 
     m1_kg: Array = 2.0
@@ -156,12 +170,18 @@ class TwoLinkArm:
     i2_kgm2: Array = 0.011
     gravity_mps2: Array = 9.81
     damping_nms: Array = 0.0
+    q_offset_rad: Array = 0.0
+    com1_offset_rad: Array = 0.0
+    stiffness_nm: Array = 0.0
+    q_rest_rad: Array = 0.0
 
     def com_positions(self, q: Array) -> tuple[Array, Array]:
-        """Centres of mass of link 1 and link 2, each (2,) [m]."""
-        p1 = self.lc1_m * jnp.array([jnp.cos(q[0]), jnp.sin(q[0])])
-        elbow_pos = self.l1_m * jnp.array([jnp.cos(q[0]), jnp.sin(q[0])])
-        p2 = elbow_pos + self.lc2_m * jnp.array([jnp.cos(q[0] + q[1]), jnp.sin(q[0] + q[1])])
+        """Centres of mass of link 1 and link 2, each (2,) [m], at model coordinates ``q``."""
+        a = q + self.q_offset_rad  # link angles
+        c1 = a[0] + self.com1_offset_rad
+        p1 = self.lc1_m * jnp.array([jnp.cos(c1), jnp.sin(c1)])
+        elbow_pos = self.l1_m * jnp.array([jnp.cos(a[0]), jnp.sin(a[0])])
+        p2 = elbow_pos + self.lc2_m * jnp.array([jnp.cos(a[0] + a[1]), jnp.sin(a[0] + a[1])])
         return p1, p2
 
     def lagrangian(self, q: Array, qd: Array) -> Array:
@@ -172,4 +192,4 @@ class TwoLinkArm:
         return kinetic - potential
 
     def passive_torque(self, q: Array, qd: Array) -> Array:
-        return -self.damping_nms * qd
+        return -self.damping_nms * qd - self.stiffness_nm * (q - self.q_rest_rad)

@@ -125,12 +125,15 @@ def physics_residuals(decode: Callable, model: MskModel, nominal_f_max: Array, a
     """Physics residuals at one time τ ≤ 0 of the head ``decode(τ) -> (q, F)``.
 
     Returns (dynamics (n,) / tau_scale, Hill (M,) / sigma_f, effort (M,) = F / F_max nominal);
-    q̇, q̈ come from autodiff of the head (or the finite-difference baseline, ``consts.accel``);
+    q̇, q̈ come from autodiff of the head (``consts.accel``: "fd" is the finite-difference
+    baseline; "none" the no-inertia ablation, the equation of motion without M q̈ and the
+    velocity-product terms);
     ``activation`` (K, M) is the window's activation (:func:`window_activation`), sampled at τ.
     """
-    kin = kinematics if consts.accel == "autodiff" else kinematics_fd
+    kin = kinematics_fd if consts.accel == "fd" else kinematics
     q, qd, qdd, f = kin(decode, tau)
-    res = msk.dynamics_residual(model, q, qd, qdd, f) / consts.tau_scale
+    res = msk.dynamics_residual(model, q, qd, qdd, f, inertial=consts.accel != "none")
+    res = res / consts.tau_scale
     a = muscle.activation_shape(_excitation_at(activation, tau, consts.rate_hz),
                                 model.muscles.shape_a)
     hill = (f - msk.muscle_forces(model, a, q, qd)) / consts.sigma_f

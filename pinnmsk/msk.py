@@ -47,11 +47,16 @@ def joint_torque(model: MskModel, forces_n: Array, q: Array) -> Array:
 
 
 def dynamics_residual(model: MskModel, q: Array, qd: Array, qdd: Array, forces_n: Array,
-                      tau_ext: Array | None = None) -> Array:
-    """Equation-of-motion residual (n,) [N m]: M q̈ + h − τ_passive − Rᵀ F − τ_ext."""
+                      tau_ext: Array | None = None, inertial: bool = True) -> Array:
+    """Equation-of-motion residual (n,) [N m]: M q̈ + h − τ_passive − Rᵀ F − τ_ext.
+
+    ``inertial=False`` drops M q̈ and the velocity-product terms (the no-inertia ablation:
+    gravity − τ_passive − Rᵀ F − τ_ext)."""
     tau = joint_torque(model, forces_n, q)
     if tau_ext is not None:
         tau = tau + tau_ext
+    if not inertial:
+        return dynamics.quasi_static_torque(model.body, q, qd) - tau
     return dynamics.inverse_dynamics(model.body, q, qd, qdd) - tau
 
 

@@ -31,7 +31,8 @@ class TrainConfig:
 
     Attributes:
       model: encoder, ``"cnn"`` (the method) or the baselines ``"mlp"``, ``"gru"``.
-      accel: ``"autodiff"`` (q̈ by jax.jvp of the head) or ``"fd"`` (finite-difference baseline).
+      accel: ``"autodiff"`` (q̈ by jax.jvp of the head), ``"fd"`` (finite-difference baseline)
+        or ``"none"`` (ablation: the dynamics term without its inertial part, M q̈ + Coriolis).
       physics_weight: λ, the weight of both physics residuals (0 = data only).
       force_labels: use force labels in the data term (False: angles only, label-free forces).
       label_fraction: fraction of training data (2-s segments) whose force labels are used.

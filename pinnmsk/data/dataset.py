@@ -203,10 +203,12 @@ def build_models(spec: DataSpec, subjects) -> tuple[MskModel, dict]:
         for key in ("mass_kg", "com_m", "inertia_kgm2"):
             if key not in p:
                 raise DataError(f"{spec.path}: field 'body.{key}' is missing; add it [SI units]")
+    signed = ("q_offset_rad", "q_rest_rad", "com1_offset_rad")
     for key, v in p.items():
-        if not np.isfinite(v) or (v < 0 and key not in ("q_offset_rad", "q_rest_rad")):
-            raise DataError(f"{spec.path}: field 'body.{key}' = {v} must be a finite value >= 0")
-    body = body_cls(**{k: jnp.float32(v) for k, v in p.items()})
+        a = np.asarray(v, float)
+        if not np.isfinite(a).all() or ((a < 0).any() and key not in signed):
+            raise DataError(f"{spec.path}: field 'body.{key}' = {v} must be finite and >= 0")
+    body = body_cls(**{k: jnp.asarray(v, jnp.float32) for k, v in p.items()})
     models, report = [], {}
     cache = {}
     for subj in subjects:

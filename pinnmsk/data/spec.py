@@ -85,6 +85,13 @@ def _check_type(v, kind, err):
         if not isinstance(v, list) or len(v) != 2:
             raise err(f"must be a list of two numbers, got {v!r}")
         return tuple(_check_type(x, float, err) for x in v)
+    if isinstance(kind, tuple) and kind[0] == "per_joint":  # a number, or one per coordinate
+        if isinstance(v, list):
+            if len(v) != kind[1]:
+                raise err(f"must be a number or a list of {kind[1]} numbers (one per "
+                          f"coordinate), got {v!r}")
+            return tuple(_check_type(x, float, err) for x in v)
+        return _check_type(v, float, err)
     if isinstance(kind, tuple) and kind[0] == "map":
         if not isinstance(v, dict):
             raise err(f"must be a table, got {v!r}")
@@ -258,8 +265,11 @@ _BODY_FIELDS = {
     "pendulum": ("mass_kg", "com_m", "inertia_kgm2", "gravity_mps2", "q_offset_rad",
                  "damping_nms", "stiffness_nm", "q_rest_rad"),
     "two_link": ("m1_kg", "m2_kg", "l1_m", "lc1_m", "lc2_m", "i1_kgm2", "i2_kgm2",
-                 "gravity_mps2", "damping_nms"),
+                 "gravity_mps2", "damping_nms", "q_offset_rad", "com1_offset_rad",
+                 "stiffness_nm", "q_rest_rad"),
 }
+# Body fields that may hold one value per coordinate (a list) on a multi-coordinate body.
+_PER_JOINT = ("damping_nms", "q_offset_rad", "stiffness_nm", "q_rest_rad")
 _ID_DEFAULTS = {"f_max": (0.5, 1.5), "l_opt": (0.8, 1.2), "l_ts": (0.95, 1.05),
                 "emg_gain": (0.05, 1.0), "delay_s": (0.01, 0.1)}
 
@@ -329,9 +339,10 @@ def load_spec(path: str) -> DataSpec:
 
     b = top.sub("body")
     model = b.get("model", ("choice", tuple(_BODY_FIELDS)))
-    params = {k: b.get(k, float) for k in _BODY_FIELDS[model] if k in b.table}
-    b.finish()
     n_dof = {"pendulum": 1, "two_link": 2}[model]
+    params = {k: b.get(k, float if k not in _PER_JOINT or n_dof == 1 else ("per_joint", n_dof))
+              for k in _BODY_FIELDS[model] if k in b.table}
+    b.finish()
     if n_dof != len(labels.coordinates):
         raise DataError(f"{path}: field 'body.model' = '{model}' has {n_dof} coordinate(s) but "
                         f"labels.coordinates names {len(labels.coordinates)}; make them agree")

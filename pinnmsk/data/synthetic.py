@@ -22,6 +22,8 @@ from pinnmsk.data import opensim
 from pinnmsk.data.spec import DataSpec, dumps_toml
 from pinnmsk.msk import MskModel
 
+Array = jax.Array
+
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
@@ -32,7 +34,9 @@ class SyntheticConfig:
       duration_s: length of each trial [s].
       emg_rate_hz: raw sEMG sampling rate, also the simulation rate [Hz].
       label_rate_hz: kinematics/force sampling rate [Hz] (divides ``emg_rate_hz``).
-      q_range_rad: (low, high) joint range the targets stay within [rad].
+      q_range_rad: (low, high) joint range the targets of a 1-DOF body stay within [rad]. A
+        multi-coordinate body's targets stay within 80 % of each coordinate's range in its
+        geometry (the range of the length table the polynomial was fitted to).
       variation: relative spread of subject parameters (F_max ±v, l_opt ±v/3, l_ts ±v/8,
         body mass and joint stiffness ±v/2), uniform.
       crosstalk: fraction of the other channels' signal in each channel.
@@ -127,13 +131,12 @@ def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: Syntheti
     dt = 1.0 / config.emg_rate_hz
     n = int(round(config.duration_s * config.emg_rate_hz))
     t = jnp.arange(n) * dt
-    q_lo = jnp.full((base.n_coords,), config.q_range_rad[0], jnp.float32)
-    q_hi = jnp.full((base.n_coords,), config.q_range_rad[1], jnp.float32)
+    q_lo, q_hi = target_range(base, config)
     rng = np.random.default_rng(config.seed)
     key = jax.random.PRNGKey(config.seed)
     names, coords = base_spec.muscle_names, base_spec.labels.coordinates
     body_params = dict(base_spec.body.params)
-    if config.joint_stiffness_nm is not None and hasattr(base.body, "stiffness_nm"):
+    if config.joint_stiffness_nm is not None and base.n_coords == 1:
         body_params["stiffness_nm"] = float(config.joint_stiffness_nm)
         stiffness = jnp.float32(config.joint_stiffness_nm)
         base = base.replace(body=base.body.replace(stiffness_nm=stiffness))
@@ -178,7 +181,7 @@ def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: Syntheti
         rms = np.sqrt(np.mean(np.square(traj.q)))
         log(f"subject {subject}: {config.n_trials} trials x {config.duration_s:g} s simulated, "
             f"angle RMS {np.rad2deg(rms):.1f} deg, mean force {np.mean(traj.forces):.1f} N")
-    _write_geometry(tmp, base, names, coords, config.q_range_rad)
+    _write_geometry(tmp, base, names, coords, q_lo, q_hi)
     with open(os.path.join(tmp, "model.json"), "w") as f:
         json.dump({"generated_by": "python -m experiments.simulate", "config":
                    dataclasses.asdict(config), "subjects": truth}, f, indent=1)
@@ -192,18 +195,35 @@ def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: Syntheti
     return os.path.join(out_dir, "spec.toml")
 
 
-def _write_geometry(out_dir, model: MskModel, names, coords, q_range) -> None:
-    """MuscleAnalysis-shaped Length and MomentArm tables over a grid (1-DOF: first column q)."""
-    if model.n_coords != 1:
-        raise NotImplementedError("geometry tables are written for 1-DOF models only")
-    grid = np.linspace(q_range[0] - 0.2, q_range[1] + 0.2, 121)
-    qg = jnp.asarray(grid[:, None], jnp.float32)
-    lengths = jax.vmap(model.geometry.length)(qg)
-    arms = jax.vmap(model.geometry.moment_arms)(qg)[:, :, 0]
-    opensim.write_opensim(os.path.join(out_dir, "muscle_analysis_Length.sto"), "Length", grid,
-                          names, lengths, time_label=coords[0])
-    opensim.write_opensim(os.path.join(out_dir, f"muscle_analysis_MomentArm_{coords[0]}.sto"),
-                          "MomentArm", grid, names, arms, time_label=coords[0])
+def target_range(model: MskModel, config: SyntheticConfig) -> tuple[Array, Array]:
+    """(low (n,), high (n,)) [rad] the simulated targets stay within (see ``q_range_rad``)."""
+    if model.n_coords == 1:
+        lo, hi = config.q_range_rad
+        return jnp.full((1,), lo, jnp.float32), jnp.full((1,), hi, jnp.float32)
+    g = model.geometry
+    return g.centre_rad - 0.8 * g.scale_rad, g.centre_rad + 0.8 * g.scale_rad
+
+
+def _write_geometry(out_dir, model: MskModel, names, coords, q_lo, q_hi) -> None:
+    """MuscleAnalysis-shaped Length and MomentArm tables over a grid 0.2 rad beyond the targets'
+    range: 1-DOF, indexed by the coordinate (121 rows); several coordinates, a full grid (21 per
+    coordinate) with the coordinates as columns after a row-index time column, as OpenSim's
+    Analyze tool writes for a grid motion."""
+    axes = [np.linspace(lo - 0.2, hi + 0.2, 121 if model.n_coords == 1 else 21)
+            for lo, hi in zip(np.asarray(q_lo, float), np.asarray(q_hi, float))]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, model.n_coords)
+    qg = jnp.asarray(grid, jnp.float32)
+    lengths = np.asarray(jax.vmap(model.geometry.length)(qg))
+    arms = np.asarray(jax.vmap(model.geometry.moment_arms)(qg))  # (N, M, n)
+    for name, values in [("Length", lengths)] + [(f"MomentArm_{c}", arms[:, :, j])
+                                                 for j, c in enumerate(coords)]:
+        path = os.path.join(out_dir, f"muscle_analysis_{name}.sto")
+        if model.n_coords == 1:
+            opensim.write_opensim(path, name.split("_")[0], grid[:, 0], names, values,
+                                  time_label=coords[0])
+        else:
+            opensim.write_opensim(path, name.split("_")[0], 0.01 * np.arange(len(grid)),
+                                  list(coords) + list(names), np.column_stack([grid, values]))
 
 
 def _spec_doc(base: DataSpec, muscles, body_params: dict, trials, config: SyntheticConfig
@@ -228,7 +248,9 @@ def _spec_doc(base: DataSpec, muscles, body_params: dict, trials, config: Synthe
                     for i, name in enumerate(base.muscle_names)],
         "identification": {k: list(v) for k, v in base.identification.items()},
         "geometry": {"source": "muscle_analysis", "length_table": "muscle_analysis_Length.sto",
-                     "degree": base.geometry.degree},
+                     "degree": base.geometry.degree,
+                     "moment_arm_tables": {c: f"muscle_analysis_MomentArm_{c}.sto"
+                                           for c in base.labels.coordinates}},
         "trials": trials,
         "split": {"by": "trial", "test": test, "validation": []},
         "windows": {"length_s": base.windows.length_s, "history_s": base.windows.history_s,
