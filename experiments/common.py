@@ -33,6 +33,9 @@ def define_train_flags() -> None:
                       "Joint acceleration for the physics term: autodiff of the head, the "
                       "finite-difference baseline, or none (ablation: the equation of motion "
                       "without its inertial part).")
+    flags.DEFINE_enum("tendon", d.tendon, ["compliant", "rigid"],
+                      "Tendon of the Hill term: compliant (fibre-tendon equilibrium, De Groote "
+                      "2016 tendon curve) or rigid.")
     flags.DEFINE_boolean("force_labels", d.force_labels,
                          "Use force labels in the loss (false: angles only; forces come from the "
                          "physics terms).")
@@ -85,7 +88,7 @@ def config_from_flags(physics_weight: float) -> TrainConfig:
         raise UsageError(f"--effort_weight={FLAGS.effort_weight} must be >= 0")
     if FLAGS.hill_weight < 0:
         raise UsageError(f"--hill_weight={FLAGS.hill_weight} must be >= 0")
-    return TrainConfig(model=FLAGS.model, accel=FLAGS.accel, physics_weight=physics_weight,
+    return TrainConfig(model=FLAGS.model, accel=FLAGS.accel, tendon=FLAGS.tendon, physics_weight=physics_weight,
                        force_labels=FLAGS.force_labels, label_fraction=FLAGS.label_fraction,
                        effort_weight=FLAGS.effort_weight, hill_weight=FLAGS.hill_weight,
                        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,

@@ -109,6 +109,10 @@ def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
         if key == "activations":
             preds["hill_activations"] = [x.passive + drive(t) * x.active
                                          for t, x in zip(test_trials, tt)]
+            preds["compliant_hill_activations"] = [
+                diagnostics.compliant_hill_forces(data.model_of(t.subject), drive(t), t.q_rad,
+                                                  diagnostics.derivatives(t.time_s, t.q_rad)[0])
+                for t in test_trials]
     preds["static_optimisation"] = []
     for t in test_trials:
         x = terms[t.id]
@@ -168,6 +172,7 @@ ROWS = (("angle_from_emg", "angle from EMG"),
         ("force_from_torque_calibrated_emg", "force, EMG gains fitted to the torque"),
         ("force_from_torque_calibrated_activations", "force, activation gains fitted to torque"),
         ("force_from_hill_activations", "force, Hill with true activations"),
+        ("force_from_compliant_hill_activations", "force, compliant Hill, true activations"),
         ("force_from_static_optimisation", "force, static optimisation"))
 
 

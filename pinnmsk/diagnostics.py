@@ -28,7 +28,7 @@ import numpy as np
 from scipy.interpolate import make_interp_spline
 from scipy.optimize import nnls
 
-from pinnmsk import dynamics, msk
+from pinnmsk import dynamics, msk, muscle
 from pinnmsk.msk import MskModel
 
 
@@ -91,6 +91,32 @@ def torque_terms(model: MskModel, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray
     tau = np.asarray(jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(model.body, a, b, c))(
         qj, qdj, jnp.asarray(qdd, jnp.float32)), float)
     return TorqueTerms(arms, tau, passive, active)
+
+
+def compliant_hill_forces(model: MskModel, a: np.ndarray, q: np.ndarray, qd: np.ndarray,
+                          iterations: int = 40) -> np.ndarray:
+    """Compliant-tendon Hill forces (T, M) [N] at activations ``a`` (T, M) along q, q̇ (T, n):
+    the tendon force in fibre-tendon equilibrium, found by bisection on [0, 2 F_max] with the
+    tendon's own stretch rate neglected (Ḟ = 0; the fibre takes the whole l̇_mt). Where no root
+    is bracketed the nearer end is returned."""
+    p = model.muscles
+
+    def one(a_t, q_t, qd_t):
+        l_mt, ldot = model.geometry.length_and_velocity(q_t, qd_t)
+        g = lambda f: muscle.tendon_equilibrium_residual(f, jnp.zeros_like(f), a_t, l_mt, ldot, p)
+
+        def step(_, lo_hi):
+            lo, hi = lo_hi
+            mid = 0.5 * (lo + hi)
+            up = g(mid) > 0
+            return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
+
+        lo, hi = jax.lax.fori_loop(0, iterations, step, (jnp.zeros_like(p.f_max_n),
+                                                          2.0 * p.f_max_n))
+        return 0.5 * (lo + hi)
+
+    return np.asarray(jax.jit(jax.vmap(one))(*(jnp.asarray(x, jnp.float32) for x in (a, q, qd))),
+                      float)
 
 
 def gain_problem(terms: TorqueTerms, excitation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

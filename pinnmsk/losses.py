@@ -59,7 +59,8 @@ class LossConstants:
     force terms are in the same units and ``hill`` weights are ratios of comparable terms.
     bounds (5, 2): [lo, hi] for F_max, l_opt, l_ts (fractions of nominal), the EMG gain
     (excitation = gain · normalised envelope) and the electromechanical delay [s].
-    rate_hz: label rate.
+    rate_hz: label rate. accel: "autodiff" | "fd" | "none" (:func:`physics_residuals`).
+    tendon: "compliant" (fibre-tendon equilibrium, De Groote's tendon curve) | "rigid".
     """
 
     sigma_q: Array
@@ -70,6 +71,7 @@ class LossConstants:
     horizon_s: float = struct.field(pytree_node=False)
     n_colloc: int = struct.field(pytree_node=False, default=8)
     accel: str = struct.field(pytree_node=False, default="autodiff")
+    tendon: str = struct.field(pytree_node=False, default="rigid")
 
 
 def init_physio(n_subjects: int, n_muscles: int, bounds) -> dict:
@@ -131,12 +133,12 @@ def physics_residuals(decode: Callable, model: MskModel, nominal_f_max: Array, a
     ``activation`` (K, M) is the window's activation (:func:`window_activation`), sampled at τ.
     """
     kin = kinematics_fd if consts.accel == "fd" else kinematics
-    q, qd, qdd, f = kin(decode, tau)
+    q, qd, qdd, f, fd = kin(decode, tau)
     res = msk.dynamics_residual(model, q, qd, qdd, f, inertial=consts.accel != "none")
     res = res / consts.tau_scale
     a = muscle.activation_shape(_excitation_at(activation, tau, consts.rate_hz),
                                 model.muscles.shape_a)
-    hill = (f - msk.muscle_forces(model, a, q, qd)) / consts.sigma_f
+    hill = msk.tendon_residual(model, a, q, qd, f, fd, consts.tendon) / consts.sigma_f
     return res, hill, f / nominal_f_max
 
 

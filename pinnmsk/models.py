@@ -193,19 +193,20 @@ def for_sweep(net: PINNModel) -> PINNModel:
 
 
 def kinematics(decode_fn: Callable[[Array], tuple[Array, Array]], tau: Array):
-    """(q, q̇, q̈, F) at one τ by forward-mode autodiff of ``decode_fn(τ) -> (q, F)``."""
+    """(q, q̇, q̈, F, Ḟ) at one τ by forward-mode autodiff of ``decode_fn(τ) -> (q, F)``."""
 
     def first(t):
         return jax.jvp(decode_fn, (t,), (jnp.ones_like(t),))  # ((q, F), (q̇, Ḟ))
 
-    ((q, f), (qd, _)), (_, (qdd, _)) = jax.jvp(first, (tau,), (jnp.ones_like(tau),))
-    return q, qd, qdd, f
+    ((q, f), (qd, fd)), (_, (qdd, _)) = jax.jvp(first, (tau,), (jnp.ones_like(tau),))
+    return q, qd, qdd, f, fd
 
 
 def kinematics_fd(decode_fn: Callable[[Array], tuple[Array, Array]], tau: Array,
                   step_s: float = 1e-2):
-    """Baseline: q̇, q̈ by central finite differences of the head with step ``step_s`` [s]."""
-    qm, _ = decode_fn(tau - step_s)
+    """Baseline: q̇, q̈ (and Ḟ) by central finite differences of the head, step ``step_s`` [s]."""
+    qm, fm = decode_fn(tau - step_s)
     q, f = decode_fn(tau)
-    qp, _ = decode_fn(tau + step_s)
-    return q, (qp - qm) / (2 * step_s), (qp - 2 * q + qm) / step_s**2, f
+    qp, fp = decode_fn(tau + step_s)
+    return (q, (qp - qm) / (2 * step_s), (qp - 2 * q + qm) / step_s**2, f,
+            (fp - fm) / (2 * step_s))

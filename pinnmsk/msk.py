@@ -41,6 +41,18 @@ def muscle_forces(model: MskModel, a: Array, q: Array, qd: Array) -> Array:
     return muscle.hill_force(a, l_mt, ldot, model.muscles)
 
 
+def tendon_residual(model: MskModel, a: Array, q: Array, qd: Array, forces_n: Array,
+                    fdot_nps: Array, tendon: str = "compliant") -> Array:
+    """Hill consistency of tendon forces ``forces_n`` (M,) [N] (rate ``fdot_nps``) at activations
+    ``a``: F − F_fibre [N]. ``"compliant"``: fibre-tendon equilibrium at the fibre state the tendon
+    force implies (:func:`pinnmsk.muscle.tendon_equilibrium_residual`); ``"rigid"``: F minus the
+    rigid-tendon Hill force."""
+    l_mt, ldot = model.geometry.length_and_velocity(q, qd)
+    if tendon == "rigid":
+        return forces_n - muscle.hill_force(a, l_mt, ldot, model.muscles)
+    return muscle.tendon_equilibrium_residual(forces_n, fdot_nps, a, l_mt, ldot, model.muscles)
+
+
 def joint_torque(model: MskModel, forces_n: Array, q: Array) -> Array:
     """Generalised muscle forces Rᵀ F (n,) [N m]."""
     return dynamics.muscle_torque(model.geometry.moment_arms(q), forces_n)

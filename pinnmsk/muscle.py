@@ -1,4 +1,5 @@
-"""Hill-type muscles: activation dynamics and rigid-tendon force with De Groote 2016 curves.
+"""Hill-type muscles: activation dynamics and rigid- or compliant-tendon force with De Groote 2016
+curves.
 
 Every function is pure and element-wise over muscles, so parameters are per-muscle arrays of
 shape ``(M,)`` and a batch of subjects is a ``jax.vmap`` over :class:`MuscleParams`.
@@ -9,6 +10,8 @@ strain at one normalised force 0.6); ``tests/test_muscle.py`` checks them agains
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +29,10 @@ _FL_TERMS = (
 _FV_D1, _FV_D2, _FV_D3, _FV_D4 = -0.3211346127989808, -8.149, -0.374, 0.8825327733249912
 _PE_KPE = 4.0
 _PE_MIN_NORM_LENGTH = 0.2
+# Tendon force-length f_T(l̃_T) = c1 exp(k_T (l̃_T − c2)) − c3, k_T from the tendon strain at one
+# normalised force (OpenSim's DeGrooteFregly2016Muscle; 0.049 is its default).
+_T_C1, _T_C2, _T_C3 = 0.2, 1.0, 0.2
+TENDON_STRAIN = 0.049
 
 
 def active_force_length(l_norm: Array) -> Array:
@@ -47,6 +54,25 @@ def force_velocity(v_norm: Array) -> Array:
     """Force-velocity multiplier f_V(ṽ); ṽ in units of v_max, shortening negative (f_V(−1) ≈ 0)."""
     t = _FV_D2 * v_norm + _FV_D3
     return _FV_D1 * jnp.log(t + jnp.sqrt(t * t + 1.0)) + _FV_D4
+
+
+def _tendon_stiffness(strain: float) -> float:
+    return math.log((1.0 + _T_C3) / _T_C1) / (1.0 + strain - _T_C2)
+
+
+def tendon_force_length(l_norm_t: Array, strain_at_one_norm_force: float = TENDON_STRAIN) -> Array:
+    """Tendon force multiplier f_T(l̃_T), l̃_T = tendon length / tendon slack length (0 at 1)."""
+    k = _tendon_stiffness(strain_at_one_norm_force)
+    return _T_C1 * jnp.exp(k * (l_norm_t - _T_C2)) - _T_C3
+
+
+def tendon_length_from_force(f_norm: Array, strain_at_one_norm_force: float = TENDON_STRAIN
+                             ) -> tuple[Array, Array]:
+    """Inverse of :func:`tendon_force_length`: (l̃_T, dl̃_T/df̃_T) at normalised tendon force
+    f̃_T (clipped above −0.9 c3, where the curve has no inverse)."""
+    k = _tendon_stiffness(strain_at_one_norm_force)
+    f = jnp.maximum(f_norm, -0.9 * _T_C3) + _T_C3
+    return _T_C2 + jnp.log(f / _T_C1) / k, 1.0 / (k * f)
 
 
 @struct.dataclass
@@ -160,14 +186,50 @@ def fibre_kinematics(l_mt_m: Array, ldot_mt_mps: Array, params: MuscleParams):
     return l_norm, v_norm, cos_phi
 
 
+def compliant_fibre_kinematics(l_mt_m: Array, ldot_mt_mps: Array, f_t_n: Array,
+                               fdot_t_nps: Array, params: MuscleParams,
+                               strain_at_one_norm_force: float = TENDON_STRAIN):
+    """Compliant tendon: the fibre state implied by the tendon force F_T [N] and its rate
+    Ḟ_T [N/s] (De Groote 2016, as OpenSim's ``DeGrooteFregly2016Muscle``).
+
+    The tendon curve gives l_T = l_ts l̃_T(F_T / F_max) and l̇_T = l_ts (dl̃_T/df̃_T) Ḟ_T / F_max;
+    the fibre projection on the tendon line is l_mt − l_T, its rate l̇_mt − l̇_T; constant-thickness
+    pennation then gives the fibre length and velocity. Returns ``(l_norm, v_norm, cos_phi)`` as
+    :func:`fibre_kinematics`.
+    """
+    l_t, dl_df = tendon_length_from_force(f_t_n / params.f_max_n, strain_at_one_norm_force)
+    ldot_t = params.l_ts_m * dl_df * fdot_t_nps / params.f_max_n
+    w = params.l_opt_m * jnp.sin(params.phi_opt_rad)
+    along = jnp.maximum(l_mt_m - params.l_ts_m * l_t, 1e-6)
+    l_m = jnp.sqrt(w * w + along * along)
+    cos_phi = along / l_m
+    v_norm = (ldot_mt_mps - ldot_t) * cos_phi / (params.v_max_lopt_per_s * params.l_opt_m)
+    return l_m / params.l_opt_m, v_norm, cos_phi
+
+
+def fibre_force(a: Array, l_norm: Array, v_norm: Array, cos_phi: Array,
+                params: MuscleParams) -> Array:
+    """Force the fibres put on the tendon line, F_max [a f_L(l̃) f_V(ṽ) + f_PE(l̃)] cos φ [N]."""
+    active = a * active_force_length(l_norm) * force_velocity(v_norm)
+    return params.f_max_n * (active + passive_force_length(l_norm)) * cos_phi
+
+
 def hill_force(a: Array, l_mt_m: Array, ldot_mt_mps: Array, params: MuscleParams) -> Array:
-    """Tendon force F = F_max [a f_L(l̃) f_V(ṽ) + f_PE(l̃)] cos φ  [N], shape (..., M).
+    """Rigid-tendon force F = F_max [a f_L(l̃) f_V(ṽ) + f_PE(l̃)] cos φ  [N], shape (..., M).
 
     Args:
       a: activation in [0, 1], (..., M).
       l_mt_m: musculotendon length [m], (..., M).
       ldot_mt_mps: musculotendon lengthening velocity [m/s], (..., M).
     """
-    l_norm, v_norm, cos_phi = fibre_kinematics(l_mt_m, ldot_mt_mps, params)
-    active = a * active_force_length(l_norm) * force_velocity(v_norm)
-    return params.f_max_n * (active + passive_force_length(l_norm)) * cos_phi
+    return fibre_force(a, *fibre_kinematics(l_mt_m, ldot_mt_mps, params), params)
+
+
+def tendon_equilibrium_residual(f_t_n: Array, fdot_t_nps: Array, a: Array, l_mt_m: Array,
+                                ldot_mt_mps: Array, params: MuscleParams,
+                                strain_at_one_norm_force: float = TENDON_STRAIN) -> Array:
+    """Fibre-tendon equilibrium F_T − F_fibre [N] at the fibre state the tendon force implies
+    (zero for a compliant musculotendon unit in equilibrium), shape (..., M)."""
+    kin = compliant_fibre_kinematics(l_mt_m, ldot_mt_mps, f_t_n, fdot_t_nps, params,
+                                     strain_at_one_norm_force)
+    return f_t_n - fibre_force(a, *kin, params)

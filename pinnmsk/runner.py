@@ -111,7 +111,7 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     bounds = np.asarray([spec.identification[k] for k in losses.PHYSIO_NAMES], np.float32)
     consts = LossConstants(jnp.asarray(q_std, jnp.float32), jnp.asarray(sigma_f, jnp.float32),
                            jnp.asarray(tau_scale, jnp.float32), jnp.asarray(bounds), rate,
-                           spec.windows.history_s, config.n_colloc, config.accel)
+                           spec.windows.history_s, config.n_colloc, config.accel, config.tendon)
     net = models.make_model(config.model, data.model_of(0).n_coords, data.model_of(0).n_muscles,
                             spec.windows.history_s, q_mean, q_std, f_scale, config.latent)
     val = (ds_lib.make_windows(parts["validation"], window, 1) if parts["validation"] else None)
@@ -439,14 +439,16 @@ def identified_params(prep: Prepared, params) -> dict:
 def true_scales(spec, subject: str) -> dict | None:
     """A simulated subject's true muscle parameters {muscle: {f_max, l_opt, l_ts}} in SI units,
     when the dataset ships its simulation truth (``model.json``, for tests and diagnostics only):
-    ``<root>/<subject>/model.json`` (OpenSim samples: generic parameters × "scale") or
+    ``<root>/<subject>/model.json`` (OpenSim samples: "muscles" × "scale", or "muscles" as they
+    are where the file also lists the generic "nominal_muscles", as arm26's does) or
     ``<root>/model.json`` (``experiments.simulate``: nominal spec values × per-subject scales)."""
     own = os.path.join(spec.root, subject, "model.json")
     try:
         if os.path.exists(own):
             with open(own) as f:
                 doc = json.load(f)
-            sc = doc["scale"]
+            sc = {"fmax": 1.0, "lopt": 1.0, "lts": 1.0} if "nominal_muscles" in doc \
+                else doc["scale"]
             return {m["name"]: {"f_max": m["max_isometric_force"] * sc["fmax"],
                                 "l_opt": m["optimal_fiber_length"] * sc["lopt"],
                                 "l_ts": m["tendon_slack_length"] * sc["lts"]}

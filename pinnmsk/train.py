@@ -33,6 +33,11 @@ class TrainConfig:
       model: encoder, ``"cnn"`` (the method) or the baselines ``"mlp"``, ``"gru"``.
       accel: ``"autodiff"`` (q̈ by jax.jvp of the head), ``"fd"`` (finite-difference baseline)
         or ``"none"`` (ablation: the dynamics term without its inertial part, M q̈ + Coriolis).
+      tendon: the Hill term's tendon, ``"rigid"`` or ``"compliant"`` (fibre-tendon equilibrium
+        with De Groote's tendon curve). Rigid stays the default until compliant wins on data it
+        did not generate: label-free on the OpenSim wrist v2 sample (compliant Millard muscles)
+        compliant gave test force R² 0.652 against rigid's 0.761, although its ceiling with the
+        true activations is higher (0.866 vs 0.759, ``experiments.diagnose``).
       physics_weight: λ, the weight of both physics residuals (0 = data only).
       force_labels: use force labels in the data term (False: angles only, label-free forces).
       label_fraction: fraction of training data (2-s segments) whose force labels are used.
@@ -52,6 +57,7 @@ class TrainConfig:
 
     model: str = "cnn"
     accel: str = "autodiff"
+    tendon: str = "rigid"
     physics_weight: float = 10.0
     force_labels: bool = True
     label_fraction: float = 1.0

@@ -166,3 +166,15 @@ def test_simulated_arm_closes_its_equation_of_motion_and_trains(simulated_arm):
     _, hist0, _, _ = runner.fit(prep0, no_inertia, runner.weights_for(no_inertia, 1.0)[0], None,
                                 log=lambda s: None)
     assert np.isfinite(hist0[-1]["loss"][0])
+
+
+def test_true_parameters_read_from_model_json(arm):
+    """arm26's model.json lists the simulated muscles as they are (next to the generic
+    "nominal_muscles"); the wrist v2 sample lists generic muscles and a scale."""
+    s, _, _ = arm
+    truth = runner.true_scales(s, "S2")
+    doc = _truth("S2")
+    for m, nominal in zip(doc["muscles"], doc["nominal_muscles"]):
+        assert truth[m["name"]]["f_max"] == pytest.approx(m["max_isometric_force"])
+        assert truth[m["name"]]["f_max"] == pytest.approx(
+            nominal["max_isometric_force"] * doc["scale"]["fmax"], rel=1e-6)

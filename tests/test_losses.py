@@ -2,8 +2,9 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from pinnmsk import losses, msk, muscle
+from pinnmsk import diagnostics, losses, msk, muscle
 from pinnmsk.data import dataset, spec
 from tests.conftest import ROOT
 
@@ -12,9 +13,9 @@ def _model():
     return dataset.build_model(spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml")))
 
 
-def _consts(tau_scale=1.0, accel="autodiff"):
+def _consts(tau_scale=1.0, accel="autodiff", tendon="compliant"):
     return losses.LossConstants(jnp.ones(1), jnp.full(5, 10.0), jnp.full(1, tau_scale),
-                                jnp.zeros((5, 2)), 100.0, 0.05, 2, accel)
+                                jnp.zeros((5, 2)), 100.0, 0.05, 2, accel, tendon)
 
 
 def test_dynamics_residual_vanishes_on_an_exact_trajectory():
@@ -40,18 +41,27 @@ def test_dynamics_residual_vanishes_on_an_exact_trajectory():
     np.testing.assert_allclose(float(res_off[0]) * scale, inertia, rtol=1e-3)
 
 
-def test_hill_residual_vanishes_for_hill_forces():
-    """F(τ) equal to the Hill forces of the window's activation gives a zero Hill residual; the
-    activation comes from De Groote dynamics with the identified delay."""
+@pytest.mark.parametrize("tendon", ["rigid", "compliant"])
+def test_hill_residual_vanishes_for_hill_forces(tendon):
+    """F(τ) equal to the Hill forces of the window's activation gives a zero Hill residual (a
+    compliant tendon: the forces in fibre-tendon equilibrium at rest); the activation comes from
+    De Groote dynamics with the identified delay. The other tendon's forces do not."""
     model = _model()
     window = jnp.clip(0.3 + 0.2 * jnp.sin(jnp.arange(100)[:, None] / 7.0 + jnp.arange(5)), 0, 1)
     act = losses.window_activation(window, jnp.ones(5), jnp.full(5, 0.03), model.muscles, 100.0)
-    q0, qd0 = jnp.array([0.2]), jnp.array([0.5])
+    q0, qd0 = jnp.array([0.2]), jnp.array([0.5]) if tendon == "rigid" else jnp.zeros(1)
     a_end = muscle.activation_shape(act[-1], model.muscles.shape_a)
-    f_hill = msk.muscle_forces(model, a_end, q0, qd0)
+    rigid = msk.muscle_forces(model, a_end, q0, qd0)
+    compliant = jnp.asarray(diagnostics.compliant_hill_forces(model, a_end[None], q0[None],
+                                                              qd0[None])[0], jnp.float32)
+    f_hill, f_other = (rigid, compliant) if tendon == "rigid" else (compliant, rigid)
     decode = lambda t: (q0 + qd0 * t, f_hill)
-    _, hill, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, _consts(),
-                                          jnp.zeros(()))
+    _, hill, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
+                                          _consts(tendon=tendon), jnp.zeros(()))
+    _, other, _ = losses.physics_residuals(lambda t: (q0 + qd0 * t, f_other), model,
+                                           model.muscles.f_max_n, act, _consts(tendon=tendon),
+                                           jnp.zeros(()))
+    assert float(jnp.max(jnp.abs(other))) > 1e-2
     assert float(jnp.max(jnp.abs(hill))) < 1e-4
     # the delay moves the activation: 30 ms later excitation is not the undelayed one
     undelayed = losses.window_activation(window, jnp.ones(5), jnp.zeros(5), model.muscles, 100.0)

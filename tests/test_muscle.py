@@ -119,3 +119,66 @@ def test_fibre_velocity_is_the_time_derivative_of_fibre_length():
     # and the force-velocity multiplier is exact at known points: 1 isometric, ~0 at -v_max
     np.testing.assert_allclose(muscle.force_velocity(jnp.array([0.0, -1.0])), [1.0, 0.0],
                                atol=2e-3)
+
+
+# --------------------------------------------------------------------------- compliant tendon
+
+
+def test_tendon_curve_matches_opensim_formula():
+    """OpenSim DeGrooteFregly2016Muscle: f_T = 0.2 exp(k_T (l̃_T − 1)) − 0.2 with
+    k_T = ln(6) / 0.049 (tendon strain 0.049 at one normalised force): 0 at slack length, 1 at
+    4.9 % strain; the inverse and its derivative are exact."""
+    l = np.linspace(0.99, 1.06, 57)
+    kt = np.log(6.0) / 0.049
+    np.testing.assert_allclose(muscle.tendon_force_length(jnp.asarray(l, jnp.float32)),
+                               0.2 * np.exp(kt * (l - 1.0)) - 0.2, atol=1e-4)
+    assert float(muscle.tendon_force_length(1.0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(muscle.tendon_force_length(1.049)) == pytest.approx(1.0, abs=1e-4)
+    f = jnp.linspace(0.0, 1.4, 29)
+    l_t, dl_df = muscle.tendon_length_from_force(f)
+    np.testing.assert_allclose(muscle.tendon_force_length(l_t), f, atol=2e-5)
+    np.testing.assert_allclose(dl_df, jax.vmap(jax.grad(
+        lambda x: muscle.tendon_length_from_force(x)[0]))(f), rtol=1e-5)
+
+
+def _equilibrium_state(p, a, l_norm, v_norm, fdot_norm):
+    """A musculotendon state built from the fibre side: the tendon force the fibres produce at
+    (a, l̃, ṽ), and the l_mt, l̇_mt that put the tendon in series with those fibres."""
+    w = p.l_opt_m * jnp.sin(p.phi_opt_rad)
+    l_m = l_norm * p.l_opt_m
+    along = jnp.sqrt(l_m**2 - w**2)
+    cos_phi = along / l_m
+    f_t = muscle.fibre_force(a, l_norm, v_norm, cos_phi, p)
+    l_t, dl_df = muscle.tendon_length_from_force(f_t / p.f_max_n)
+    fdot = fdot_norm * p.f_max_n
+    ldot_t = p.l_ts_m * dl_df * fdot_norm
+    along_dot = v_norm * p.v_max_lopt_per_s * p.l_opt_m / cos_phi  # l̇_m = cos φ · d(along)/dt
+    return f_t, fdot, p.l_ts_m * l_t + along, ldot_t + along_dot
+
+
+def test_tendon_equilibrium_vanishes_on_a_consistent_state_and_not_elsewhere():
+    p = _params()
+    a, l_norm, v_norm = jnp.array([0.6, 0.3]), jnp.array([0.9, 1.1]), jnp.array([-0.2, 0.1])
+    f_t, fdot, l_mt, ldot = _equilibrium_state(p, a, l_norm, v_norm, jnp.array([2.0, -1.5]))
+    res = muscle.tendon_equilibrium_residual(f_t, fdot, a, l_mt, ldot, p)
+    np.testing.assert_allclose(res, 0.0, atol=1e-3 * float(p.f_max_n.max()))
+    kin = muscle.compliant_fibre_kinematics(l_mt, ldot, f_t, fdot, p)
+    np.testing.assert_allclose(kin[0], l_norm, rtol=1e-4)
+    np.testing.assert_allclose(kin[1], v_norm, rtol=1e-3, atol=1e-5)
+    # the tendon rate matters: ignoring Ḟ (a rigid tendon's fibre velocity) breaks equilibrium
+    bad = muscle.tendon_equilibrium_residual(f_t, 0 * fdot, a, l_mt, ldot, p)
+    assert np.all(np.abs(np.asarray(bad)) > 1e-2 * np.asarray(f_t))
+    # and the tendon stretch: the rigid-tendon force at the same l_mt differs
+    rigid = f_t - muscle.hill_force(a, l_mt, ldot, p)
+    assert np.all(np.abs(np.asarray(rigid)) > 0.05 * np.asarray(f_t))
+
+
+def test_stiff_tendon_limit_is_the_rigid_tendon():
+    p = _params()
+    a = jnp.array([0.5, 0.2])
+    l_mt = p.l_ts_m + jnp.array([1.05, 0.95]) * p.l_opt_m
+    ldot = jnp.array([0.05, -0.1])
+    f = muscle.hill_force(a, l_mt, ldot, p)
+    res = muscle.tendon_equilibrium_residual(f, jnp.zeros(2), a, l_mt, ldot, p,
+                                             strain_at_one_norm_force=1e-6)
+    np.testing.assert_allclose(res, 0.0, atol=1e-2)

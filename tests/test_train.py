@@ -129,15 +129,18 @@ def test_autodiff_acceleration_equals_finite_difference():
         params = jax.tree_util.tree_map(lambda x: x.astype(jnp.float64), params)
         dec = lambda t: head.apply(params, z.astype(jnp.float64), t)
         tau = jnp.float64(-0.03)
-        q, qd, qdd, f = models.kinematics(dec, tau)
+        q, qd, qdd, f, fd = models.kinematics(dec, tau)
         h1 = 1e-6  # central-difference truncation error h^2 q'''/6 stays below 1e-8 relative
         np.testing.assert_allclose(qd, (dec(tau + h1)[0] - dec(tau - h1)[0]) / (2 * h1),
                                    rtol=1e-6, atol=1e-8)
         h = 2e-5  # truncation h^2 q(4)/12 ~ 1e-5 relative; round-off eps q/h^2 ~ 1e-6
         qp, qm = dec(tau + h)[0], dec(tau - h)[0]
         np.testing.assert_allclose(qdd, (qp - 2 * q + qm) / h**2, rtol=1e-4, atol=1e-6)
-        _, qd_fd, qdd_fd, _ = models.kinematics_fd(dec, tau, step_s=h)
+        np.testing.assert_allclose(fd, (dec(tau + h1)[1] - dec(tau - h1)[1]) / (2 * h1),
+                                   rtol=1e-6, atol=1e-6)  # Ḟ for the compliant tendon
+        _, qd_fd, qdd_fd, _, fd_fd = models.kinematics_fd(dec, tau, step_s=h)
         np.testing.assert_allclose(qdd_fd, qdd, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(fd_fd, fd, rtol=1e-4, atol=1e-4)
         assert np.all(np.asarray(f) >= 0)
 
 

@@ -207,7 +207,7 @@ def build_models(spec: DataSpec, subjects) -> tuple[MskModel, dict]:
     for key, v in p.items():
         a = np.asarray(v, float)
         if not np.isfinite(a).all() or ((a < 0).any() and key not in signed):
-            raise DataError(f"{spec.path}: field 'body.{key}' = {v} must be finite and >= 0")
+            raise DataError(f"{spec.path}: field 'body.{key}' = {v} must be a finite value >= 0")
     body = body_cls(**{k: jnp.asarray(v, jnp.float32) for k, v in p.items()})
     models, report = [], {}
     cache = {}
