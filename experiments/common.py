@@ -88,7 +88,8 @@ def config_from_flags(physics_weight: float) -> TrainConfig:
         raise UsageError(f"--effort_weight={FLAGS.effort_weight} must be >= 0")
     if FLAGS.hill_weight < 0:
         raise UsageError(f"--hill_weight={FLAGS.hill_weight} must be >= 0")
-    return TrainConfig(model=FLAGS.model, accel=FLAGS.accel, tendon=FLAGS.tendon, physics_weight=physics_weight,
+    return TrainConfig(model=FLAGS.model, accel=FLAGS.accel, tendon=FLAGS.tendon,
+                       physics_weight=physics_weight,
                        force_labels=FLAGS.force_labels, label_fraction=FLAGS.label_fraction,
                        effort_weight=FLAGS.effort_weight, hill_weight=FLAGS.hill_weight,
                        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,

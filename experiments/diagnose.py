@@ -87,8 +87,8 @@ def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
     static optimisation; with activations also Hill forces at gain 1 (the model's ceiling)."""
     names = data.spec.muscle_names
     n_coords = data.model_of(0).n_coords
-    terms = {t.id: diagnostics.torque_terms(data.model_of(t.subject), t.q_rad,
-                                            *diagnostics.derivatives(t.time_s, t.q_rad))
+    rates = {t.id: diagnostics.derivatives(t.time_s, t.q_rad) for t in train_trials + test_trials}
+    terms = {t.id: diagnostics.torque_terms(data.model_of(t.subject), t.q_rad, *rates[t.id])
              for t in train_trials + test_trials}
     rows, preds = {}, {}
     for key, drive in drives.items():
@@ -111,7 +111,7 @@ def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
                                          for t, x in zip(test_trials, tt)]
             preds["compliant_hill_activations"] = [
                 diagnostics.compliant_hill_forces(data.model_of(t.subject), drive(t), t.q_rad,
-                                                  diagnostics.derivatives(t.time_s, t.q_rad)[0])
+                                                  rates[t.id][0])
                 for t in test_trials]
     preds["static_optimisation"] = []
     for t in test_trials:

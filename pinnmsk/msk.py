@@ -47,9 +47,9 @@ def tendon_residual(model: MskModel, a: Array, q: Array, qd: Array, forces_n: Ar
     ``a``: F − F_fibre [N]. ``"compliant"``: fibre-tendon equilibrium at the fibre state the tendon
     force implies (:func:`pinnmsk.muscle.tendon_equilibrium_residual`); ``"rigid"``: F minus the
     rigid-tendon Hill force."""
-    l_mt, ldot = model.geometry.length_and_velocity(q, qd)
     if tendon == "rigid":
-        return forces_n - muscle.hill_force(a, l_mt, ldot, model.muscles)
+        return forces_n - muscle_forces(model, a, q, qd)
+    l_mt, ldot = model.geometry.length_and_velocity(q, qd)
     return muscle.tendon_equilibrium_residual(forces_n, fdot_nps, a, l_mt, ldot, model.muscles)
 
 

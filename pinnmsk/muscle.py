@@ -171,19 +171,24 @@ def integrate_activation(u: Array, dt_s: float, params: MuscleParams, a0: Array 
 # --------------------------------------------------------------------------- force
 
 
+def _pennated_fibre(along_m: Array, along_dot_mps: Array, params: MuscleParams):
+    """Constant-thickness pennation: ``(l_norm, v_norm, cos_phi)`` of a fibre whose projection on
+    the tendon line is ``along_m`` [m], lengthening at ``along_dot_mps`` [m/s]."""
+    w = params.l_opt_m * jnp.sin(params.phi_opt_rad)
+    along = jnp.maximum(along_m, 1e-6)
+    l_m = jnp.sqrt(w * w + along * along)
+    cos_phi = along / l_m
+    v_norm = along_dot_mps * cos_phi / (params.v_max_lopt_per_s * params.l_opt_m)
+    return l_m / params.l_opt_m, v_norm, cos_phi
+
+
 def fibre_kinematics(l_mt_m: Array, ldot_mt_mps: Array, params: MuscleParams):
     """Rigid tendon, constant-thickness pennation.
 
     Returns ``(l_norm, v_norm, cos_phi)``: normalised fibre length l_m / l_opt, normalised fibre
     velocity l̇_m / (v_max l_opt) (shortening negative) and cos of the pennation angle.
     """
-    w = params.l_opt_m * jnp.sin(params.phi_opt_rad)
-    along = jnp.maximum(l_mt_m - params.l_ts_m, 1e-6)  # fibre projection on the tendon line
-    l_m = jnp.sqrt(w * w + along * along)
-    cos_phi = along / l_m
-    l_norm = l_m / params.l_opt_m
-    v_norm = ldot_mt_mps * cos_phi / (params.v_max_lopt_per_s * params.l_opt_m)
-    return l_norm, v_norm, cos_phi
+    return _pennated_fibre(l_mt_m - params.l_ts_m, ldot_mt_mps, params)
 
 
 def compliant_fibre_kinematics(l_mt_m: Array, ldot_mt_mps: Array, f_t_n: Array,
@@ -199,12 +204,7 @@ def compliant_fibre_kinematics(l_mt_m: Array, ldot_mt_mps: Array, f_t_n: Array,
     """
     l_t, dl_df = tendon_length_from_force(f_t_n / params.f_max_n, strain_at_one_norm_force)
     ldot_t = params.l_ts_m * dl_df * fdot_t_nps / params.f_max_n
-    w = params.l_opt_m * jnp.sin(params.phi_opt_rad)
-    along = jnp.maximum(l_mt_m - params.l_ts_m * l_t, 1e-6)
-    l_m = jnp.sqrt(w * w + along * along)
-    cos_phi = along / l_m
-    v_norm = (ldot_mt_mps - ldot_t) * cos_phi / (params.v_max_lopt_per_s * params.l_opt_m)
-    return l_m / params.l_opt_m, v_norm, cos_phi
+    return _pennated_fibre(l_mt_m - params.l_ts_m * l_t, ldot_mt_mps - ldot_t, params)
 
 
 def fibre_force(a: Array, l_norm: Array, v_norm: Array, cos_phi: Array,
