@@ -34,10 +34,11 @@ class TrainConfig:
       accel: ``"autodiff"`` (q̈ by jax.jvp of the head), ``"fd"`` (finite-difference baseline)
         or ``"none"`` (ablation: the dynamics term without its inertial part, M q̈ + Coriolis).
       tendon: the Hill term's tendon, ``"rigid"`` or ``"compliant"`` (fibre-tendon equilibrium
-        with De Groote's tendon curve). Rigid stays the default until compliant wins on data it
-        did not generate: label-free on the OpenSim wrist v2 sample (compliant Millard muscles)
-        compliant gave test force R² 0.652 against rigid's 0.761, although its ceiling with the
-        true activations is higher (0.866 vs 0.759, ``experiments.diagnose``).
+        with De Groote's tendon curve). Rigid, the long-standing default, stays until compliant is
+        shown better on validation data it did not generate (not yet done: label-free
+        validation scores angles only). For reference only, not used to choose: label-free on
+        the OpenSim wrist v2 sample compliant reached test force R² 0.652 against rigid's
+        0.761, although its ceiling with the true activations is higher (0.866 vs 0.759).
       physics_weight: λ, the weight of both physics residuals (0 = data only).
       force_labels: use force labels in the data term (False: angles only, label-free forces).
       label_fraction: fraction of training data (2-s segments) whose force labels are used.
