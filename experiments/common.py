@@ -12,7 +12,7 @@ import tensorboardX
 from absl import flags
 
 from experiments.cli import UsageError
-from pinnmsk import losses, plots, runner, sharding, train
+from pinnmsk import diagnostics, losses, plots, runner, sharding, train
 from pinnmsk.data import dataset, spec
 from pinnmsk.train import TrainConfig
 
@@ -33,9 +33,10 @@ def define_train_flags() -> None:
                       "Joint acceleration for the physics term: autodiff of the head, the "
                       "finite-difference baseline, or none (ablation: the equation of motion "
                       "without its inertial part).")
-    flags.DEFINE_enum("tendon", d.tendon, ["compliant", "rigid"],
+    flags.DEFINE_enum("tendon", d.tendon, ["spec", "compliant", "rigid"],
                       "Tendon of the Hill term: compliant (fibre-tendon equilibrium, De Groote "
-                      "2016 tendon curve) or rigid.")
+                      "2016 tendon curve), rigid, or what the data spec's 'tendon' field says "
+                      "(spec; rigid where it says nothing).")
     flags.DEFINE_boolean("force_labels", d.force_labels,
                          "Use force labels in the loss (false: angles only; forces come from the "
                          "physics terms).")
@@ -100,6 +101,14 @@ def config_from_flags(physics_weight: float) -> TrainConfig:
 def load_data(path: str) -> dataset.Dataset:
     print(f"loading {path}", file=sys.stderr, flush=True)
     return dataset.load_dataset(spec.load_spec(path), progress=True)
+
+
+def report_sanity(prep) -> dict:
+    """Print the model sanity report over the training motion (stderr) and return it."""
+    report = diagnostics.sanity_by_subject(prep.data, prep.data.split()["train"],
+                                           prep.consts.tendon)
+    print(diagnostics.sanity_table(report), file=sys.stderr, flush=True)
+    return report
 
 
 def load_config(workdir: str) -> tuple[TrainConfig, dict]:

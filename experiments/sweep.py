@@ -31,6 +31,7 @@ def main(argv):
     config = common.config_from_flags(float(lams[0]))
     data = common.load_data(FLAGS.data_spec)
     prep = runner.prepare(data, config)
+    sanity = common.report_sanity(prep)
     weights = runner.weights_for(config, lams)
     print(f"sweep of {len(lams)} models (lambda = {', '.join(map(str, lams))}) on "
           f"{len(prep.train)} windows, {config.epochs} epochs", file=sys.stderr, flush=True)
@@ -57,7 +58,8 @@ def main(argv):
         print(f"chosen on validation: lambda={lams[k]:g} (validation score "
               f"{best.score[k]:.4g}); its test metrics are the ones to report")
     runner.write_json(os.path.join(FLAGS.workdir, "sweep.json"),
-                      {"results": results, "chosen_on_validation": chosen})
+                      {"results": results, "chosen_on_validation": chosen,
+                       "model_sanity": sanity})
     runner.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
     print(f"wrote {FLAGS.workdir}/sweep.json")
 

@@ -28,13 +28,15 @@ def main(argv):
     config = common.config_from_flags(FLAGS.physics_weight)
     data = common.load_data(FLAGS.data_spec)
     prep = runner.prepare(data, config)
+    sanity = common.report_sanity(prep)
     print(f"training {config.model} (lambda={config.physics_weight}, force labels "
           f"{'on' if config.force_labels else 'off'}, {prep.n_labelled} labelled windows) on "
           f"{len(prep.train)} windows for {config.epochs} epochs", file=sys.stderr, flush=True)
     weights = runner.weights_for(config, config.physics_weight)[0]
     _, history, _, best = common.fit_or_exit(prep, config, weights, config.physics_weight)
     block, per_trial = common.metrics_block(prep, best.params, config,
-                                            common.selection_record(best))
+                                            common.selection_record(best),
+                                            {"model_sanity": sanity})
     runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
     runner.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
     common.write_plots(FLAGS.workdir, prep, per_trial, history)

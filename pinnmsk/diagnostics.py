@@ -165,3 +165,125 @@ def static_optimisation(a_mat: np.ndarray, b_vec: np.ndarray, n_coords: int = 1,
         lhs = np.vstack([torque_weight * a3[k], np.eye(m)])
         out[k], _ = nnls(lhs, np.concatenate([torque_weight * b2[k], np.zeros(m)]))
     return out
+
+
+class MuscleSanity(NamedTuple):
+    """A model's muscles over a motion, before any training (per muscle, (M,) arrays).
+
+    fibre_length_norm: (M, 2) min/max rigid-tendon fibre length / l_opt;
+    slack_fraction: share of samples where l_mt ≤ l_ts (the musculotendon unit cannot pull);
+    passive_force_n: (M,) peak passive force [N] with the chosen tendon model;
+    passive_torque_nm: (M, n) peak |r F_passive| per coordinate [N m];
+    required_torque_nm: (n,) 95th percentile of |torque the motion needs| [N m];
+    warnings: one line per implausibility.
+    """
+
+    fibre_length_norm: np.ndarray
+    slack_fraction: np.ndarray
+    passive_force_n: np.ndarray
+    passive_torque_nm: np.ndarray
+    required_torque_nm: np.ndarray
+    warnings: tuple
+
+
+def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray,
+                 tendon: str = "rigid", torque_ratio: float = 10.0) -> MuscleSanity:
+    """Check a model against the motion it will be trained on (q, q̇, q̈: (T, n) SI).
+
+    Warns when a muscle is slack over the whole motion (it can make no force at all), when its
+    passive force exceeds F_max, or when its passive torque exceeds ``torque_ratio`` × the peak
+    torque the motion needs (gravity + inertia): the physics term would then fight the data.
+    ``tendon``: "rigid" or "compliant" (passive force in fibre-tendon equilibrium).
+    """
+    p = model.muscles
+    qj, qdj = jnp.asarray(q, jnp.float32), jnp.asarray(qd, jnp.float32)
+    l_mt = np.asarray(jax.vmap(model.geometry.length)(qj), float)  # (T, M)
+    l_norm, _, _ = muscle.fibre_kinematics(jnp.asarray(l_mt), jnp.zeros_like(l_mt), p)
+    l_norm = np.asarray(l_norm, float)
+    slack = (l_mt <= np.asarray(p.l_ts_m)[None]).mean(0)
+    zeros = np.zeros((len(q), model.n_muscles))
+    if tendon == "compliant":
+        passive = compliant_hill_forces(model, zeros, q, np.zeros_like(q))
+    else:
+        passive = np.asarray(jax.vmap(lambda q_: msk.muscle_forces(
+            model, jnp.zeros(model.n_muscles), q_, jnp.zeros_like(q_)))(qj), float)
+    arms = np.asarray(jax.vmap(model.geometry.moment_arms)(qj), float)  # (T, M, n)
+    p_torque = np.abs(arms * passive[:, :, None]).max(0)  # (M, n)
+    tau = np.asarray(jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(model.body, a, b, c))(
+        qj, qdj, jnp.asarray(qdd, jnp.float32)), float)
+    need = np.percentile(np.abs(tau), 95, axis=0)  # robust to spikes of differentiated angles
+    f_max = np.asarray(p.f_max_n, float)
+    warn = []
+    for i, name in enumerate(names):
+        if slack[i] >= 1.0:
+            warn.append(f"muscle '{name}' is slack over the whole motion (musculotendon length "
+                        f"below its tendon slack length {float(p.l_ts_m[i]):.3f} m): it cannot "
+                        "pull; check l_ts, the length table and the held coordinates")
+        if passive[:, i].max() > f_max[i]:
+            warn.append(f"muscle '{name}' peaks at {passive[:, i].max():.0f} N of passive force "
+                        f"({tendon} tendon), above its F_max {f_max[i]:.0f} N (fibre up to "
+                        f"{l_norm[:, i].max():.2f} l_opt rigid); check l_opt, l_ts and the "
+                        "length table")
+        for j in range(arms.shape[2]):
+            if p_torque[i, j] > torque_ratio * max(need[j], 1e-9):
+                warn.append(f"muscle '{name}' makes up to {p_torque[i, j]:.1f} N m of passive "
+                            f"torque at coordinate {j}, over {torque_ratio:g}x the "
+                            f"{need[j]:.1f} N m the motion needs")
+    return MuscleSanity(np.stack([l_norm.min(0), l_norm.max(0)], 1), slack, passive.max(0),
+                        p_torque, need, tuple(warn))
+
+
+def sanity_by_subject(data, trials, tendon: str) -> dict:
+    """{subject: :class:`MuscleSanity` as a JSON-able dict} over each subject's ``trials``
+    (a loaded :class:`pinnmsk.data.dataset.Dataset` and its trials; rates by quintic spline)."""
+    out = {}
+    for s, subject in enumerate(data.subjects):
+        mine = [t for t in trials if t.subject == s]
+        if not mine:
+            continue
+        q = np.concatenate([t.q_rad for t in mine]).astype(np.float64)
+        rates = [derivatives(t.time_s, t.q_rad.astype(np.float64)) for t in mine]
+        qd = np.concatenate([r[0] for r in rates])
+        qdd = np.concatenate([r[1] for r in rates])
+        step = max(1, len(q) // 2000)  # the report needs the motion's range, not every sample
+        r = model_sanity(data.model_of(s), data.spec.muscle_names, q[::step], qd[::step],
+                         qdd[::step], tendon)
+        names = data.spec.muscle_names
+        out[subject] = {
+            "tendon": tendon,
+            "fibre_length_norm": {m: r.fibre_length_norm[i].tolist() for i, m in enumerate(names)},
+            "slack_fraction": dict(zip(names, r.slack_fraction.tolist())),
+            "peak_passive_force_n": dict(zip(names, r.passive_force_n.tolist())),
+            "peak_passive_torque_nm": {m: r.passive_torque_nm[i].tolist()
+                                       for i, m in enumerate(names)},
+            "required_torque_p95_nm": r.required_torque_nm.tolist(),
+            "warnings": list(r.warnings)}
+    return out
+
+
+def sanity_table(report: dict) -> str:
+    """The per-subject sanity report as text: one line per muscle (range over subjects)."""
+    if not report:
+        return ""
+    subjects = list(report)
+    first = report[subjects[0]]
+    lines = [f"model sanity over the training motion ({first['tendon']} tendon; range over "
+             f"{len(subjects)} subject(s)); torque the motion needs (95th pct): "
+             + ", ".join(f"{min(report[s]['required_torque_p95_nm'][j] for s in subjects):.1f}-"
+                         f"{max(report[s]['required_torque_p95_nm'][j] for s in subjects):.1f} N m"
+                         for j in range(len(first["required_torque_p95_nm"])))]
+    for m in first["fibre_length_norm"]:
+        lo = min(report[s]["fibre_length_norm"][m][0] for s in subjects)
+        hi = max(report[s]["fibre_length_norm"][m][1] for s in subjects)
+        pf = max(report[s]["peak_passive_force_n"][m] for s in subjects)
+        pt = max(max(report[s]["peak_passive_torque_nm"][m]) for s in subjects)
+        sl = max(report[s]["slack_fraction"][m] for s in subjects)
+        lines.append(f"  {m:10s} fibre {lo:.2f}-{hi:.2f} l_opt (rigid)  slack {100 * sl:5.1f} % "
+                     f"of samples  peak passive {pf:8.0f} N, {pt:7.1f} N m")
+    seen = []
+    for s in subjects:
+        for w in report[s]["warnings"]:
+            if w not in seen:
+                seen.append(w)
+                lines.append(f"warning ({s}): {w}")
+    return "\n".join(lines)

@@ -70,6 +70,11 @@ def _label_mask(trials, fraction: float, seed: int, segment_s: float = 2.0) -> l
     return masks
 
 
+def tendon_of(config: TrainConfig, spec) -> str:
+    """The Hill term's tendon: the config's, or the data spec's where the config says "spec"."""
+    return spec.tendon if config.tendon == "spec" else config.tendon
+
+
 def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     spec = data.spec
     rate = spec.labels.rate_hz
@@ -111,7 +116,8 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     bounds = np.asarray([spec.identification[k] for k in losses.PHYSIO_NAMES], np.float32)
     consts = LossConstants(jnp.asarray(q_std, jnp.float32), jnp.asarray(sigma_f, jnp.float32),
                            jnp.asarray(tau_scale, jnp.float32), jnp.asarray(bounds), rate,
-                           spec.windows.history_s, config.n_colloc, config.accel, config.tendon)
+                           spec.windows.history_s, config.n_colloc, config.accel,
+                           tendon_of(config, spec))
     net = models.make_model(config.model, data.model_of(0).n_coords, data.model_of(0).n_muscles,
                             spec.windows.history_s, q_mean, q_std, f_scale, config.latent)
     val = (ds_lib.make_windows(parts["validation"], window, 1) if parts["validation"] else None)

@@ -120,10 +120,12 @@ def _muscle_params(spec: DataSpec, subject: str) -> tuple[muscle.MuscleParams, s
     else from ``[[muscles]]``. Returns (params, source description)."""
     sub = spec.subject(subject)
     names = spec.muscle_names
-    if sub.osim:
-        vals = opensim.read_osim_muscles(spec.resolve(sub.osim), names)
-        rows = [vals[n] for n in names]
-        source = sub.osim
+    osim = sub.osim or spec.osim
+    if osim:
+        osim_names = [m.osim_name or m.name for m in spec.muscles]
+        vals = opensim.read_osim_muscles(spec.resolve(osim), osim_names)
+        rows = [vals[n] for n in osim_names]
+        source = osim
     else:
         rows = [{k: getattr(m, k) for k in ("f_max_n", "l_opt_m", "l_ts_m", "phi_opt_rad")}
                 for m in spec.muscles]
@@ -262,9 +264,24 @@ def _interp_nonfinite(values: np.ndarray, bad_rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read_emg(spec: DataSpec, path: str, channels, allow_nonfinite: bool):
+def _read(spec: DataSpec, path: str, rate_hz: float, rename: dict | None = None
+          ) -> opensim.Table:
+    """Any data file of the spec; ``rate_hz`` is the row rate of a text export (no time column);
+    ``rename`` maps the file's column names to the spec's (a trial's ``rename_columns``)."""
+    tab = opensim.read_table(path, rate_hz, spec.text.incomplete_rows, spec.text.columns)
+    if rename:
+        unknown = [c for c in rename if c not in tab.columns]
+        if unknown:
+            raise DataError(f"{path}: rename_columns names column '{unknown[0]}', which the file "
+                            f"lacks (columns: {', '.join(tab.columns)}); fix the trial's "
+                            "rename_columns")
+        tab = dataclasses.replace(tab, columns=tuple(rename.get(c, c) for c in tab.columns))
+    return tab
+
+
+def _read_emg(spec: DataSpec, path: str, channels, allow_nonfinite: bool, rename=None):
     """(table, raw (T, C) in ``channels`` order, bad rows (T,)) of one EMG file, checked."""
-    tab = opensim.read_table(path)
+    tab = _read(spec, path, spec.emg.sampling_rate_hz, rename)
     for c in channels:
         if c not in tab.columns:
             raise DataError(f"{path}: no EMG column '{c}' named in emg.channels "
@@ -309,24 +326,47 @@ class EnvelopeFn:
         return np.asarray(self._fn(jnp.asarray(raw, jnp.float32)), np.float64)
 
 
+def _to_label_rate(tab: opensim.Table, q: np.ndarray, bad: np.ndarray, file_rate: float,
+                   rate: float):
+    """Angles recorded at ``file_rate`` as labels at ``rate``: the mean over each label period
+    (a box anti-alias filter centred on the label time), sampled every label period."""
+    k = max(1, int(round(file_rate / rate)))
+    c = np.cumsum(np.vstack([np.zeros((1, q.shape[1])), np.where(bad[:, None], 0.0, q)]), 0)
+    nb = np.concatenate([[0], np.cumsum(bad)])
+    idx = np.arange(k // 2, len(q) - (k - k // 2) + 1, max(1, int(round(file_rate / rate))))
+    lo, hi = idx - k // 2, idx - k // 2 + k
+    mean = (c[hi] - c[lo]) / k
+    bad_out = (nb[hi] - nb[lo]) > 0
+    t = tab.time[idx]
+    return dataclasses.replace(tab, time=t), mean, bad_out
+
+
 def _load_trial(spec: DataSpec, ts, envelope_fn: EnvelopeFn, min_samples: int):
     allow = spec.windows.drop_nonfinite
     rate = spec.labels.rate_hz
     # --- EMG
     e_path = spec.resolve(ts.emg)
     channels = list(spec.emg.channels)
-    e_tab, raw, bad_emg = _read_emg(spec, e_path, channels, allow)
+    e_tab, raw, bad_emg = _read_emg(spec, e_path, channels, allow, ts.rename_columns)
     envelope = envelope_fn(e_path, raw)
 
     # --- kinematics
     k_path = spec.resolve(ts.kinematics)
-    k_tab = opensim.read_table(k_path)
-    _check_time(k_path, k_tab.time, rate, "labels.rate_hz")
+    file_rate = spec.labels.file_rate_hz or rate
+    k_tab = _read(spec, k_path, file_rate, ts.rename_columns)
+    _check_time(k_path, k_tab.time, file_rate,
+                "labels.file_rate_hz" if spec.labels.file_rate_hz else "labels.rate_hz")
     units = spec.labels.coordinate_units
     q = k_tab.select(spec.labels.coordinates)
     if units == "degrees" or (units == "file" and k_tab.in_degrees):
         q = np.deg2rad(q)
+    if ts.coordinate_sign:
+        q = q * np.asarray(ts.coordinate_sign)[None]
+    if ts.coordinate_offset_rad:
+        q = q + np.asarray(ts.coordinate_offset_rad)[None]
     bad_q = _nonfinite_runs(k_path, q, spec.labels.coordinates, "joint angles", allow)
+    if file_rate != rate:
+        k_tab, q, bad_q = _to_label_rate(k_tab, q, bad_q, file_rate, rate)
 
     # --- overlap and common time base (label times inside the EMG range)
     lo = max(e_tab.time[0], k_tab.time[0])
@@ -355,7 +395,7 @@ def _load_trial(spec: DataSpec, ts, envelope_fn: EnvelopeFn, min_samples: int):
     forces = None
     if ts.forces:
         f_path = spec.resolve(ts.forces)
-        f_tab = opensim.read_table(f_path)
+        f_tab = _read(spec, f_path, rate, ts.rename_columns)
         _check_time(f_path, f_tab.time, rate, "labels.rate_hz")
         fv = f_tab.select(spec.muscle_names)
         bad_f = _nonfinite_runs(f_path, fv, spec.muscle_names, "muscle forces", allow)
@@ -464,6 +504,20 @@ def _normalisers(spec: DataSpec, subjects, trials, envelope_fn: EnvelopeFn, wind
     return mvc[:, order], rest[:, order], sources
 
 
+def _check_duplicates(spec: DataSpec, trials) -> None:
+    """Two trials with the same EMG are one recording listed twice (a copied export): training
+    on both and testing on either would count it twice."""
+    seen = {}
+    for ts, tr in zip(spec.trials, trials):
+        key = (tr.raw_envelope.shape, hash(tr.raw_envelope.tobytes()))
+        other = seen.get(key)
+        if other is not None and np.array_equal(other[1].raw_envelope, tr.raw_envelope):
+            raise DataError(f"{spec.resolve(ts.emg)}: its EMG is identical to trial "
+                            f"'{other[0].id}' ({spec.resolve(other[0].emg)}): the same recording "
+                            "twice; remove one of the two [[trials]]")
+        seen[key] = (ts, tr)
+
+
 def load_dataset(spec: DataSpec, progress: bool = False) -> Dataset:
     """Read every trial of ``spec``; errors are ``DataError`` naming the file and field."""
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
@@ -485,6 +539,7 @@ def load_dataset(spec: DataSpec, progress: bool = False) -> Dataset:
                             None if forces is None else forces.astype(np.float32), valid, env))
         dropped += int((~valid).sum())
         log(f"  loaded {ts.id} ({i + 1}/{len(spec.trials)}, {_time.time() - t0:.1f} s)")
+    _check_duplicates(spec, trials)
     norm, rest, sources = _normalisers(spec, subjects, trials, envelope_fn, window)
     for tr in trials:
         tr.excitation = emg.normalise(tr.raw_envelope, norm[tr.subject], rest[tr.subject],
@@ -515,8 +570,18 @@ def split_trials(spec: DataSpec, trials, window: int = 0) -> dict:
     key = (lambda t: t.id) if spec.split.by == "trial" else (lambda t: t.id.rsplit("/", 1)[0])
     test, val = set(spec.split.test), set(spec.split.validation)
     out = {"train": [], "validation": [], "test": []}
+    ft = spec.split.test_fraction
     for t in trials:
         k = key(t)
+        if ft > 0:  # leave the last segment of every trial out: test = its last ft
+            n = len(t.time_s)
+            cut = int(round(n * (1.0 - ft)))
+            if not (n - cut > window and cut - window > window):
+                raise DataError(f"{spec.path}: trial '{t.id}' ({n} label samples) is too short to "
+                                f"hold out its last {ft:g} as test with {window}-sample windows; "
+                                "lower split.test_fraction or windows.length_s")
+            out["test"].append(_part(t, cut, n, "@test"))
+            t = _part(t, 0, cut - window, "")
         out["test" if k in test else "validation" if k in val else "train"].append(t)
     f = spec.split.validation_fraction
     if not val and f > 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 
 import numpy as np
 
@@ -142,9 +143,114 @@ def read_c3d(path: str) -> Table:
                  {"rate_hz": rate})
 
 
-def read_table(path: str) -> Table:
-    """Dispatch on the extension: .mot/.sto (OpenSim), .csv, .npz, .c3d (analog channels)."""
+_TEXT_EXTS = (".txt", ".tsv", ".dat", ".asc")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_DATALOG_CHANNEL = re.compile(
+    r"^Channel\s+(\d+)\s*:\s*'([^']+)'\s*,\s*(\d+)\s+values\s*,\s*engineering units:\s*"
+    r"([^,]+)(.*)$", re.IGNORECASE)
+_DATALOG_RATES = re.compile(r"from\s+([\d.]+)\s+to\s+([\d.]+)\s+samples per second",
+                            re.IGNORECASE)
+# Engineering units of a text export → factor to SI (angles stay in degrees: ``in_degrees``).
+_UNIT_SCALE = {"v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6, "deg": 1.0, "degrees": 1.0,
+               "rad": 1.0, "radians": 1.0}
+
+
+def read_text(path: str, rate_hz: float, incomplete_rows: str = "error",
+              columns: tuple = ()) -> Table:
+    """Read a plain-text lab export: header lines, then whitespace-separated numeric columns and
+    no time column (time = row / ``rate_hz``, the rate the data spec gives).
+
+    Column names come from a Biometrics DataLOG header (``Channel 1: 'RF', 14520 values,
+    engineering units: mV, ...``), else from ``columns``, else from the last header line. A
+    DataLOG header also gives each channel's unit (mV → V; ``deg`` marks the table
+    ``in_degrees``) and value count: rows past the shortest channel's count, scaled by the rate it
+    was repeated to (``extrapolated from 50 to 1000 samples per second``), are the export's
+    padding and are cut; ``header["trimmed_rows"]`` says how many. An empty field inside the
+    data is an error naming the row and column, or NaN with ``incomplete_rows = "nan"``
+    (``windows.drop_nonfinite`` then drops the windows that touch it).
+    """
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found; fix the path in the data spec "
+                        "(relative paths resolve against the spec's folder)")
+    if not (np.isfinite(rate_hz) and rate_hz > 0):
+        raise DataError(f"{path}: a text export has no time column; the data spec must give its "
+                        "sampling rate")
+    with open(path, "r", encoding="latin-1") as f:
+        lines = f.read().splitlines()
+    first = next((i for i, ln in enumerate(lines)
+                  if ln.split() and all(_NUMBER.match(x) for x in ln.split())), None)
+    if first is None:
+        raise DataError(f"{path}: no numeric rows found; is this a text export of the recording?")
+    header_lines = lines[:first]
+    names, scales, counts, in_deg = [], [], [], False
+    for ln in header_lines:
+        m = _DATALOG_CHANNEL.match(ln.strip())
+        if m:
+            unit = m.group(4).strip()
+            if unit.lower() not in _UNIT_SCALE:
+                raise DataError(f"{path}: channel '{m.group(2)}' has unit '{unit}', which pinnmsk "
+                                f"does not read (known: {', '.join(sorted(_UNIT_SCALE))})")
+            names.append(m.group(2).strip())
+            scales.append(_UNIT_SCALE[unit.lower()])
+            in_deg |= unit.lower().startswith("deg")
+            rates = _DATALOG_RATES.search(m.group(5))
+            factor = float(rates.group(2)) / float(rates.group(1)) if rates else 1.0
+            counts.append(int(m.group(3)) * factor)
+    if not names:
+        names = list(columns) or (header_lines[-1].split() if header_lines else [])
+        scales = [1.0] * len(names)
+    rows = lines[first:]
+    n_rows = len(rows)
+    while n_rows and not rows[n_rows - 1].strip():
+        n_rows -= 1
+    trimmed = 0
+    if counts:
+        keep = int(min(counts))
+        if keep < n_rows:
+            trimmed, n_rows = n_rows - keep, keep
+    delim = "\t" if "\t" in rows[0] else None
+    values = np.full((n_rows, len(names)), np.nan)
+    for r in range(n_rows):
+        fields = rows[r].split(delim)
+        if delim is not None:
+            fields = [x.strip() for x in fields]
+        if len(fields) > len(names) and not any(fields[len(names):]):
+            fields = fields[:len(names)]
+        if len(fields) != len(names) or not all(fields):
+            if incomplete_rows != "nan" or len(fields) > len(names):
+                missing = next((names[c] for c in range(len(names))
+                                if c >= len(fields) or not fields[c]), None)
+                what = f"column '{missing}' is empty" if missing else (
+                    f"{len(fields)} values for {len(names)} columns")
+                raise DataError(f"{path}: data row {r + 1} (line {first + r + 1}) is incomplete: "
+                                f"{what}; repair the export, or set text.incomplete_rows = "
+                                "\"nan\" with windows.drop_nonfinite = true to drop it")
+        for c, x in enumerate(fields[:len(names)]):
+            if x:
+                try:
+                    values[r, c] = float(x)
+                except ValueError:
+                    raise DataError(f"{path}: data row {r + 1} (line {first + r + 1}) column "
+                                    f"'{names[c]}' = {x!r} is not a number") from None
+    if not names or n_rows < 2:
+        raise DataError(f"{path}: {n_rows} data rows and {len(names)} named columns; name the "
+                        "columns in the file's last header line or in text.columns")
+    values *= np.asarray(scales)[None]
+    header = {"rate_hz": rate_hz, "trimmed_rows": trimmed}
+    return Table(path, tuple(names), np.arange(n_rows) / rate_hz, values, in_deg, header)
+
+
+def read_table(path: str, rate_hz: float | None = None, incomplete_rows: str = "error",
+               columns: tuple = ()) -> Table:
+    """Dispatch on the extension: .mot/.sto (OpenSim), .csv, .npz, .c3d (analog channels), or a
+    plain-text export without a time column (.txt/.tsv/.dat/.asc, :func:`read_text`, which needs
+    ``rate_hz``)."""
     ext = os.path.splitext(path)[1].lower()
+    if ext in _TEXT_EXTS:
+        if rate_hz is None:
+            raise DataError(f"{path}: a plain-text export has no time column; read it through a "
+                            "data spec, which gives its rate")
+        return read_text(path, rate_hz, incomplete_rows, columns)
     if ext in (".mot", ".sto"):
         return read_opensim(path)
     if ext == ".csv":
@@ -153,7 +259,8 @@ def read_table(path: str) -> Table:
         return read_npz(path)
     if ext == ".c3d":
         return read_c3d(path)
-    raise DataError(f"{path}: unknown file type '{ext}'; use .csv, .npz, .mot, .sto or .c3d")
+    raise DataError(f"{path}: unknown file type '{ext}'; use .csv, .npz, .mot, .sto, .c3d or a "
+                    "text export (.txt, .tsv, .dat, .asc)")
 
 
 def to_radians(table: Table, rotational) -> np.ndarray:

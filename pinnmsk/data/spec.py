@@ -156,9 +156,26 @@ class SubjectSpec:
 
 @dataclasses.dataclass(frozen=True)
 class LabelSpec:
+    """rate_hz: the label rate [Hz]; file_rate_hz: rows per second of the kinematics files when
+    they differ (e.g. a goniometer repeated to the EMG rate in a text export): the angles are
+    averaged over each label period and sampled at the label rate."""
+
     rate_hz: float
     coordinates: tuple
     coordinate_units: str = "file"  # "file" (honour inDegrees), "degrees", "radians"
+    file_rate_hz: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSpec:
+    """How plain-text exports (.txt/.tsv/.dat/.asc, no time column) are read.
+
+    incomplete_rows: "error" (default) or "nan" (empty fields read as NaN; with
+    windows.drop_nonfinite the windows touching them are dropped). columns: column names when
+    the file names none (a DataLOG header names them itself)."""
+
+    incomplete_rows: str = "error"
+    columns: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +193,7 @@ class MuscleSpec:
     l_opt_m: float | None = None
     l_ts_m: float | None = None
     phi_opt_rad: float | None = None
+    osim_name: str | None = None  # its name in the subjects' .osim, when that differs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,11 +218,19 @@ class GeometrySpec:
 
 @dataclasses.dataclass(frozen=True)
 class TrialSpec:
+    """One trial's files. coordinate_sign / coordinate_offset_rad (one per coordinate): the
+    angle used is sign · (file angle, in radians) + offset, for goniometers mounted the other
+    way round or zeroed elsewhere. rename_columns: this trial's file column names → the names
+    the spec uses (an export that labels its channels differently)."""
+
     subject: str
     name: str
     emg: str
     kinematics: str
     forces: str | None = None
+    coordinate_sign: tuple = ()
+    coordinate_offset_rad: tuple = ()
+    rename_columns: dict = dataclasses.field(default_factory=dict)  # file column -> spec name
 
     @property
     def id(self) -> str:
@@ -217,6 +243,7 @@ class SplitSpec:
     test: tuple = ()
     validation: tuple = ()
     validation_fraction: float = 0.2  # with no validation trials: the end of each train trial
+    test_fraction: float = 0.0  # with no test trials: the last part of every trial is test
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +270,9 @@ class DataSpec:
     windows: WindowSpec
     subjects: tuple = ()  # SubjectSpec, one per subject that has per-subject sources
     activation: "ActivationSpec" = None
+    text: TextSpec = TextSpec()
+    osim: str | None = None  # dataset-wide OpenSim model (a generic one); a subject's own wins
+    tendon: str = "rigid"  # the Hill term's tendon for this dataset's muscles: rigid | compliant
 
     def subject(self, name: str) -> SubjectSpec:
         """The subject's sources (an empty :class:`SubjectSpec` when the spec names none)."""
@@ -302,6 +332,8 @@ def load_spec(path: str) -> DataSpec:
     top = _Fields(path, raw, "")
     name = top.get("name", str)
     root = os.path.normpath(os.path.join(os.path.dirname(path), top.get("root", str, ".")))
+    osim = top.get("osim", str, None)
+    tendon = top.get("tendon", ("choice", ("rigid", "compliant")), "rigid")
 
     e = top.sub("emg")
     emg = EmgSpec(
@@ -332,8 +364,23 @@ def load_spec(path: str) -> DataSpec:
     lab = top.sub("labels")
     labels = LabelSpec(lab.get("rate_hz", float), lab.get("coordinates", ("list", str)),
                        lab.get("coordinate_units", ("choice", ("file", "degrees", "radians")),
-                               "file"))
+                               "file"),
+                       lab.get("file_rate_hz", float, None))
     lab.finish()
+    for key in ("rate_hz", "file_rate_hz"):
+        v = getattr(labels, key)
+        if v is not None and not (np.isfinite(v) and v > 0):
+            raise DataError(f"{path}: field 'labels.{key}' = {v} must be a positive rate [Hz]")
+    if labels.file_rate_hz is not None:
+        ratio = labels.file_rate_hz / labels.rate_hz
+        if ratio < 1 or abs(ratio - round(ratio)) > 1e-6:
+            raise DataError(f"{path}: field 'labels.file_rate_hz' = {labels.file_rate_hz:g} must "
+                            f"be a whole multiple of labels.rate_hz = {labels.rate_hz:g}")
+
+    tx = top.sub("text", required=False)
+    text = TextSpec(tx.get("incomplete_rows", ("choice", ("error", "nan")), "error"),
+                    tx.get("columns", ("list", str), ()))
+    tx.finish()
     if not labels.coordinates:
         raise DataError(f"{path}: field 'labels.coordinates' is empty; name the joint coordinates")
 
@@ -349,7 +396,8 @@ def load_spec(path: str) -> DataSpec:
 
     muscles = _table_list(top, raw, "muscles", "muscle", lambda f: MuscleSpec(
         f.get("name", str), f.get("f_max_n", float, None), f.get("l_opt_m", float, None),
-        f.get("l_ts_m", float, None), f.get("phi_opt_rad", float, None)))
+        f.get("l_ts_m", float, None), f.get("phi_opt_rad", float, None),
+        f.get("osim_name", str, None)))
     names = [m.name for m in muscles]
     for col, mus in emg.channels.items():
         if mus not in names:
@@ -402,9 +450,25 @@ def load_spec(path: str) -> DataSpec:
                 raise DataError(f"{path}: field 'geometry.coefficients_m' has no entry for muscle "
                                 f"'{mname}'; add its polynomial coefficients")
 
-    trials = _table_list(top, raw, "trials", "trial", lambda f: TrialSpec(
-        f.get("subject", str), f.get("name", str), f.get("emg", str), f.get("kinematics", str),
-        f.get("forces", str, None)))
+    n_q = len(labels.coordinates)
+
+    def trial(f: _Fields) -> TrialSpec:
+        ts = TrialSpec(f.get("subject", str), f.get("name", str), f.get("emg", str),
+                       f.get("kinematics", str), f.get("forces", str, None),
+                       f.get("coordinate_sign", ("list", float), ()),
+                       f.get("coordinate_offset_rad", ("list", float), ()),
+                       f.get("rename_columns", ("map", str), {}))
+        for key in ("coordinate_sign", "coordinate_offset_rad"):
+            v = getattr(ts, key)
+            if v and len(v) != n_q:
+                raise f._err(key, f"must hold {n_q} value(s), one per labels.coordinates")
+        if any(x not in (-1.0, 1.0) for x in ts.coordinate_sign):
+            raise f._err("coordinate_sign", f"= {list(ts.coordinate_sign)} must hold 1 or -1")
+        if any(not np.isfinite(x) for x in ts.coordinate_offset_rad):
+            raise f._err("coordinate_offset_rad", "must hold finite angles [rad]")
+        return ts
+
+    trials = _table_list(top, raw, "trials", "trial", trial)
     ids = [t.id for t in trials]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
@@ -413,11 +477,18 @@ def load_spec(path: str) -> DataSpec:
     s = top.sub("split", required=False)
     split = SplitSpec(s.get("by", ("choice", ("trial", "subject")), "trial"),
                       s.get("test", ("list", str), ()), s.get("validation", ("list", str), ()),
-                      s.get("validation_fraction", float, 0.2))
+                      s.get("validation_fraction", float, 0.2),
+                      s.get("test_fraction", float, 0.0))
     s.finish()
     if not 0.0 <= split.validation_fraction < 0.9:
         raise DataError(f"{path}: field 'split.validation_fraction' = "
                         f"{split.validation_fraction} must be in [0, 0.9) (0: no validation)")
+    if not 0.0 <= split.test_fraction < 0.9:
+        raise DataError(f"{path}: field 'split.test_fraction' = {split.test_fraction} must be in "
+                        "[0, 0.9) (0: test trials are named in split.test)")
+    if split.test and split.test_fraction > 0:
+        raise DataError(f"{path}: fields 'split.test' and 'split.test_fraction' both given; "
+                        "name test trials or hold out the end of every trial, not both")
     known = set(ids) if split.by == "trial" else {t.subject for t in trials}
     for field in ("test", "validation"):
         for item in getattr(split, field):
@@ -425,8 +496,9 @@ def load_spec(path: str) -> DataSpec:
                 raise DataError(f"{path}: field 'split.{field}' names unknown "
                                 f"{'trial' if split.by == 'trial' else 'subject'} '{item}' "
                                 f"(known: {', '.join(sorted(known))})")
-    if not split.test:
-        raise DataError(f"{path}: field 'split.test' is empty; name the test trials or subjects")
+    if not split.test and split.test_fraction == 0:
+        raise DataError(f"{path}: field 'split.test' is empty; name the test trials or subjects "
+                        "(or hold out the end of every trial with split.test_fraction)")
 
     w = top.sub("windows", required=False)
     windows = WindowSpec(w.get("length_s", float, 0.2), w.get("history_s", float, 0.05),
@@ -436,10 +508,11 @@ def load_spec(path: str) -> DataSpec:
         raise DataError(f"{path}: fields 'windows.*' need stride >= 1, length_s > 0 and "
                         "0 <= history_s <= length_s")
     subjects = _subjects(top, raw, emg.channels, {t.subject for t in trials})
-    _check_sources(path, emg, muscles, geometry, subjects, {t.subject for t in trials})
+    _check_sources(path, emg, muscles, geometry, subjects, {t.subject for t in trials}, osim)
     top.finish()
     return DataSpec(path, name, root, emg, labels, BodySpec(model, params), tuple(muscles),
-                    ident, geometry, tuple(trials), split, windows, tuple(subjects), activation)
+                    ident, geometry, tuple(trials), split, windows, tuple(subjects), activation,
+                    text, osim, tendon)
 
 
 def _check_channel_values(path: str, field: str, values: dict, channels: dict) -> None:
@@ -495,7 +568,7 @@ def _subjects(top: _Fields, raw: dict, channels: dict, known: set) -> list:
 
 
 def _check_sources(path: str, emg: EmgSpec, muscles, geometry: GeometrySpec, subjects,
-                   subject_names: set) -> None:
+                   subject_names: set, osim: str | None = None) -> None:
     """Every subject has MVC values (with ``mvc``), muscle parameters and a length table."""
     by_name = {s.name: s for s in subjects}
     for subj in sorted(subject_names):
@@ -512,7 +585,7 @@ def _check_sources(path: str, emg: EmgSpec, muscles, geometry: GeometrySpec, sub
         elif s.mvc or s.mvc_v:
             raise DataError(f"{path}: subject '{subj}' names MVC values but emg.normalisation is "
                             "\"robust_max\"; set emg.normalisation = \"mvc\" to use them")
-        if s.osim is None:
+        if s.osim is None and osim is None:
             for m in muscles:
                 for k in ("f_max_n", "l_opt_m", "l_ts_m"):
                     if getattr(m, k) is None:
