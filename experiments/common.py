@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import sys
@@ -24,6 +25,38 @@ def define_data_flags() -> None:
     flags.DEFINE_string("data_spec", DEFAULT_SPEC, "Data spec (TOML); see data_specs/README.md.")
     flags.DEFINE_string("workdir", None, "Work directory: checkpoints, metrics.json, plots.")
     flags.mark_flag_as_required("workdir")
+
+
+def claim_workdir(path: str):
+    """Check that ``path`` can be a run's work directory and hold it for this process.
+
+    Before any data is loaded: a file in its place, a folder that cannot be created or written,
+    or another run holding it (an exclusive ``fcntl`` lock on ``path/.lock``, released when the
+    process ends, even by ``kill -9``) stop with one line. Returns the open lock file; keep it
+    referenced for the run's lifetime."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--workdir={path} is a file; give a folder (it is created if missing)")
+    try:
+        os.makedirs(path, exist_ok=True)
+        lock = open(os.path.join(path, ".lock"), "a+")
+    except OSError as e:
+        raise UsageError(f"--workdir={path}: cannot create or write it ({e.strerror}); choose "
+                         "another folder") from None
+    if not os.access(path, os.W_OK):
+        raise UsageError(f"--workdir={path} is not writable; choose another folder")
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        other = lock.read().strip() or "another process"
+        lock.close()
+        raise UsageError(f"--workdir={path} is in use by a running job ({other}); wait for it "
+                         "or choose another folder") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}")
+    lock.flush()
+    return lock
 
 
 def define_train_flags() -> None:
@@ -49,6 +82,14 @@ def define_train_flags() -> None:
     flags.DEFINE_float("hill_weight", d.hill_weight,
                        "Weight of the Hill-consistency term as a multiple of the physics weight "
                        "(the dynamics residual gets the physics weight itself).")
+    flags.DEFINE_float("residual_weight", d.residual_weight,
+                       "> 0: identify a residual joint torque per subject (smooth in the joint "
+                       "state) for what the model lacks, its mean square weighed by this "
+                       "multiple of the physics weight; 0: none.")
+    flags.DEFINE_float("prior_weight", d.prior_weight,
+                       "Weight (a multiple of the physics weight) of the Gaussian prior on the "
+                       "identified F_max, l_opt, l_ts scales, centred on the lab's model with the "
+                       "spec's identification.prior_width; 0: flat bounds only.")
     flags.DEFINE_integer("epochs", d.epochs, "Training epochs.")
     flags.DEFINE_integer("batch_size", d.batch_size, "Windows per step.")
     flags.DEFINE_float("learning_rate", d.learning_rate, "Peak Adam learning rate.")
@@ -89,10 +130,14 @@ def config_from_flags(physics_weight: float) -> TrainConfig:
         raise UsageError(f"--effort_weight={FLAGS.effort_weight} must be >= 0")
     if FLAGS.hill_weight < 0:
         raise UsageError(f"--hill_weight={FLAGS.hill_weight} must be >= 0")
+    for name in ("residual_weight", "prior_weight"):
+        if getattr(FLAGS, name) < 0:
+            raise UsageError(f"--{name}={getattr(FLAGS, name)} must be >= 0")
     return TrainConfig(model=FLAGS.model, accel=FLAGS.accel, tendon=FLAGS.tendon,
                        physics_weight=physics_weight,
                        force_labels=FLAGS.force_labels, label_fraction=FLAGS.label_fraction,
                        effort_weight=FLAGS.effort_weight, hill_weight=FLAGS.hill_weight,
+                       residual_weight=FLAGS.residual_weight, prior_weight=FLAGS.prior_weight,
                        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
                        learning_rate=FLAGS.learning_rate, n_colloc=FLAGS.n_colloc,
                        checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
@@ -116,8 +161,12 @@ def load_config(workdir: str) -> tuple[TrainConfig, dict]:
     if not os.path.exists(path):
         raise UsageError(f"{path}: not found; train first with "
                          f"python -m experiments.train --workdir={workdir}")
-    with open(path) as f:
-        rec = json.load(f)
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UsageError(f"{path}: not a readable run record (a half-written file?); train "
+                         "again in a new --workdir") from None
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in rec.items() if k in fields}), rec
 
@@ -152,6 +201,13 @@ def metrics_block(prep, params, config: TrainConfig, selection: dict,
                        "test_trials": [t.id for t in prep.test_trials],
                        "emg_normalisation": data.normalisation,
                        "geometry": data.geometry_report}}
+    out["test"]["torque_budget"] = runner.torque_budgets(prep, params, per_trial)
+    if prep.consts.residual_torque:
+        out["residual_torque_coef_nm"] = {
+            subj: (np.asarray(params["physio"]["residual_torque"][s])
+                   * np.asarray(prep.consts.tau_scale)[:, None]).tolist()
+            for s, subj in enumerate(data.subjects)}
+        out["residual_torque_basis"] = "per coordinate: [1, q [rad], q^2, qd [rad/s]]"
     if prep.val_trials:
         out["validation"] = runner.evaluate(prep, params, prep.val_trials)[0]
     if extra:
@@ -231,6 +287,11 @@ def fit_or_exit(prep, config: TrainConfig, weights, physics_weights):
     except runner.TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
+    except OSError as e:  # a full disk or a folder gone read-only while checkpointing
+        print(f"error: {FLAGS.workdir}: cannot write the run ({e.strerror or e}); free disk "
+              "space or choose another --workdir; the last complete checkpoint is kept",
+              file=sys.stderr)
+        sys.exit(4)
     except ValueError as e:  # mesh and batch sizes that do not fit together
         raise UsageError(str(e))
     finally:

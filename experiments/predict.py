@@ -53,7 +53,8 @@ def main(argv):
                              "but this spec's model was trained on "
                              f"{'given envelopes' if spec.emg.input != 'raw' else 'the zero-phase envelope'}"
                              "; train with emg.envelope = \"causal\" and emg.input = \"raw\"")
-    table = opensim.read_table(FLAGS.emg)
+    table = opensim.read_table(FLAGS.emg, spec.emg.sampling_rate_hz, spec.text.incomplete_rows,
+                               spec.text.columns)
     if len(table.time) > 1:
         rate = 1.0 / np.median(np.diff(table.time))
         if abs(rate - spec.emg.sampling_rate_hz) > 0.01 * spec.emg.sampling_rate_hz:
@@ -70,6 +71,8 @@ def main(argv):
         emg.check_finite(raw, FLAGS.emg)
     except ValueError as e:
         raise cli.UsageError(str(e))
+    raw = dataset.check_outliers(spec, FLAGS.emg, raw,
+                                 [spec.channel_of[m] for m in spec.muscle_names])
     prep = runner.prepare(data, config)
     _, _, _, best = common.restore_run(prep, config)
     s = data.subjects.index(subject)

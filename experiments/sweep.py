@@ -29,6 +29,8 @@ def main(argv):
     del argv
     lams = common.as_float_list(FLAGS.physics_weights, "physics_weights")
     config = common.config_from_flags(float(lams[0]))
+    lock = common.claim_workdir(FLAGS.workdir)  # noqa: F841 (held until the process ends)
+    runner.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)
     prep = runner.prepare(data, config)
     sanity = common.report_sanity(prep)

@@ -26,6 +26,8 @@ flags.DEFINE_float("physics_weight", 10.0, "λ: weight of the dynamics and Hill 
 def main(argv):
     del argv
     config = common.config_from_flags(FLAGS.physics_weight)
+    lock = common.claim_workdir(FLAGS.workdir)  # noqa: F841 (held until the process ends)
+    runner.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)
     prep = runner.prepare(data, config)
     sanity = common.report_sanity(prep)

@@ -175,6 +175,9 @@ class MuscleSanity(NamedTuple):
     passive_force_n: (M,) peak passive force [N] with the chosen tendon model;
     passive_torque_nm: (M, n) peak |r F_passive| per coordinate [N m];
     required_torque_nm: (n,) 95th percentile of |torque the motion needs| [N m];
+    infeasible_fraction: (n,) share of samples where the torque the motion needs lies outside
+      what the muscles can make (each between passive and full activation, the others free);
+    shortfall_nm: (n,) the largest such gap [N m];
     warnings: one line per implausibility.
     """
 
@@ -183,6 +186,8 @@ class MuscleSanity(NamedTuple):
     passive_force_n: np.ndarray
     passive_torque_nm: np.ndarray
     required_torque_nm: np.ndarray
+    infeasible_fraction: np.ndarray
+    shortfall_nm: np.ndarray
     warnings: tuple
 
 
@@ -191,8 +196,10 @@ def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.
     """Check a model against the motion it will be trained on (q, q̇, q̈: (T, n) SI).
 
     Warns when a muscle is slack over the whole motion (it can make no force at all), when its
-    passive force exceeds F_max, or when its passive torque exceeds ``torque_ratio`` × the peak
-    torque the motion needs (gravity + inertia): the physics term would then fight the data.
+    passive force exceeds F_max, when its passive torque exceeds ``torque_ratio`` × the peak
+    torque the motion needs (gravity + inertia), or when over more than 10 % of the motion no
+    activation of the modelled muscles can make the torque the motion needs (the model lacks
+    muscles or its passive forces are too high): the physics term would then fight the data.
     ``tendon``: "rigid" or "compliant" (passive force in fibre-tendon equilibrium).
     """
     p = model.muscles
@@ -204,14 +211,24 @@ def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.
     zeros = np.zeros((len(q), model.n_muscles))
     if tendon == "compliant":
         passive = compliant_hill_forces(model, zeros, q, np.zeros_like(q))
+        full = compliant_hill_forces(model, zeros + 1.0, q, np.zeros_like(q))
     else:
-        passive = np.asarray(jax.vmap(lambda q_: msk.muscle_forces(
-            model, jnp.zeros(model.n_muscles), q_, jnp.zeros_like(q_)))(qj), float)
+        isometric = lambda a: np.asarray(jax.vmap(lambda q_: msk.muscle_forces(
+            model, a, q_, jnp.zeros_like(q_)))(qj), float)
+        passive, full = isometric(jnp.zeros(model.n_muscles)), isometric(jnp.ones(model.n_muscles))
     arms = np.asarray(jax.vmap(model.geometry.moment_arms)(qj), float)  # (T, M, n)
     p_torque = np.abs(arms * passive[:, :, None]).max(0)  # (M, n)
     tau = np.asarray(jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(model.body, a, b, c))(
         qj, qdj, jnp.asarray(qdd, jnp.float32)), float)
     need = np.percentile(np.abs(tau), 95, axis=0)  # robust to spikes of differentiated angles
+    # Torque range the muscles can make at each sample (isometric: each muscle between passive
+    # and full activation), per coordinate.
+    lo_hi = np.stack([arms * passive[:, :, None], arms * full[:, :, None]])  # (2, T, M, n)
+    tau_min, tau_max = lo_hi.min(0).sum(1), lo_hi.max(0).sum(1)  # (T, n)
+    gap = np.maximum(tau_min - tau, 0) + np.maximum(tau - tau_max, 0)
+    tol = 0.05 * need[None] + 1e-9
+    infeasible = (gap > tol).mean(0)
+    shortfall = gap.max(0)
     f_max = np.asarray(p.f_max_n, float)
     warn = []
     for i, name in enumerate(names):
@@ -229,8 +246,15 @@ def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.
                 warn.append(f"muscle '{name}' makes up to {p_torque[i, j]:.1f} N m of passive "
                             f"torque at coordinate {j}, over {torque_ratio:g}x the "
                             f"{need[j]:.1f} N m the motion needs")
+    for j in range(arms.shape[2]):
+        if infeasible[j] > 0.1:
+            warn.append(f"over {100 * infeasible[j]:.0f} % of the motion no activation of the "
+                        f"modelled muscles makes the torque coordinate {j} needs (short by up to "
+                        f"{shortfall[j]:.1f} N m): the model lacks muscles or its passive forces "
+                        "are too high; consider --residual_weight, other muscles or the "
+                        "model's tendon slack lengths")
     return MuscleSanity(np.stack([l_norm.min(0), l_norm.max(0)], 1), slack, passive.max(0),
-                        p_torque, need, tuple(warn))
+                        p_torque, need, infeasible, shortfall, tuple(warn))
 
 
 def sanity_by_subject(data, trials, tendon: str) -> dict:
@@ -257,6 +281,8 @@ def sanity_by_subject(data, trials, tendon: str) -> dict:
             "peak_passive_torque_nm": {m: r.passive_torque_nm[i].tolist()
                                        for i, m in enumerate(names)},
             "required_torque_p95_nm": r.required_torque_nm.tolist(),
+            "infeasible_fraction": r.infeasible_fraction.tolist(),
+            "shortfall_nm": r.shortfall_nm.tolist(),
             "warnings": list(r.warnings)}
     return out
 
@@ -280,6 +306,11 @@ def sanity_table(report: dict) -> str:
         sl = max(report[s]["slack_fraction"][m] for s in subjects)
         lines.append(f"  {m:10s} fibre {lo:.2f}-{hi:.2f} l_opt (rigid)  slack {100 * sl:5.1f} % "
                      f"of samples  peak passive {pf:8.0f} N, {pt:7.1f} N m")
+    inf = [max(report[s]["infeasible_fraction"][j] for s in subjects)
+           for j in range(len(first["infeasible_fraction"]))]
+    short = [max(report[s]["shortfall_nm"][j] for s in subjects) for j in range(len(inf))]
+    lines.append("  torque the muscles cannot make: " + ", ".join(
+        f"{100 * f:.0f} % of samples (up to {g:.1f} N m short)" for f, g in zip(inf, short)))
     seen = []
     for s in subjects:
         for w in report[s]["warnings"]:
@@ -287,3 +318,23 @@ def sanity_table(report: dict) -> str:
                 seen.append(w)
                 lines.append(f"warning ({s}): {w}")
     return "\n".join(lines)
+
+
+def torque_budget(model: MskModel, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray,
+                  forces_n: np.ndarray, tau_residual: np.ndarray | None = None) -> dict:
+    """How predicted forces (T, M) [N] account for the torque a motion q, q̇, q̈ (T, n) needs:
+    RMS [N m] per coordinate of the required torque (inverse dynamics incl. passive joint
+    terms), the muscle torque Rᵀ F, the residual torque (if given) and what is left unexplained,
+    plus the peak force of each muscle as a fraction of its F_max."""
+    qj = jnp.asarray(q, jnp.float32)
+    arms = np.asarray(jax.vmap(model.geometry.moment_arms)(qj), float)  # (T, M, n)
+    muscle_tau = np.einsum("tmn,tm->tn", arms, forces_n)
+    need = np.asarray(jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(model.body, a, b, c))(
+        qj, jnp.asarray(qd, jnp.float32), jnp.asarray(qdd, jnp.float32)), float)
+    res = np.zeros_like(need) if tau_residual is None else np.asarray(tau_residual, float)
+    rms = lambda x: np.sqrt(np.mean(x**2, axis=0)).tolist()
+    return {"required_rms_nm": rms(need), "muscle_rms_nm": rms(muscle_tau),
+            "residual_torque_rms_nm": rms(res),
+            "unexplained_rms_nm": rms(need - muscle_tau - res),
+            "peak_force_over_f_max": (forces_n.max(0) / np.asarray(model.muscles.f_max_n)).tolist(),
+            "min_force_n": forces_n.min(0).tolist()}

@@ -1,8 +1,11 @@
 """Data and physics losses of the physics-informed model (DESIGN.md "The physics-informed model").
 
-Loss weights are a run-time array ``[w_q, w_F, λ_dyn, λ_hill, λ_effort]`` (:data:`WEIGHT_NAMES`),
-so a sweep vmaps over them. Subject-specific physiological parameters θ are unconstrained arrays
-mapped into their bounds by a sigmoid (:func:`physio_scales`).
+Loss weights are a run-time array ``[w_q, w_F, λ_dyn, λ_hill, λ_effort, λ_residual, λ_prior]``
+(:data:`WEIGHT_NAMES`), so a sweep vmaps over them. Subject-specific physiological parameters θ
+are unconstrained arrays mapped into their bounds by a sigmoid (:func:`physio_scales`); a
+Gaussian prior centred on the lab's model (``prior`` term) keeps them near it unless the data
+insist. An identified residual joint torque per subject (``residual_torque``) stands for what the
+model lacks (unmodelled muscles, ligaments); its size is penalised (``residual`` term).
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from pinnmsk.models import kinematics, kinematics_fd
 from pinnmsk.msk import MskModel
 
 Array = jax.Array
-WEIGHT_NAMES = ("angle", "force", "dynamics", "hill", "effort")
+WEIGHT_NAMES = ("angle", "force", "dynamics", "hill", "effort", "residual", "prior")
+# The residual joint torque per subject and coordinate, in units of tau_scale:
+# c0 + c1 q + c2 q² + c3 q̇ (q [rad], q̇ [rad/s]): smooth in the state, like a ligament or an
+# unmodelled muscle group at constant drive.
+RESIDUAL_BASIS = 4
 # Identified per subject and muscle, each bounded by a row of LossConstants.bounds: scales of
 # nominal F_max, l_opt, l_ts; the EMG-to-excitation gain; the electromechanical delay [s].
 PHYSIO_NAMES = ("f_max", "l_opt", "l_ts", "emg_gain", "delay_s")
@@ -27,8 +34,13 @@ PHYSIO_NAMES = ("f_max", "l_opt", "l_ts", "emg_gain", "delay_s")
 ACTIVATION_TAIL_S = 0.5
 
 
-def loss_weights(angle=1.0, force=1.0, dynamics=1.0, hill=1.0, effort=0.0) -> Array:
-    """The weight vector (5,) in :data:`WEIGHT_NAMES` order.
+def loss_weights(angle=1.0, force=1.0, dynamics=1.0, hill=1.0, effort=0.0, residual=0.0,
+                 prior=0.0) -> Array:
+    """The weight vector (7,) in :data:`WEIGHT_NAMES` order.
+
+    ``residual`` weighs the mean squared residual joint torque (in units of ``tau_scale``);
+    ``prior`` the Gaussian prior Σ ((scale − 1) / width)² on F_max, l_opt and l_ts (mean over
+    subjects and muscles; widths in ``LossConstants.prior_width``).
 
     ``effort`` weighs mean (F/F_max)², the static-optimisation criterion. Without force labels
     the joint torque fixes only the flexor-extensor difference, and F_max trades off against the
@@ -36,7 +48,7 @@ def loss_weights(angle=1.0, force=1.0, dynamics=1.0, hill=1.0, effort=0.0) -> Ar
     least co-contraction that explains the motion, as static optimisation and CMC do. Off by
     default: on the OpenSim wrist sample it did not improve label-free forces.
     """
-    return jnp.asarray([angle, force, dynamics, hill, effort], jnp.float32)
+    return jnp.asarray([angle, force, dynamics, hill, effort, residual, prior], jnp.float32)
 
 
 class Batch(NamedTuple):
@@ -61,6 +73,8 @@ class LossConstants:
     (excitation = gain · normalised envelope) and the electromechanical delay [s].
     rate_hz: label rate. accel: "autodiff" | "fd" | "none" (:func:`physics_residuals`).
     tendon: "compliant" (fibre-tendon equilibrium, De Groote's tendon curve) | "rigid".
+    prior_width (3,): widths of the Gaussian prior on the F_max, l_opt, l_ts scales (fractions).
+    residual_torque: whether the identified residual joint torque enters the equation of motion.
     """
 
     sigma_q: Array
@@ -72,10 +86,13 @@ class LossConstants:
     n_colloc: int = struct.field(pytree_node=False, default=8)
     accel: str = struct.field(pytree_node=False, default="autodiff")
     tendon: str = struct.field(pytree_node=False, default="rigid")
+    prior_width: Array = struct.field(default_factory=lambda: jnp.asarray([0.3, 0.05, 0.05]))
+    residual_torque: bool = struct.field(pytree_node=False, default=False)
 
 
-def init_physio(n_subjects: int, n_muscles: int, bounds) -> dict:
-    """Raw θ that maps to the nominal values (scale 1) for every subject and muscle."""
+def init_physio(n_subjects: int, n_muscles: int, bounds, n_coords: int = 1) -> dict:
+    """Raw θ that maps to the nominal values (scale 1) for every subject and muscle, and a zero
+    residual joint torque (S, n, :data:`RESIDUAL_BASIS`)."""
     raw = {}
     for k, name in enumerate(PHYSIO_NAMES):
         lo, hi = float(bounds[k][0]), float(bounds[k][1])
@@ -84,7 +101,21 @@ def init_physio(n_subjects: int, n_muscles: int, bounds) -> dict:
         p = min(max(p, 1e-3), 1 - 1e-3)
         raw[name] = jnp.full((n_subjects, n_muscles), jnp.log(p / (1 - p)), jnp.float32)
     raw["shape_a"] = jnp.full((n_subjects, n_muscles), -3.0, jnp.float32)  # A ≈ −0.14
+    raw["residual_torque"] = jnp.zeros((n_subjects, n_coords, RESIDUAL_BASIS), jnp.float32)
     return raw
+
+
+def residual_torque(coef: Array, q: Array, qd: Array, tau_scale: Array) -> Array:
+    """The residual joint torque (n,) [N m] of one subject: ``coef`` (n, RESIDUAL_BASIS) in
+    units of ``tau_scale`` (n,) on the basis [1, q, q², q̇] per coordinate."""
+    basis = jnp.stack([jnp.ones_like(q), q, q * q, qd], axis=-1)  # (n, B)
+    return tau_scale * jnp.sum(coef * basis, axis=-1)
+
+
+def prior_penalty(scales: dict, width: Array) -> Array:
+    """Mean over subjects and muscles of Σ_k ((scale_k − 1) / width_k)², k ∈ F_max, l_opt, l_ts."""
+    return sum(jnp.mean(((scales[k] - 1.0) / width[i]) ** 2)
+               for i, k in enumerate(("f_max", "l_opt", "l_ts")))
 
 
 def physio_scales(raw: dict, bounds: Array) -> dict:
@@ -123,10 +154,13 @@ def window_activation(window: Array, gain: Array, delay_s: Array, params: muscle
 
 
 def physics_residuals(decode: Callable, model: MskModel, nominal_f_max: Array, activation: Array,
-                      consts: LossConstants, tau: Array) -> tuple[Array, Array, Array]:
+                      consts: LossConstants, tau: Array, residual_coef: Array | None = None
+                      ) -> tuple[Array, Array, Array, Array]:
     """Physics residuals at one time τ ≤ 0 of the head ``decode(τ) -> (q, F)``.
 
-    Returns (dynamics (n,) / tau_scale, Hill (M,) / sigma_f, effort (M,) = F / F_max nominal);
+    Returns (dynamics (n,) / tau_scale, Hill (M,) / sigma_f, effort (M,) = F / F_max nominal,
+    residual torque (n,) / tau_scale); with ``consts.residual_torque`` the subject's residual
+    torque (``residual_coef`` (n, RESIDUAL_BASIS)) acts at the joint beside the muscles;
     q̇, q̈ come from autodiff of the head (``consts.accel``: "fd" is the finite-difference
     baseline; "none" the no-inertia ablation, the equation of motion without M q̈ and the
     velocity-product terms);
@@ -134,12 +168,15 @@ def physics_residuals(decode: Callable, model: MskModel, nominal_f_max: Array, a
     """
     kin = kinematics_fd if consts.accel == "fd" else kinematics
     q, qd, qdd, f, fd = kin(decode, tau)
-    res = msk.dynamics_residual(model, q, qd, qdd, f, inertial=consts.accel != "none")
+    tau_res = (residual_torque(residual_coef, q, qd, consts.tau_scale)
+               if consts.residual_torque and residual_coef is not None else jnp.zeros_like(q))
+    res = msk.dynamics_residual(model, q, qd, qdd, f, tau_ext=tau_res,
+                                inertial=consts.accel != "none")
     res = res / consts.tau_scale
     a = muscle.activation_shape(_excitation_at(activation, tau, consts.rate_hz),
                                 model.muscles.shape_a)
     hill = msk.tendon_residual(model, a, q, qd, f, fd, consts.tendon) / consts.sigma_f
-    return res, hill, f / nominal_f_max
+    return res, hill, f / nominal_f_max, tau_res / consts.tau_scale
 
 
 def _excitation_at(window: Array, tau: Array, rate_hz: float) -> Array:
@@ -154,7 +191,8 @@ def _excitation_at(window: Array, tau: Array, rate_hz: float) -> Array:
 def example_losses(encode: Callable, decode: Callable, base: MskModel, physio_raw: dict,
                    consts: LossConstants, window: Array, q_hist: Array, f_hist: Array,
                    has_f: Array, subject: Array, key: Array, use_physics: bool) -> Array:
-    """The unweighted loss terms (5,) for one window, in :data:`WEIGHT_NAMES` order."""
+    """The unweighted per-window loss terms (7,) in :data:`WEIGHT_NAMES` order (the prior,
+    which does not depend on the window, is 0 here; :func:`batch_loss` adds it)."""
     h = q_hist.shape[0]
     z = encode(window)
     dec = lambda t: decode(z, t)
@@ -163,16 +201,18 @@ def example_losses(encode: Callable, decode: Callable, base: MskModel, physio_ra
     l_q = jnp.mean(((q_hat - q_hist) / consts.sigma_q) ** 2)
     l_f = has_f * jnp.mean(((f_hat - f_hist) / consts.sigma_f) ** 2)
     if not use_physics:
-        return jnp.stack([l_q, l_f, 0.0, 0.0, 0.0])
+        return jnp.stack([l_q, l_f, 0.0, 0.0, 0.0, 0.0, 0.0])
     scales = physio_scales(physio_raw, consts.bounds)
     model = subject_model(base, scales, subject)
     activation = window_activation(window, scales["emg_gain"][subject],
                                    scales["delay_s"][subject], model.muscles, consts.rate_hz)
     f_nom = base.muscles.f_max_n[subject]  # nominal: the effort term does not move θ
     tau_c = -consts.horizon_s * jax.random.uniform(key, (consts.n_colloc,))
-    res, hill, eff = jax.vmap(lambda t: physics_residuals(dec, model, f_nom, activation, consts,
-                                                          t))(tau_c)
-    return jnp.stack([l_q, l_f, jnp.mean(res**2), jnp.mean(hill**2), jnp.mean(eff**2)])
+    coef = physio_raw["residual_torque"][subject]
+    res, hill, eff, tres = jax.vmap(lambda t: physics_residuals(
+        dec, model, f_nom, activation, consts, t, coef))(tau_c)
+    return jnp.stack([l_q, l_f, jnp.mean(res**2), jnp.mean(hill**2), jnp.mean(eff**2),
+                      jnp.mean(tres**2), 0.0])
 
 
 def batch_loss(encode: Callable, decode: Callable, base: MskModel, physio_raw: dict,
@@ -190,4 +230,7 @@ def batch_loss(encode: Callable, decode: Callable, base: MskModel, physio_raw: d
     mean = jnp.mean(terms, axis=0)
     n_lab = jnp.sum(batch.has_forces)
     mean = mean.at[1].set(jnp.sum(terms[:, 1]) / jnp.maximum(n_lab, 1.0))
+    if use_physics:
+        mean = mean.at[6].set(prior_penalty(physio_scales(physio_raw, consts.bounds),
+                                            consts.prior_width))
     return jnp.dot(weights, mean), mean

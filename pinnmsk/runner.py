@@ -8,6 +8,7 @@ batch there, and the host reads losses back once per epoch (to log and to detect
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -117,7 +118,10 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     consts = LossConstants(jnp.asarray(q_std, jnp.float32), jnp.asarray(sigma_f, jnp.float32),
                            jnp.asarray(tau_scale, jnp.float32), jnp.asarray(bounds), rate,
                            spec.windows.history_s, config.n_colloc, config.accel,
-                           tendon_of(config, spec))
+                           tendon_of(config, spec),
+                           jnp.asarray([spec.identification["prior_width"][k]
+                                        for k in ("f_max", "l_opt", "l_ts")], jnp.float32),
+                           config.residual_weight > 0)
     net = models.make_model(config.model, data.model_of(0).n_coords, data.model_of(0).n_muscles,
                             spec.windows.history_s, q_mean, q_std, f_scale, config.latent)
     val = (ds_lib.make_windows(parts["validation"], window, 1) if parts["validation"] else None)
@@ -129,10 +133,13 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
 
 def weights_for(config: TrainConfig, physics_weights) -> np.ndarray:
     """Loss weight vectors (K, 5) for physics weights λ_k: angle 1, force 1 (0 without labels),
-    dynamics λ, Hill ``config.hill_weight`` · λ, effort ``config.effort_weight`` where λ > 0."""
+    dynamics λ, Hill ``config.hill_weight`` · λ, effort ``config.effort_weight`` where λ > 0,
+    residual torque ``config.residual_weight`` · λ, prior ``config.prior_weight`` · λ."""
     wf = 1.0 if config.force_labels else 0.0
     return np.stack([np.asarray(losses.loss_weights(1.0, wf, lam, config.hill_weight * lam,
-                                                    config.effort_weight if lam > 0 else 0.0))
+                                                    config.effort_weight if lam > 0 else 0.0,
+                                                    config.residual_weight * lam,
+                                                    config.prior_weight * lam))
                      for lam in np.atleast_1d(physics_weights)])
 
 
@@ -186,11 +193,40 @@ def restore_latest(workdir: str, template):
             Best(got["best"], np.asarray(meta["best_epoch"]), score))
 
 
+def spec_fingerprint(path: str) -> str:
+    """SHA-256 of the data spec file: a resumed run must train on the spec it started with."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def check_resumable(workdir: str, spec_path: str) -> None:
+    """Before loading any data: a run record in ``workdir`` must be readable and made with the
+    same data spec contents (the full comparison happens in :func:`fit`)."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigMismatch(f"{path}: not a readable run record (a half-written file?); "
+                             "delete it and its checkpoints/, or use a new --workdir") from None
+    sha = old.get("data_spec_sha256")
+    if sha is not None and os.path.isfile(spec_path) and sha != spec_fingerprint(spec_path):
+        raise ConfigMismatch(f"{path}: the run in this work directory used a different "
+                             f"data_spec_sha256 (the contents of {spec_path} changed since); use "
+                             "a new --workdir or restore the spec to resume")
+
+
 def _check_config(workdir: str, record: dict) -> None:
     path = os.path.join(workdir, "config.json")
     if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
+        try:
+            with open(path) as f:
+                old = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ConfigMismatch(f"{path}: not a readable run record (a half-written file?); "
+                                 "delete it and its checkpoints/, or use a new --workdir") from None
         diff = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
         if diff:
             raise ConfigMismatch(
@@ -199,8 +235,7 @@ def _check_config(workdir: str, record: dict) -> None:
                 "or the same flags to resume")
     else:
         os.makedirs(workdir, exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(record, f, indent=1)
+        write_json(path, record)
 
 
 # --------------------------------------------------------------------------- training
@@ -264,6 +299,7 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     mgr = None
     if workdir is not None:
         _check_config(workdir, {**dataclasses.asdict(config), "data_spec": prep.data.spec.path,
+                                "data_spec_sha256": spec_fingerprint(prep.data.spec.path),
                                 "weights": np.asarray(weights).tolist()})
         start, state, history, best = restore_latest(workdir, state)
         mgr = _manager(workdir)
@@ -302,9 +338,11 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
         ep_loss = loss.mean(0)
         now_bad = ~np.isfinite(np.atleast_1d(ep_loss))
         if now_bad.all():
+            kept = (f"the last good checkpoint (epoch {last_saved}) is kept in "
+                    f"{workdir}/checkpoints" if last_saved and workdir else
+                    "no checkpoint was written")
             raise TrainingDiverged(
-                f"training diverged at epoch {epoch + 1} (loss {ep_loss}); the last good "
-                f"checkpoint (epoch {last_saved}) is kept in {workdir}/checkpoints; lower "
+                f"training diverged at epoch {epoch + 1} (loss {ep_loss}); {kept}; lower "
                 "--learning_rate or --physics_weight")
         if now_bad.any() and not diverged[now_bad].all():
             log(f"weight setting(s) {np.flatnonzero(now_bad).tolist()} diverged at epoch "
@@ -416,6 +454,27 @@ def evaluate(prep: Prepared, params, trials=None) -> tuple[dict, list]:
     return out, per_trial
 
 
+def torque_budgets(prep: Prepared, params, per_trial) -> dict:
+    """{trial id: :func:`pinnmsk.diagnostics.torque_budget`} of the predicted forces along each
+    trial's recorded motion, with the subject's identified model and residual torque."""
+    scales = losses.physio_scales(params["physio"], prep.consts.bounds)
+    out = {}
+    for item in per_trial:
+        s = prep.data.subjects.index(item["subject"])
+        model = losses.subject_model(prep.data.models, scales, s)
+        t, q = item["time_s"], item["q_true"].astype(np.float64)
+        qd, qdd = diagnostics.derivatives(t, q)
+        res = None
+        if prep.consts.residual_torque:
+            coef = params["physio"]["residual_torque"][s]
+            res = np.asarray(jax.vmap(lambda a, b: losses.residual_torque(
+                coef, a, b, prep.consts.tau_scale))(jnp.asarray(q, jnp.float32),
+                                                     jnp.asarray(qd, jnp.float32)))
+        out[item["id"]] = diagnostics.torque_budget(model, q, qd, qdd, np.asarray(item["f_pred"]),
+                                                    res)
+    return out
+
+
 def identified_params(prep: Prepared, params) -> dict:
     """Subject-specific parameters: scales of the subject's nominal values and absolute values
     per muscle, the EMG gain and delay; with the truth where the dataset ships it."""
@@ -468,8 +527,29 @@ def true_scales(spec, subject: str) -> dict | None:
         return None
 
 
+def _json_safe(obj):
+    """``obj`` with NumPy scalars as floats and NaN/Inf as null (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
 def write_json(path: str, obj) -> None:
+    """Write strict JSON atomically (a temporary file renamed over ``path``): a crash or a full
+    disk never leaves a half-written file; NaN/Inf are written as null."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=float)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(_json_safe(obj), f, indent=1, allow_nan=False, default=float)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

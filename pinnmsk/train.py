@@ -50,6 +50,13 @@ class TrainConfig:
       effort_weight: weight of the effort term mean (F/F_max)² where λ > 0 (see
         :func:`pinnmsk.losses.loss_weights`); it sets the co-contraction level when forces are
         unlabelled. 0 leaves it out.
+      residual_weight: > 0 adds an identified residual joint torque per subject (smooth in q,
+        q̇: :func:`pinnmsk.losses.residual_torque`) for what the model lacks (unmodelled
+        muscles, ligaments), its mean square (in units of the torque scale) weighed by this
+        multiple of λ. 0 (default): no residual torque.
+      prior_weight: weight, as a multiple of λ, of the Gaussian prior on the identified F_max,
+        l_opt and l_ts scales, centred on the lab's model with the spec's
+        ``identification.prior_width`` (default ±30 %, ±5 %, ±5 %). 0 (default): flat bounds only.
       epochs, batch_size, learning_rate, warmup_epochs, grad_clip: optimisation (Adam, warm-up
         then cosine decay, global-norm clipping).
       n_colloc: collocation times per window for the physics terms.
@@ -66,6 +73,8 @@ class TrainConfig:
     label_fraction: float = 1.0
     effort_weight: float = 0.0
     hill_weight: float = 1.0
+    residual_weight: float = 0.0
+    prior_weight: float = 0.0
     epochs: int = 40
     batch_size: int = 256
     learning_rate: float = 3e-3
@@ -88,8 +97,11 @@ class TrainState(struct.PyTreeNode):
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
     total = max(config.epochs * steps_per_epoch, 1)
-    warm = min(config.warmup_epochs * steps_per_epoch, total - 1)
-    sched = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, max(warm, 1), total,
+    warm = max(min(config.warmup_epochs * steps_per_epoch, total - 1), 1)
+    # optax needs decay_steps > warmup_steps: a one-step run (--epochs=1 with one batch) decays
+    # over a nominal extra step it never takes.
+    sched = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, warm,
+                                               max(total, warm + 1),
                                                end_value=0.02 * config.learning_rate)
     return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(sched))
 
@@ -100,7 +112,9 @@ def init_state(net: PINNModel, tx: optax.GradientTransformation, window_shape, n
     key = jax.random.PRNGKey(seed)
     k_init, k_run = jax.random.split(key)
     variables = net.init(k_init, jnp.zeros(window_shape, jnp.float32), jnp.zeros((1,)))
-    params = {"net": variables, "physio": losses.init_physio(n_subjects, n_muscles, bounds)}
+    n_coords = getattr(getattr(net, "head", None), "n_coords", 1)
+    params = {"net": variables,
+              "physio": losses.init_physio(n_subjects, n_muscles, bounds, n_coords)}
     return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), k_run)
 
 

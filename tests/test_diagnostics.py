@@ -110,3 +110,38 @@ def test_diagnose_binary(tmp_path):
     r = _diagnose(f"--data_spec={path}", "--activations=nope.sto", f"--out={tmp_path / 'x.json'}")
     assert r.returncode == 2 and "nope.sto: not found" in r.stderr.strip().splitlines()[-1]
     assert "Traceback" not in r.stderr and not (tmp_path / "x.json").exists()
+
+
+def test_torque_budget_accounts_for_the_simulated_torque(model, trajectory):
+    """The simulator's own forces explain the torque its motion needs (unexplained ≈ 0); with
+    the forces halved half the muscle torque is unexplained; a residual torque that supplies the
+    missing half closes the budget again."""
+    q, qd, qdd = (np.asarray(x, float)[::5] for x in (trajectory.q, trajectory.qd, trajectory.qdd))
+    f = np.asarray(trajectory.forces, float)[::5]
+    full = diagnostics.torque_budget(model, q, qd, qdd, f)
+    assert full["unexplained_rms_nm"][0] < 1e-3 * full["required_rms_nm"][0]
+    assert full["muscle_rms_nm"][0] == pytest.approx(full["required_rms_nm"][0], rel=0.05)
+    arms = np.asarray(jax.vmap(model.geometry.moment_arms)(jnp.asarray(q, jnp.float32)))
+    half_tau = np.einsum("tmn,tm->tn", arms, 0.5 * f)
+    half = diagnostics.torque_budget(model, q, qd, qdd, 0.5 * f)
+    assert half["unexplained_rms_nm"][0] == pytest.approx(
+        np.sqrt(np.mean(half_tau[:, 0] ** 2)), rel=0.01)
+    closed = diagnostics.torque_budget(model, q, qd, qdd, 0.5 * f, half_tau)
+    assert closed["unexplained_rms_nm"][0] < 1e-3 * full["required_rms_nm"][0]
+    np.testing.assert_allclose(full["peak_force_over_f_max"],
+                               f.max(0) / np.asarray(model.muscles.f_max_n), rtol=1e-6)
+
+
+def test_model_sanity_of_a_feasible_model(model, trajectory):
+    """The simulator's own model made the motion: every sample's torque is within reach, no
+    muscle is slack or overstretched, no warning."""
+    q, qd, qdd = (np.asarray(x, float)[::20] for x in (trajectory.q, trajectory.qd, trajectory.qdd))
+    names = [f"m{i}" for i in range(model.n_muscles)]
+    r = diagnostics.model_sanity(model, names, q, qd, qdd, "rigid")
+    assert r.infeasible_fraction[0] == 0.0 and r.warnings == ()
+    # F_max cut to 1 %: the motion now needs more than the muscles can give
+    from pinnmsk import msk
+    weak = diagnostics.model_sanity(msk.scale_muscles(model, f_max=0.01), names, q, qd, qdd,
+                                    "rigid")
+    assert weak.infeasible_fraction[0] > 0.1
+    assert any("no activation of the modelled muscles" in w for w in weak.warnings)

@@ -72,7 +72,7 @@ def test_bad_input_raises():
     f = emg.EnvelopeFilter.from_config(CFG)
     x = np.random.default_rng(4).standard_normal((500, 2))
     x[123, 1] = np.nan
-    with pytest.raises(ValueError, match="sample 123, channel 1"):
+    with pytest.raises(ValueError, match="data row 124, channel 2"):
         f.offline(x)
     with pytest.raises(ValueError, match="Inf"):
         f.causal(np.full((50, 1), np.inf))

@@ -146,7 +146,12 @@ def test_model_sanity_flags_implausible_muscles(knee):
     compliant = diagnostics.model_sanity(model, names, t.q_rad[::5], qd[::5], qdd[::5],
                                          "compliant")
     assert 1500 < compliant.passive_force_n[0] < model.muscles.f_max_n[0]
-    assert compliant.warnings == ()
+    assert not any("peaks at" in w or "of passive torque" in w for w in compliant.warnings)
+    # ... but at deep flexion the extensors' passive torque (~-50 N m) beats what the two
+    # modelled hamstrings can pull: the generic model lacks flexors (gastrocnemius,
+    # semimembranosus, biceps femoris short head, ...).
+    assert compliant.infeasible_fraction[0] > 0.1 and compliant.shortfall_nm[0] > 30
+    assert any("no activation of the modelled muscles" in w for w in compliant.warnings)
     # Tendons 30 % too long leave biceps femoris (l_mt <= 0.408 m, l_ts 0.413 m) slack over
     # the whole motion; semitendinosus (l_mt 0.34-0.46 m, l_ts 0.32 m) still pulls.
     long = msk.scale_muscles(model, l_ts=1.3)

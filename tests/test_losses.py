@@ -30,12 +30,12 @@ def test_dynamics_residual_vanishes_on_an_exact_trajectory():
     scale = float(jnp.sqrt(jnp.mean(msk.joint_torque(model, f, q0) ** 2)))
     decode = lambda t: (q0 + qd0 * t + 0.5 * qdd0 * t**2, f)
     act = jnp.full((10, 5), 0.2)
-    res, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
+    res, _, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
                                          _consts(scale), jnp.zeros(()))
     assert float(jnp.max(jnp.abs(res))) < 1e-6, res
     # a trajectory with 1 rad/s² more acceleration leaves exactly the inertial torque I·1
     off = lambda t: (q0 + qd0 * t + 0.5 * (qdd0 + 1.0) * t**2, f)
-    res_off, _, _ = losses.physics_residuals(off, model, model.muscles.f_max_n, act,
+    res_off, _, _, _ = losses.physics_residuals(off, model, model.muscles.f_max_n, act,
                                              _consts(scale), jnp.zeros(()))
     inertia = float(model.body.joint_inertia)
     np.testing.assert_allclose(float(res_off[0]) * scale, inertia, rtol=1e-3)
@@ -56,9 +56,9 @@ def test_hill_residual_vanishes_for_hill_forces(tendon):
                                                               qd0[None])[0], jnp.float32)
     f_hill, f_other = (rigid, compliant) if tendon == "rigid" else (compliant, rigid)
     decode = lambda t: (q0 + qd0 * t, f_hill)
-    _, hill, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
+    _, hill, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
                                           _consts(tendon=tendon), jnp.zeros(()))
-    _, other, _ = losses.physics_residuals(lambda t: (q0 + qd0 * t, f_other), model,
+    _, other, _, _ = losses.physics_residuals(lambda t: (q0 + qd0 * t, f_other), model,
                                            model.muscles.f_max_n, act, _consts(tendon=tendon),
                                            jnp.zeros(()))
     assert float(jnp.max(jnp.abs(other))) > 1e-2
@@ -66,3 +66,38 @@ def test_hill_residual_vanishes_for_hill_forces(tendon):
     # the delay moves the activation: 30 ms later excitation is not the undelayed one
     undelayed = losses.window_activation(window, jnp.ones(5), jnp.zeros(5), model.muscles, 100.0)
     assert float(jnp.max(jnp.abs(undelayed[-1] - act[-1]))) > 1e-3
+
+
+def test_residual_torque_basis_and_prior_penalty():
+    coef = jnp.asarray([[0.5, -1.0, 2.0, 0.25]])  # one coordinate
+    q, qd, scale = jnp.asarray([0.3]), jnp.asarray([2.0]), jnp.asarray([4.0])
+    expect = 4.0 * (0.5 - 1.0 * 0.3 + 2.0 * 0.09 + 0.25 * 2.0)
+    np.testing.assert_allclose(losses.residual_torque(coef, q, qd, scale), [expect], rtol=1e-6)
+    sc = {"f_max": jnp.asarray([[1.3, 0.7]]), "l_opt": jnp.asarray([[1.05, 1.0]]),
+          "l_ts": jnp.asarray([[1.0, 0.9]])}
+    # ((±0.3/0.3)² averaged) + (0.05/0.05)²/2 + (0.1/0.05)²/2 = 1 + 0.5 + 2
+    assert float(losses.prior_penalty(sc, jnp.asarray([0.3, 0.05, 0.05]))) \
+        == pytest.approx(3.5, rel=1e-5)
+
+
+def test_residual_torque_closes_the_equation_of_motion_for_a_missing_torque():
+    """A trajectory driven by the muscles plus a torque the model lacks: the dynamics residual
+    is that torque, and a residual torque with the matching coefficients closes it."""
+    model = _model()
+    q0, qd0 = jnp.asarray([0.2]), jnp.asarray([0.5])
+    f = jnp.asarray([30.0, 10.0, 5.0, 20.0, 8.0])[: model.n_muscles]
+    missing = losses.residual_torque(jnp.asarray([[0.1, 0.2, 0.0, 0.05]]), q0, qd0,
+                                     jnp.asarray([2.0]))
+    qdd = msk.accelerations(model, q0, qd0, f, tau_ext=missing)
+    decode = lambda t: (q0 + qd0 * t + 0.5 * qdd * t**2, f)
+    act = jnp.zeros((10, model.n_muscles))
+    off = _consts(tau_scale=2.0)
+    on = off.replace(residual_torque=True)
+    coef = jnp.asarray([[0.1, 0.2, 0.0, 0.05]])
+    res_off, _, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, off,
+                                                jnp.asarray(0.0), coef)
+    res_on, _, _, tres = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, on,
+                                                  jnp.asarray(0.0), coef)
+    np.testing.assert_allclose(res_off * 2.0, missing, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(res_on, 0.0, atol=1e-4)
+    np.testing.assert_allclose(tres * 2.0, missing, rtol=1e-5)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import emg, models, runner, train
+from pinnmsk import emg, losses, models, runner, train
 from pinnmsk.data import dataset, spec, synthetic
 from pinnmsk.streaming import Streamer
 from tests.conftest import ROOT
@@ -55,7 +55,7 @@ def test_training_reduces_loss(data):
 def test_effort_term_lowers_unlabelled_forces(data):
     cfg = dataclasses.replace(CFG, epochs=6, force_labels=False, effort_weight=50.0, hill_weight=1.0)
     w = runner.weights_for(cfg, [0.0, 1.0])
-    np.testing.assert_array_equal(w, [[1, 0, 0, 0, 0], [1, 0, 1, 1, 50]])  # effort only with λ > 0
+    np.testing.assert_array_equal(w, [[1, 0, 0, 0, 0, 0, 0], [1, 0, 1, 1, 50, 0, 0]])  # effort: λ > 0
     prep = runner.prepare(data, cfg)
     effort = {}
     for e in (0.0, 50.0):
@@ -67,9 +67,26 @@ def test_effort_term_lowers_unlabelled_forces(data):
 
 
 def test_weights_for_scales_hill_and_effort_with_lambda():
-    cfg = dataclasses.replace(CFG, hill_weight=10.0, effort_weight=0.5, force_labels=False)
+    cfg = dataclasses.replace(CFG, hill_weight=10.0, effort_weight=0.5, force_labels=False,
+                              residual_weight=0.1, prior_weight=3.0)
     np.testing.assert_allclose(runner.weights_for(cfg, [0.0, 2.0]),
-                               [[1, 0, 0, 0, 0], [1, 0, 2, 20, 0.5]])
+                               [[1, 0, 0, 0, 0, 0, 0], [1, 0, 2, 20, 0.5, 0.2, 6]])
+
+
+def test_prior_keeps_identified_parameters_near_the_lab_model(data):
+    """Label-free, the physics terms move F_max, l_opt, l_ts; the prior (strong here) holds them
+    within a fraction of its width of the lab's values."""
+    cfg = dataclasses.replace(CFG, epochs=4, force_labels=False)
+    prep = runner.prepare(data, cfg)
+    drift = {}
+    for pw in (0.0, 100.0):
+        w = runner.weights_for(dataclasses.replace(cfg, prior_weight=pw), [1.0])[0]
+        state, hist, _, _ = runner.fit(prep, cfg, w, None, log=lambda s: None)
+        sc = losses.physio_scales(state.params["physio"], prep.consts.bounds)
+        drift[pw] = max(float(np.abs(np.asarray(sc[k]) - 1).max()) for k in ("l_opt", "l_ts"))
+        prior = losses.prior_penalty(sc, prep.consts.prior_width)  # the term the loss records
+        assert hist[-1]["terms"][0][6] == pytest.approx(float(prior), rel=0.2, abs=1e-6)
+    assert drift[100.0] < 0.5 * drift[0.0], drift
 
 
 def test_vmapped_sweep_equals_separate_runs(data):

@@ -289,7 +289,25 @@ def _read_emg(spec: DataSpec, path: str, channels, allow_nonfinite: bool, rename
     _check_time(path, tab.time, spec.emg.sampling_rate_hz, "emg.sampling_rate_hz")
     raw = tab.select(list(channels))
     bad = _nonfinite_runs(path, raw, list(channels), "EMG", allow_nonfinite)
-    return tab, _interp_nonfinite(raw, bad), bad
+    raw = _interp_nonfinite(raw, bad)
+    return tab, check_outliers(spec, path, raw, list(channels)), bad
+
+
+def check_outliers(spec: DataSpec, path: str, raw: np.ndarray, channels) -> np.ndarray:
+    """Raw EMG (T, C) without amplitude outliers: one corrupt sample (1e30) would become the
+    channel's normaliser and silence it in every trial. ``emg.outliers = "error"`` stops with the
+    channel and row named; ``"clip"`` clips them to ``emg.outlier_z`` robust SDs."""
+    out = emg.amplitude_outliers(raw, spec.emg.outlier_z)
+    if not out.any():
+        return raw
+    if spec.emg.outliers == "clip":
+        return emg.clip_outliers(np.clip(raw, -emg.FLOAT32_MAX, emg.FLOAT32_MAX),
+                                 spec.emg.outlier_z)
+    r, c = np.argwhere(out)[0]
+    raise DataError(f"{path}: EMG column '{channels[c]}' has {int(out[:, c].sum())} outlier "
+                    f"sample(s), first at data row {r + 1} ({raw[r, c]:.3g}, beyond "
+                    f"{spec.emg.outlier_z:g} robust SDs of the channel or float32's range); "
+                    "repair the recording or set emg.outliers = \"clip\"")
 
 
 class EnvelopeFn:
@@ -326,6 +344,33 @@ class EnvelopeFn:
         return np.asarray(self._fn(jnp.asarray(raw, jnp.float32)), np.float64)
 
 
+def _check_range(path: str, values: np.ndarray, columns, what: str) -> None:
+    """Values beyond float32's range (they would train as Inf and read as divergence)."""
+    big = np.isfinite(values) & (np.abs(values) > emg.FLOAT32_MAX)
+    if big.any():
+        r, c = np.argwhere(big)[0]
+        raise DataError(f"{path}: {what} column '{columns[c]}' holds {values[r, c]:.3g} at data "
+                        "row {}, beyond float32's range; repair the file".format(r + 1))
+
+
+def _check_angle_units(path: str, q: np.ndarray, columns, in_degrees: bool) -> None:
+    """A file that says degrees but stays within ±2π of them over a whole trial (of 2 s or more)
+    holds radians (and one that says radians but exceeds 4π holds degrees): a silent 57x error
+    otherwise."""
+    finite = np.where(np.isfinite(q), q, np.nan)
+    peak = np.nanmax(np.abs(finite), axis=0)
+    for c, name in enumerate(columns):
+        if in_degrees and 0 < peak[c] <= 2 * np.pi:
+            raise DataError(f"{path}: coordinate '{name}' is labelled degrees (inDegrees=yes) but "
+                            f"never exceeds {peak[c]:.3g} of them: it looks like radians; fix the "
+                            "header, or set labels.coordinate_units = \"radians\" (or "
+                            "\"degrees\" if the motion really is that small)")
+        if not in_degrees and peak[c] > 4 * np.pi:
+            raise DataError(f"{path}: coordinate '{name}' is in radians (inDegrees=no) but reaches "
+                            f"{peak[c]:.4g}: it looks like degrees; fix the header or set "
+                            "labels.coordinate_units = \"degrees\"")
+
+
 def _to_label_rate(tab: opensim.Table, q: np.ndarray, bad: np.ndarray, file_rate: float,
                    rate: float):
     """Angles recorded at ``file_rate`` as labels at ``rate``: the mean over each label period
@@ -358,6 +403,9 @@ def _load_trial(spec: DataSpec, ts, envelope_fn: EnvelopeFn, min_samples: int):
                 "labels.file_rate_hz" if spec.labels.file_rate_hz else "labels.rate_hz")
     units = spec.labels.coordinate_units
     q = k_tab.select(spec.labels.coordinates)
+    _check_range(k_path, q, spec.labels.coordinates, "joint angles")
+    if units == "file" and k_tab.time[-1] - k_tab.time[0] >= 2.0:
+        _check_angle_units(k_path, q, spec.labels.coordinates, k_tab.in_degrees)
     if units == "degrees" or (units == "file" and k_tab.in_degrees):
         q = np.deg2rad(q)
     if ts.coordinate_sign:
@@ -376,6 +424,13 @@ def _load_trial(spec: DataSpec, ts, envelope_fn: EnvelopeFn, min_samples: int):
                         f"not overlap EMG times [{e_tab.time[0]:.3f}, {e_tab.time[-1]:.3f}] s in "
                         f"{e_path}; check that both files belong to the same trial")
     keep = (k_tab.time >= lo - 1e-9) & (k_tab.time <= hi + 1e-9)
+    lost_s = (k_tab.time[-1] - k_tab.time[0]) - (hi - lo)
+    if lost_s > max(1.0, 0.1 * (k_tab.time[-1] - k_tab.time[0])):
+        raise DataError(f"{k_path}: only {hi - lo:.2f} s of its {k_tab.time[-1] - k_tab.time[0]:.2f}"
+                        f" s of labels lie within the EMG recording {e_path} "
+                        f"({e_tab.time[0]:.2f}-{e_tab.time[-1]:.2f} s): {lost_s:.2f} s of labels "
+                        "would be dropped; check that the files belong together, or trim the "
+                        "kinematics to the EMG")
     t = k_tab.time[keep]
     if len(t) < min_samples:
         raise DataError(f"{k_path}: only {len(t)} label samples overlap the EMG; a trial needs "
@@ -398,6 +453,7 @@ def _load_trial(spec: DataSpec, ts, envelope_fn: EnvelopeFn, min_samples: int):
         f_tab = _read(spec, f_path, rate, ts.rename_columns)
         _check_time(f_path, f_tab.time, rate, "labels.rate_hz")
         fv = f_tab.select(spec.muscle_names)
+        _check_range(f_path, fv, spec.muscle_names, "muscle forces")
         bad_f = _nonfinite_runs(f_path, fv, spec.muscle_names, "muscle forces", allow)
         fv = _interp_nonfinite(fv, bad_f)
         forces = np.stack([np.interp(t, f_tab.time, fv[:, j]) for j in range(fv.shape[1])], 1)

@@ -54,6 +54,20 @@ class Table:
         return np.stack([self.column(n) for n in names], axis=1)
 
 
+def _first_bad_row(rows, delimiter, n_cols: int) -> str:
+    """Where and why a numeric table does not parse (data rows count from 1)."""
+    for r, ln in enumerate(rows):
+        fields = [x.strip() for x in ln.rstrip("\r\n").split(delimiter)]
+        if len(fields) != n_cols:
+            return f"data row {r + 1} has {len(fields)} values for {n_cols} columns"
+        for c, x in enumerate(fields):
+            try:
+                float(x)
+            except ValueError:
+                return f"data row {r + 1} column {c + 1} = {x!r} is not a number"
+    return "the numeric table does not parse"
+
+
 def _parse_table(path: str, text_lines, delimiter, header: dict, in_degrees: bool) -> Table:
     lines = [ln for ln in text_lines if ln.strip()]
     if not lines:
@@ -64,9 +78,9 @@ def _parse_table(path: str, text_lines, delimiter, header: dict, in_degrees: boo
         raise DataError(f"{path}: the table has a header row but no data rows")
     try:
         data = np.loadtxt(io.StringIO(body), delimiter=delimiter, ndmin=2, dtype=np.float64)
-    except ValueError as e:
-        raise DataError(f"{path}: cannot parse the numeric table ({e}); check the delimiter and "
-                        "that every row has one value per column") from None
+    except ValueError:
+        raise DataError(f"{path}: {_first_bad_row(lines[1:], delimiter, len(names))}; every row "
+                        "needs one number per column") from None
     if data.shape[1] != len(names):
         raise DataError(f"{path}: {len(names)} column names but {data.shape[1]} values per row")
     return Table(path, tuple(names[1:]), data[:, 0], data[:, 1:], in_degrees, header, names[0])

@@ -124,6 +124,8 @@ class EmgSpec:
     mvc_window_s: float = 0.5  # MVC value: peak of the envelope's moving mean over this window
     rest_skip_s: float = 1.0  # rest value: mean envelope after this much filter settling
     rest_subtraction: str = "quadrature"  # or "linear": see pinnmsk.emg.normalise
+    outliers: str = "error"  # samples beyond outlier_z robust SDs: "error" | "clip"
+    outlier_z: float = 1000.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,6 +302,10 @@ _BODY_FIELDS = {
 }
 # Body fields that may hold one value per coordinate (a list) on a multi-coordinate body.
 _PER_JOINT = ("damping_nms", "q_offset_rad", "stiffness_nm", "q_rest_rad")
+# Widths of the Gaussian prior on identified scales (fractions of the lab's model): F_max is
+# the least known (±30 %: specific tension and PCSA vary that much between subjects), lengths
+# scale with the segment (±5 %).
+_PRIOR_WIDTHS = {"f_max": 0.3, "l_opt": 0.05, "l_ts": 0.05}
 _ID_DEFAULTS = {"f_max": (0.5, 1.5), "l_opt": (0.8, 1.2), "l_ts": (0.95, 1.05),
                 "emg_gain": (0.05, 1.0), "delay_s": (0.01, 0.1)}
 
@@ -332,6 +338,9 @@ def load_spec(path: str) -> DataSpec:
     top = _Fields(path, raw, "")
     name = top.get("name", str)
     root = os.path.normpath(os.path.join(os.path.dirname(path), top.get("root", str, ".")))
+    if not os.path.isdir(root):
+        raise DataError(f"{path}: field 'root' = {top.table.get('root', '.')!r} is not a folder "
+                        f"({root}); it resolves against the spec's own folder")
     osim = top.get("osim", str, None)
     tendon = top.get("tendon", ("choice", ("rigid", "compliant")), "rigid")
 
@@ -353,7 +362,12 @@ def load_spec(path: str) -> DataSpec:
         rest_skip_s=e.get("rest_skip_s", float, 1.0),
         rest_subtraction=e.get("rest_subtraction", ("choice", ("quadrature", "linear")),
                                "quadrature"),
+        outliers=e.get("outliers", ("choice", ("error", "clip")), "error"),
+        outlier_z=e.get("outlier_z", float, 1000.0),
     )
+    if not emg.outlier_z > 10:
+        raise DataError(f"{path}: field 'emg.outlier_z' = {emg.outlier_z} must be > 10 (robust "
+                        "SDs; real sEMG bursts reach ~60)")
     e.finish()
     if emg.mvc_window_s <= 0 or emg.rest_skip_s < 0:
         raise DataError(f"{path}: fields 'emg.mvc_window_s' must be > 0 and 'emg.rest_skip_s' "
@@ -410,7 +424,16 @@ def load_spec(path: str) -> DataSpec:
 
     idf = top.sub("identification", required=False)
     ident = {k: idf.get(k, ("pair",), v) for k, v in _ID_DEFAULTS.items()}
+    widths = idf.get("prior_width", ("map", float), {})
     idf.finish()
+    for k, v in widths.items():
+        if k not in _PRIOR_WIDTHS:
+            raise DataError(f"{path}: field 'identification.prior_width' names '{k}'; known: "
+                            f"{', '.join(_PRIOR_WIDTHS)}")
+        if not (np.isfinite(v) and v > 0):
+            raise DataError(f"{path}: field 'identification.prior_width.{k}' = {v} must be > 0 "
+                            "(a fraction of the nominal value, e.g. 0.3)")
+    ident["prior_width"] = {**_PRIOR_WIDTHS, **widths}
     lo, hi = ident["emg_gain"]
     if not 0 < lo <= hi:
         raise DataError(f"{path}: field 'identification.emg_gain' = [{lo}, {hi}] must satisfy "
@@ -419,7 +442,7 @@ def load_spec(path: str) -> DataSpec:
     if not 0 <= lo <= hi <= 0.5:
         raise DataError(f"{path}: field 'identification.delay_s' = [{lo}, {hi}] must satisfy "
                         "0 <= low <= high <= 0.5 [s], e.g. [0.01, 0.1]")
-    for k, (lo, hi) in ident.items():
+    for k, (lo, hi) in ((k, v) for k, v in ident.items() if k in _ID_DEFAULTS):
         if k not in ("emg_gain", "delay_s") and not 0 < lo <= 1 <= hi:
             raise DataError(f"{path}: field 'identification.{k}' = [{lo}, {hi}] must bracket 1 "
                             "(fractions of the nominal value), e.g. [0.5, 1.5]")

@@ -246,7 +246,8 @@ def _spec_doc(base: DataSpec, muscles, body_params: dict, trials, config: Synthe
                      "l_opt_m": float(muscles.l_opt_m[i]), "l_ts_m": float(muscles.l_ts_m[i]),
                      "phi_opt_rad": float(muscles.phi_opt_rad[i])}
                     for i, name in enumerate(base.muscle_names)],
-        "identification": {k: list(v) for k, v in base.identification.items()},
+        "identification": {k: dict(v) if isinstance(v, dict) else list(v)
+                           for k, v in base.identification.items()},
         "geometry": {"source": "muscle_analysis", "length_table": "muscle_analysis_Length.sto",
                      "degree": base.geometry.degree,
                      "moment_arm_tables": {c: f"muscle_analysis_MomentArm_{c}.sto"

@@ -1,0 +1,234 @@
+"""The reliability battery: realistic bad input never gives a quiet wrong answer.
+
+Each case breaks one thing in a copy of a small lab dataset (subject S1 of the OpenSim wrist v2
+sample) and checks that loading, or the binary, stops with one line naming the file and the fix,
+the expected exit status, and that nothing good is overwritten."""
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pinnmsk.data import dataset, opensim, spec
+from pinnmsk.data.opensim import DataError
+from tests.conftest import ROOT
+
+
+def _rewrite(path, fn):
+    tab = opensim.read_table(str(path))
+    t, v = fn(tab.time.copy(), tab.values.copy())
+    if str(path).endswith(".npz"):
+        np.savez(str(path), time=t, **{c: v[:, i] for i, c in enumerate(tab.columns)})
+    else:
+        opensim.write_opensim(str(path), "x", t, tab.columns, v, tab.in_degrees)
+
+
+def _set(row, col, value):
+    def fn(t, v):
+        v[row, col] = value
+        return t, v
+    return fn
+
+
+def _emg(lab, trial="trial_0"):
+    return lab.parent / "d" / "S1" / trial / "emg.npz"
+
+
+def _kin(lab, trial="trial_0"):
+    return lab.parent / "d" / "S1" / trial / "kinematics.mot"
+
+
+def _radians_as_degrees(lab):
+    p = _kin(lab)
+    tab = opensim.read_table(str(p))
+    opensim.write_opensim(str(p), "x", tab.time, tab.columns, np.deg2rad(tab.values),
+                          in_degrees=True)
+
+
+def _emg_half(lab):
+    _rewrite(_emg(lab), lambda t, v: (t[: len(t) // 2], v[: len(t) // 2]))
+
+
+def _negative_fmax(lab):
+    p = lab.parent / "d" / "S1" / "S1_scaled.osim"
+    text = p.read_text()
+    i = text.index("<max_isometric_force>")
+    j = text.index("</max_isometric_force>", i)
+    p.write_text(text[:i] + "<max_isometric_force>-300" + text[j:])
+
+
+def _bad_root(lab):
+    lab.write_text(lab.read_text().replace('root = "d"', 'root = "no_such_folder"'))
+
+
+def _bad_csv_row(lab):
+    p = _emg(lab)
+    tab = opensim.read_table(str(p))
+    csv = p.with_suffix(".csv")
+    opensim.write_csv(str(csv), tab.time[:500], tab.columns, tab.values[:500])
+    lines = csv.read_text().splitlines()
+    lines[10] = lines[10].replace(",", ",x", 1)  # data row 10, column 2 (after time)
+    csv.write_text("\n".join(lines) + "\n")
+    lab.write_text(lab.read_text().replace('emg = "S1/trial_0/emg.npz"',
+                                           'emg = "S1/trial_0/emg.csv"'))
+
+
+CASES = {
+    # one corrupt sample would become the channel's normaliser and silence it everywhere
+    "emg_outlier_1e30": (lambda lab: _rewrite(_emg(lab), _set(4000, 1, 1e30)),
+                         ["emg.npz", "column 'FCU'", "outlier", "data row 4001",
+                          "emg.outliers"]),
+    "emg_beyond_float32": (lambda lab: _rewrite(_emg(lab), _set(10, 0, 1e40)),
+                           ["emg.npz", "outlier", "float32"]),
+    "angle_beyond_float32": (lambda lab: _rewrite(_kin(lab), _set(10, 0, 1e40)),
+                             ["kinematics.mot", "wrist_flex", "float32"]),
+    "radians_labelled_degrees": (_radians_as_degrees,
+                                 ["kinematics.mot", "wrist_flex", "looks like radians",
+                                  "coordinate_units"]),
+    "emg_shorter_than_labels": (_emg_half, ["kinematics.mot", "would be dropped", "emg.npz"]),
+    "negative_f_max": (_negative_fmax, ["S1_scaled.osim", "f_max_n = -300",
+                                        "positive number"]),
+    "bad_root": (_bad_root, ["field 'root'", "no_such_folder", "not a folder"]),
+    "unparseable_csv_row": (_bad_csv_row, ["emg.csv", "data row 10 column 2", "not a number"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_data_stops_with_one_clear_line(lab, case):
+    breaker, words = CASES[case]
+    breaker(lab)
+    with pytest.raises(DataError) as err:
+        dataset.load_dataset(spec.load_spec(str(lab)))
+    msg = str(err.value)
+    assert "\n" not in msg and "usecols" not in msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_outliers_can_be_clipped_on_request(lab):
+    _rewrite(_emg(lab), _set(4000, 1, 1e30))
+    lab.write_text(lab.read_text().replace('envelope = "causal"',
+                                           'envelope = "causal"\noutliers = "clip"'))
+    data = dataset.load_dataset(spec.load_spec(str(lab)))
+    tr = next(t for t in data.trials if t.id == "S1/trial_0")
+    assert np.isfinite(tr.excitation).all()
+    # the channel still carries its activity (a 1e30 normaliser would leave it at ~0)
+    assert tr.excitation[:, 1].max() > 0.2
+
+
+# --------------------------------------------------------------------------- the binaries
+
+
+def _bin(name, *args):
+    return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _one_line_error(r, code, *words):
+    assert r.returncode == code, (r.returncode, r.stderr[-2000:])
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    for w in words:
+        assert w in err[0], (w, err[0])
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory):
+    """A run trained with --epochs=1 and one batch per epoch (--batch_size=4000): one optimiser
+    step, the schedule's edge case."""
+    import shutil
+
+    from tests.conftest import V2, v2_spec_text
+
+    base = tmp_path_factory.mktemp("rel")
+    shutil.copytree(V2 / "S1", base / "d" / "S1")
+    p = base / "spec.toml"
+    p.write_text(v2_spec_text("d"))
+    w = base / "run"
+    r = _bin("train", f"--data_spec={p}", f"--workdir={w}", "--epochs=1", "--batch_size=4000",
+             "--physics_weight=0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return p, w
+
+
+def test_one_step_run_evaluates_and_predicts(one_epoch_run, tmp_path):
+    p, w = one_epoch_run
+    good = json.load(open(w / "metrics.json"))
+    r = _bin("evaluate", f"--data_spec={p}", f"--workdir={w}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    again = json.loads((w / "metrics.json").read_text())  # strict JSON: no bare NaN
+    assert again["test"]["angle"]["wrist_flex"]["r2"] == pytest.approx(
+        good["test"]["angle"]["wrist_flex"]["r2"], abs=1e-6)
+    out = tmp_path / "pred.csv"
+    emg = p.parent / "d" / "S1" / "trial_3" / "emg.npz"
+    r = _bin("predict", f"--data_spec={p}", f"--workdir={w}", f"--emg={emg}", f"--out={out}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert out.exists()
+
+
+def test_predict_checks_the_file_rate(one_epoch_run, tmp_path):
+    p, w = one_epoch_run
+    src = opensim.read_table(str(p.parent / "d" / "S1" / "trial_3" / "emg.npz"))
+    fast = tmp_path / "emg_2khz.npz"
+    np.savez(str(fast), time=src.time / 2.0, **{c: src.values[:, i]
+                                               for i, c in enumerate(src.columns)})
+    out = tmp_path / "pred.csv"
+    r = _bin("predict", f"--data_spec={p}", f"--workdir={w}", f"--emg={fast}", f"--out={out}")
+    _one_line_error(r, 2, "emg_2khz.npz", "2000 Hz", "sampling_rate_hz")
+    assert not out.exists()
+
+
+def test_workdir_that_is_a_file_or_in_use(one_epoch_run, tmp_path):
+    p, w = one_epoch_run
+    f = tmp_path / "afile"
+    f.write_text("x")
+    r = _bin("train", f"--data_spec={p}", f"--workdir={f}", "--epochs=1")
+    _one_line_error(r, 2, "is a file")
+    assert "loading" not in r.stderr  # refused before any data is read
+    with open(w / ".lock", "a+") as held:  # another job holds the run
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 424242")
+        held.flush()
+        r = _bin("train", f"--data_spec={p}", f"--workdir={w}", "--epochs=2",
+                 "--batch_size=4000", "--physics_weight=0")
+    _one_line_error(r, 2, "in use by a running job", "pid 424242")
+    assert "epoch 2/2" not in r.stderr
+
+
+def test_resume_checks_the_spec_contents(one_epoch_run, tmp_path):
+    import shutil
+
+    p, w = one_epoch_run
+    w2 = tmp_path / "run"
+    shutil.copytree(w, w2)
+    # same path, other contents (edited in place, restored after)
+    original = p.read_text()
+    try:
+        p.write_text(original.replace("lowpass_hz = 6.0", "lowpass_hz = 4.0"))
+        r = _bin("train", f"--data_spec={p}", f"--workdir={w2}", "--epochs=2",
+                 "--batch_size=4000", "--physics_weight=0")
+    finally:
+        p.write_text(original)
+    _one_line_error(r, 2, "config.json", "data_spec_sha256")
+    assert "loading" not in r.stderr  # refused before any data is read
+
+
+def test_half_written_config_is_named(one_epoch_run, tmp_path):
+    import shutil
+
+    p, w = one_epoch_run
+    w2 = tmp_path / "run"
+    shutil.copytree(w, w2)
+    good = (w2 / "metrics.json").read_text()
+    (w2 / "config.json").write_text('{"model": "cn')
+    r = _bin("evaluate", f"--data_spec={p}", f"--workdir={w2}")
+    _one_line_error(r, 2, "config.json", "half-written")
+    assert (w2 / "metrics.json").read_text() == good
+    r = _bin("train", f"--data_spec={p}", f"--workdir={w2}", "--epochs=2",
+             "--batch_size=4000", "--physics_weight=0")
+    _one_line_error(r, 2, "config.json", "half-written")
+    assert "loading" not in r.stderr
