@@ -60,7 +60,15 @@ class PolynomialGeometry:
 
     def _features(self, q: Array) -> Array:
         x = (q - self.centre_rad) / self.scale_rad  # (n,)
-        return jnp.prod(x[None, :] ** np.asarray(self.exponents), axis=-1)  # (K,)
+        # Powers by repeated multiplication (static integer exponents): x ** e with an exponent
+        # array lowers to a general pow whose derivative e·x^(e−1) is 0·inf = NaN at x = 0.
+        degree = max(max(row) for row in self.exponents)
+        powers = [jnp.ones_like(x)]
+        for _ in range(degree):
+            powers.append(powers[-1] * x)
+        table = jnp.stack(powers)  # (degree + 1, n): table[k, j] = x_j^k
+        cols = jnp.arange(self.n_coords)
+        return jnp.stack([jnp.prod(table[np.asarray(e), cols]) for e in self.exponents])  # (K,)
 
     def length(self, q: Array) -> Array:
         """Musculotendon lengths (M,) [m] at one configuration ``q`` (n,) [rad]."""

@@ -44,3 +44,23 @@ def test_multivariate_fit_and_jvp_velocity():
 def test_fit_rejects_underdetermined_table():
     with pytest.raises(ValueError, match="lower the degree"):
         geometry.fit_polynomial(np.zeros((3, 1)), np.zeros((3, 2)), degree=5)
+
+
+def test_gradients_are_finite_at_the_polynomial_centre():
+    """At q = centre every normalised coordinate is exactly 0: the length, moment arms and their
+    gradients (what training differentiates) must stay finite there (x ** e with an exponent
+    array gave 0 · inf = NaN and killed a training run on real data)."""
+    import jax
+
+    exps = geometry.as_static(geometry.monomial_exponents(2, 4))
+    rng = np.random.default_rng(0)
+    g = geometry.PolynomialGeometry(jnp.asarray(rng.normal(size=(3, len(exps))), jnp.float32),
+                                    jnp.asarray([0.3, -0.2]), jnp.asarray([1.0, 0.5]), exps)
+    q0 = jnp.asarray([0.3, -0.2])
+    grad = jax.grad(lambda q: jnp.sum(g.moment_arms(q) ** 2) + jnp.sum(g.length(q)))(q0)
+    assert np.all(np.isfinite(np.asarray(grad)))
+    # and the polynomial is still the polynomial: x^e by hand at a generic point
+    q = jnp.asarray([0.7, 0.1])
+    x = (np.asarray(q) - [0.3, -0.2]) / [1.0, 0.5]
+    feats = np.array([np.prod(x ** np.asarray(e)) for e in exps])
+    np.testing.assert_allclose(g.length(q), np.asarray(g.coefficients_m) @ feats, rtol=1e-5)
