@@ -13,6 +13,11 @@ class UsageError(Exception):
     """A bad flag value; the message says which flag and the fix."""
 
 
+class WorkdirError(Exception):
+    """The work directory cannot be used (a file, not writable, full, held by another run):
+    exit status 4, apart from bad input (2) and divergence (3)."""
+
+
 def run(main) -> None:
     """``absl.app.run(main)``, turning user mistakes into one stderr line and exit status 2."""
 
@@ -24,6 +29,9 @@ def run(main) -> None:
         except (DataError, UsageError) as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        except WorkdirError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(4)
 
     if any(a in ("--help", "-h", "--helpshort") for a in sys.argv[1:]):
         print(help_text())  # absl would exit 1; asking for help is no error

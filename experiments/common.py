@@ -12,7 +12,7 @@ import numpy as np
 import tensorboardX
 from absl import flags
 
-from experiments.cli import UsageError
+from experiments.cli import UsageError, WorkdirError
 from pinnmsk import diagnostics, losses, plots, runner, sharding, train
 from pinnmsk.data import dataset, spec
 from pinnmsk.train import TrainConfig
@@ -35,22 +35,22 @@ def claim_workdir(path: str):
     process ends, even by ``kill -9``) stop with one line. Returns the open lock file; keep it
     referenced for the run's lifetime."""
     if os.path.exists(path) and not os.path.isdir(path):
-        raise UsageError(f"--workdir={path} is a file; give a folder (it is created if missing)")
+        raise WorkdirError(f"--workdir={path} is a file; give a folder (it is created if missing)")
     try:
         os.makedirs(path, exist_ok=True)
         lock = open(os.path.join(path, ".lock"), "a+")
     except OSError as e:
-        raise UsageError(f"--workdir={path}: cannot create or write it ({e.strerror}); choose "
+        raise WorkdirError(f"--workdir={path}: cannot create or write it ({e.strerror}); choose "
                          "another folder") from None
     if not os.access(path, os.W_OK):
-        raise UsageError(f"--workdir={path} is not writable; choose another folder")
+        raise WorkdirError(f"--workdir={path} is not writable; choose another folder")
     try:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock.seek(0)
         other = lock.read().strip() or "another process"
         lock.close()
-        raise UsageError(f"--workdir={path} is in use by a running job ({other}); wait for it "
+        raise WorkdirError(f"--workdir={path} is in use by a running job ({other}); wait for it "
                          "or choose another folder") from None
     lock.seek(0)
     lock.truncate()

@@ -8,6 +8,9 @@ On the spec's train/test split, without any network, it reports test R² of:
   - muscle forces from the two classical label-free routes, both driven by the joint torque
     that the recorded kinematics require: per-muscle EMG gains fitted to that torque (as
     EMG-driven models are calibrated), and static optimisation (least Σ activation²).
+It also checks the model against the training motion, for rigid and compliant tendons: each
+muscle's fibre length range, passive force and torque, and whether the modelled muscles can make
+the torque the motion needs at all (warnings name the muscle and the fix).
 If the EMG decodes the angle poorly, or the torque-driven forces are far from recorded ones
 (co-contraction makes no net torque, so its level is invisible to kinematics), the
 physics-informed CNN cannot be expected to do better on that account. Ridge strengths are
@@ -161,7 +164,11 @@ def main(argv):
     sources = {**drives, "forces": lambda t: t.forces_n}
     rows.update(_angle_rows(split["train"], split["validation"], split["test"], lags, sources))
     rows.update(_force_rows(data, split["train"], split["test"], drives))
+    rows["model_sanity"] = {t: diagnostics.sanity_by_subject(data, split["train"], t)
+                            for t in ("rigid", "compliant")}
     print(table(rows))
+    for t in ("rigid", "compliant"):
+        print(diagnostics.sanity_table(rows["model_sanity"][t]))
     if FLAGS.out:
         runner.write_json(FLAGS.out, rows)
 

@@ -59,6 +59,15 @@ def main(argv):
                   "validation_score": float(best.score[k])}
         print(f"chosen on validation: lambda={lams[k]:g} (validation score "
               f"{best.score[k]:.4g}); its test metrics are the ones to report")
+        zero = [i for i in ok if lams[i] == 0]
+        if zero and lams[k] != 0 and len(prep.val_trials) > 1:
+            per = lambda i: runner.validation_by_trial(
+                prep, jax.tree_util.tree_map(lambda x: x[i], best.params))
+            chosen["vs_lambda0"] = runner.paired_vs_baseline(per(k), per(zero[0]))
+            v = chosen["vs_lambda0"]
+            print(f"  vs lambda=0 on the {v['n_trials']} validation trials: mean difference "
+                  f"{v['mean_difference']:+.4g} (SE {v['standard_error']:.2g}, t {v['t']:.2f}): "
+                  f"{'better beyond' if v['better_beyond_noise'] else 'within'} noise")
     runner.write_json(os.path.join(FLAGS.workdir, "sweep.json"),
                       {"results": results, "chosen_on_validation": chosen,
                        "model_sanity": sanity})

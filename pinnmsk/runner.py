@@ -199,6 +199,17 @@ def spec_fingerprint(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def data_fingerprint(data: ds_lib.Dataset) -> str:
+    """SHA-256 of every trial's id, excitation and angles as loaded: a resumed run must see the
+    data it started with (an edited recording changes it even when the spec does not)."""
+    h = hashlib.sha256()
+    for t in data.trials:
+        h.update(t.id.encode())
+        h.update(np.ascontiguousarray(t.excitation, np.float32).tobytes())
+        h.update(np.ascontiguousarray(t.q_rad, np.float32).tobytes())
+    return h.hexdigest()
+
+
 def check_resumable(workdir: str, spec_path: str) -> None:
     """Before loading any data: a run record in ``workdir`` must be readable and made with the
     same data spec contents (the full comparison happens in :func:`fit`)."""
@@ -300,6 +311,7 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     if workdir is not None:
         _check_config(workdir, {**dataclasses.asdict(config), "data_spec": prep.data.spec.path,
                                 "data_spec_sha256": spec_fingerprint(prep.data.spec.path),
+                                "data_sha256": data_fingerprint(prep.data),
                                 "weights": np.asarray(weights).tolist()})
         start, state, history, best = restore_latest(workdir, state)
         mgr = _manager(workdir)
@@ -420,6 +432,34 @@ def validation_scorer(prep: Prepared, sweep: bool, batch: int = 1024):
 
     fn = jax.jit(jax.vmap(score) if sweep else score)
     return lambda variables: np.atleast_1d(np.asarray(jax.device_get(fn(variables)), float))
+
+
+def validation_by_trial(prep: Prepared, params) -> np.ndarray:
+    """The validation score of :func:`validation_scorer` per validation trial (V,): the same
+    loss, averaged over each trial's windows (for paired comparisons between models)."""
+    c = prep.consts
+    out = []
+    for tr in prep.val_trials:
+        w = ds_lib.make_windows([tr], prep.window, 1)
+        qh, fh = train.predict_windows(prep.predict, params["net"], w.emg)
+        loss = np.mean(((qh - w.q[:, -1]) / np.asarray(c.sigma_q)) ** 2, axis=-1)
+        has_f = prep.val.has_forces.any() and tr.forces_n is not None
+        if has_f:
+            loss = loss + np.mean(((fh - w.forces[:, -1]) / np.asarray(c.sigma_f)) ** 2, -1)
+        out.append(float(np.mean(loss)))
+    return np.asarray(out)
+
+
+def paired_vs_baseline(scores: np.ndarray, baseline: np.ndarray) -> dict:
+    """Per-trial validation scores of a model against the λ = 0 baseline's (V,): the mean
+    difference (negative: the model is better), its standard error over trials, t = mean / SE,
+    and whether it is beyond noise (t < −2)."""
+    d = np.asarray(scores, float) - np.asarray(baseline, float)
+    n = len(d)
+    se = float(np.std(d, ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    t = float(np.mean(d) / se) if n > 1 and se > 0 else float("nan")
+    return {"mean_difference": float(np.mean(d)), "standard_error": se, "t": t,
+            "n_trials": n, "better_beyond_noise": bool(np.isfinite(t) and t < -2.0)}
 
 
 # --------------------------------------------------------------------------- evaluation

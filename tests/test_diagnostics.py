@@ -106,7 +106,12 @@ def test_diagnose_binary(tmp_path):
     assert rows["force_from_hill_activations"]["mean"] > 0.99
     assert rows["force_from_torque_calibrated_activations"]["mean"] > 0.9
     assert set(rows) >= {"angle_from_emg", "angle_from_activations", "angle_from_forces",
-                         "force_from_static_optimisation", "net_over_gross_torque"}
+                         "force_from_static_optimisation", "net_over_gross_torque",
+                         "model_sanity"}
+    # the simulator's own model made the motion: no sanity warning, every torque reachable
+    sanity = rows["model_sanity"]["rigid"]["s0"]
+    assert sanity["warnings"] == [] and sanity["infeasible_fraction"] == [0.0]
+    assert "model sanity over the training motion (rigid tendon" in r.stdout
     r = _diagnose(f"--data_spec={path}", "--activations=nope.sto", f"--out={tmp_path / 'x.json'}")
     assert r.returncode == 2 and "nope.sto: not found" in r.stderr.strip().splitlines()[-1]
     assert "Traceback" not in r.stderr and not (tmp_path / "x.json").exists()

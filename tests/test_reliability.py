@@ -109,15 +109,23 @@ def test_bad_data_stops_with_one_clear_line(lab, case):
         assert w in msg, (w, msg)
 
 
-def test_outliers_can_be_clipped_on_request(lab):
+@pytest.mark.parametrize("mode", ["clip", "drop"])
+def test_outliers_can_be_clipped_or_dropped_on_request(lab, mode):
+    clean = next(t for t in dataset.load_dataset(spec.load_spec(str(lab))).trials
+                 if t.id == "S1/trial_0")
     _rewrite(_emg(lab), _set(4000, 1, 1e30))
     lab.write_text(lab.read_text().replace('envelope = "causal"',
-                                           'envelope = "causal"\noutliers = "clip"'))
+                                           f'envelope = "causal"\noutliers = "{mode}"'))
     data = dataset.load_dataset(spec.load_spec(str(lab)))
     tr = next(t for t in data.trials if t.id == "S1/trial_0")
     assert np.isfinite(tr.excitation).all()
-    # the channel still carries its activity (a 1e30 normaliser would leave it at ~0)
-    assert tr.excitation[:, 1].max() > 0.2
+    # away from the bad sample (t = 4 s) the channel reads as it did before the corruption
+    # (a 1e30 normaliser would leave it at ~0 in every trial)
+    far = np.abs(tr.time_s - 4.0) > 1.5
+    np.testing.assert_allclose(tr.excitation[far, 1], clean.excitation[far, 1], atol=0.01)
+    assert tr.excitation[far, 1].max() > 0.1
+    # dropped: the label samples around the gap are invalid (their windows are left out)
+    assert (data.dropped_samples > 0) == (mode == "drop")
 
 
 # --------------------------------------------------------------------------- the binaries
@@ -170,6 +178,14 @@ def test_one_step_run_evaluates_and_predicts(one_epoch_run, tmp_path):
     assert out.exists()
 
 
+def test_bad_data_through_a_binary_writes_nothing(lab, tmp_path):
+    _rewrite(_emg(lab), _set(4000, 1, 1e30))
+    w = tmp_path / "run"
+    r = _bin("train", f"--data_spec={lab}", f"--workdir={w}", "--epochs=1")
+    _one_line_error(r, 2, "emg.npz", "outlier")
+    assert sorted(p.name for p in w.iterdir()) == [".lock"]  # no config, no checkpoints
+
+
 def test_predict_checks_the_file_rate(one_epoch_run, tmp_path):
     p, w = one_epoch_run
     src = opensim.read_table(str(p.parent / "d" / "S1" / "trial_3" / "emg.npz"))
@@ -187,7 +203,7 @@ def test_workdir_that_is_a_file_or_in_use(one_epoch_run, tmp_path):
     f = tmp_path / "afile"
     f.write_text("x")
     r = _bin("train", f"--data_spec={p}", f"--workdir={f}", "--epochs=1")
-    _one_line_error(r, 2, "is a file")
+    _one_line_error(r, 4, "is a file")
     assert "loading" not in r.stderr  # refused before any data is read
     with open(w / ".lock", "a+") as held:  # another job holds the run
         fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -195,7 +211,7 @@ def test_workdir_that_is_a_file_or_in_use(one_epoch_run, tmp_path):
         held.flush()
         r = _bin("train", f"--data_spec={p}", f"--workdir={w}", "--epochs=2",
                  "--batch_size=4000", "--physics_weight=0")
-    _one_line_error(r, 2, "in use by a running job", "pid 424242")
+    _one_line_error(r, 4, "in use by a running job", "pid 424242")
     assert "epoch 2/2" not in r.stderr
 
 

@@ -357,3 +357,12 @@ def test_baselines_train(data, kind, accel):
     prep = runner.prepare(data, cfg)
     _, hist, _, _ = runner.fit(prep, cfg, runner.weights_for(cfg, 1.0)[0], None, log=lambda s: None)
     assert np.isfinite(hist[-1]["loss"][0]) and hist[-1]["loss"][0] < hist[0]["loss"][0]
+
+
+def test_paired_comparison_with_lambda0():
+    base = np.array([0.10, 0.20, 0.15, 0.30])
+    better = runner.paired_vs_baseline(base - np.array([0.02, 0.021, 0.019, 0.02]), base)
+    assert better["better_beyond_noise"] and better["mean_difference"] == pytest.approx(-0.02)
+    assert better["standard_error"] == pytest.approx(np.std([0.02, 0.021, 0.019, 0.02], ddof=1) / 2)
+    noisy = runner.paired_vs_baseline(base + np.array([-0.05, 0.04, -0.03, 0.03]), base)
+    assert not noisy["better_beyond_noise"] and abs(noisy["t"]) < 2

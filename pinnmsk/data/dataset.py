@@ -288,6 +288,10 @@ def _read_emg(spec: DataSpec, path: str, channels, allow_nonfinite: bool, rename
                             f"(columns: {', '.join(tab.columns)}); fix the data spec")
     _check_time(path, tab.time, spec.emg.sampling_rate_hz, "emg.sampling_rate_hz")
     raw = tab.select(list(channels))
+    if spec.emg.outliers == "drop":  # outliers become gaps, handled as NaN samples are
+        raw = np.where(emg.amplitude_outliers(np.nan_to_num(raw), spec.emg.outlier_z), np.nan,
+                       raw)
+        allow_nonfinite = True
     bad = _nonfinite_runs(path, raw, list(channels), "EMG", allow_nonfinite)
     raw = _interp_nonfinite(raw, bad)
     return tab, check_outliers(spec, path, raw, list(channels)), bad
@@ -296,11 +300,12 @@ def _read_emg(spec: DataSpec, path: str, channels, allow_nonfinite: bool, rename
 def check_outliers(spec: DataSpec, path: str, raw: np.ndarray, channels) -> np.ndarray:
     """Raw EMG (T, C) without amplitude outliers: one corrupt sample (1e30) would become the
     channel's normaliser and silence it in every trial. ``emg.outliers = "error"`` stops with the
-    channel and row named; ``"clip"`` clips them to ``emg.outlier_z`` robust SDs."""
+    channel and row named; ``"clip"`` clips them to ``emg.outlier_z`` robust SDs; ``"drop"``
+    (handled in the reader) makes them gaps whose windows are dropped."""
     out = emg.amplitude_outliers(raw, spec.emg.outlier_z)
     if not out.any():
         return raw
-    if spec.emg.outliers == "clip":
+    if spec.emg.outliers != "error":  # "clip" (and what "drop" left: nothing)
         return emg.clip_outliers(np.clip(raw, -emg.FLOAT32_MAX, emg.FLOAT32_MAX),
                                  spec.emg.outlier_z)
     r, c = np.argwhere(out)[0]

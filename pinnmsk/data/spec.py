@@ -124,7 +124,7 @@ class EmgSpec:
     mvc_window_s: float = 0.5  # MVC value: peak of the envelope's moving mean over this window
     rest_skip_s: float = 1.0  # rest value: mean envelope after this much filter settling
     rest_subtraction: str = "quadrature"  # or "linear": see pinnmsk.emg.normalise
-    outliers: str = "error"  # samples beyond outlier_z robust SDs: "error" | "clip"
+    outliers: str = "error"  # samples beyond outlier_z robust SDs: "error" | "clip" | "drop"
     outlier_z: float = 1000.0
 
 
@@ -362,7 +362,7 @@ def load_spec(path: str) -> DataSpec:
         rest_skip_s=e.get("rest_skip_s", float, 1.0),
         rest_subtraction=e.get("rest_subtraction", ("choice", ("quadrature", "linear")),
                                "quadrature"),
-        outliers=e.get("outliers", ("choice", ("error", "clip")), "error"),
+        outliers=e.get("outliers", ("choice", ("error", "clip", "drop")), "error"),
         outlier_z=e.get("outlier_z", float, 1000.0),
     )
     if not emg.outlier_z > 10:
