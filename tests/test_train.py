@@ -283,7 +283,7 @@ def test_binaries_end_to_end(tiny, tmp_path):
     tb = _scalars(w / "tensorboard")
     assert [step for step, _ in tb["loss/total"]] == [1, 2]
     assert set(tb) == {"loss/total", "loss/angle", "loss/force", "loss/dynamics", "loss/hill",
-                       "loss/effort"}
+                       "loss/effort", "loss/residual", "loss/prior"}
     np.testing.assert_allclose([v for _, v in tb["loss/total"]],
                                [h["loss"][0] for h in json.load(open(w / "history.json"))],
                                rtol=1e-6)
@@ -366,3 +366,14 @@ def test_paired_comparison_with_lambda0():
     assert better["standard_error"] == pytest.approx(np.std([0.02, 0.021, 0.019, 0.02], ddof=1) / 2)
     noisy = runner.paired_vs_baseline(base + np.array([-0.05, 0.04, -0.03, 0.03]), base)
     assert not noisy["better_beyond_noise"] and abs(noisy["t"]) < 2
+
+
+def test_divergence_at_the_first_epoch_claims_no_checkpoint(data, tmp_path):
+    """A loss that is NaN from the start stops the run; the message must not point at a
+    checkpoint of epoch 0 that was never written."""
+    cfg = dataclasses.replace(CFG, epochs=1, learning_rate=1e30)
+    prep = runner.prepare(data, cfg)
+    with pytest.raises(runner.TrainingDiverged, match="no checkpoint was written") as err:
+        runner.fit(prep, cfg, runner.weights_for(cfg, [1.0])[0], str(tmp_path / "w"),
+                   log=lambda s: None)
+    assert "epoch 0" not in str(err.value)

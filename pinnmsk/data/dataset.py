@@ -312,7 +312,7 @@ def check_outliers(spec: DataSpec, path: str, raw: np.ndarray, channels) -> np.n
     raise DataError(f"{path}: EMG column '{channels[c]}' has {int(out[:, c].sum())} outlier "
                     f"sample(s), first at data row {r + 1} ({raw[r, c]:.3g}, beyond "
                     f"{spec.emg.outlier_z:g} robust SDs of the channel or float32's range); "
-                    "repair the recording or set emg.outliers = \"clip\"")
+                    "repair the recording or set emg.outliers = \"clip\" or \"drop\"")
 
 
 class EnvelopeFn:
