@@ -29,6 +29,8 @@ def main(argv):
                                             common.selection_record(best),
                                             {"checkpoint_epoch": epoch})
     runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
+    runner.write_json(os.path.join(FLAGS.workdir, runner.INFERENCE_RECORD),
+                      runner.inference_record(prep, config))
     common.write_plots(FLAGS.workdir, prep, per_trial, history)
     print(f"checkpoint of epoch {epoch}, selected epoch {int(best.epoch[0])}; test metrics:\n"
           f"{common.summary(block['test'])}")

@@ -4,12 +4,16 @@
       --out=predictions.csv
 
 The EMG is streamed in chunks of --chunk_s through the causal filter (state carried between
-chunks), so every prediction uses only past samples, as it would online. The output CSV has time
+chunks), so every prediction uses only past samples, as it would online. What inference needs
+from the training data (EMG normalisers and rest values, output scalings) is in the run's
+inference.json, so predict reads only the spec, the checkpoint and the EMG file; the spec must be
+the one the run was trained with (checked by its SHA-256). The output CSV has time
 [s], one column per coordinate in degrees and one per muscle force in newtons.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -20,6 +24,7 @@ from absl import flags
 from experiments import cli, common
 from pinnmsk import emg, runner
 from pinnmsk.data import dataset, opensim
+from pinnmsk.data import spec as ds_spec
 from pinnmsk.streaming import Streamer
 
 FLAGS = flags.FLAGS
@@ -31,19 +36,45 @@ flags.DEFINE_float("chunk_s", 0.1, "Streaming chunk length [s].")
 flags.mark_flags_as_required(["emg", "out"])
 
 
+def _source(spec_path: str):
+    """(spec, subjects, normaliser (S, M), rest (S, M), restore) for streaming: from the run's
+    inference record when it matches the spec (no training data read), else by reloading the
+    dataset as training did (runs written before the record existed)."""
+    path = os.path.join(FLAGS.workdir, runner.INFERENCE_RECORD)
+    spec = ds_spec.load_spec(spec_path)
+    if os.path.exists(path):
+        with open(path) as f:
+            rec = json.load(f)
+        if rec.get("data_spec_sha256") != runner.spec_fingerprint(spec.path):
+            raise cli.UsageError(f"{spec.path}: not the spec {FLAGS.workdir} was trained with "
+                                 f"(its contents differ from the run's record {path}); pass "
+                                 "the run's own --data_spec")
+        restore = lambda config: runner.restore_from_record(FLAGS.workdir, rec, spec, config)
+        return (spec, tuple(rec["subjects"]), np.asarray(rec["normaliser_v"]),
+                np.asarray(rec["rest_v"]), restore)
+    data = common.load_data(spec_path)
+
+    def restore(config):
+        prep = runner.prepare(data, config)
+        _, _, _, best = common.restore_run(prep, config)
+        return prep.net, best.params
+
+    return spec, data.subjects, data.normaliser_v, data.rest_v, restore
+
+
 def main(argv):
     del argv
+    t_start = time.time()
     config, record = common.load_config(FLAGS.workdir)
     if np.asarray(record.get("weights")).ndim == 2:
         raise cli.UsageError(f"{FLAGS.workdir} holds a sweep; predict from a train run")
     if FLAGS.chunk_s <= 0:
         raise cli.UsageError("--chunk_s must be > 0")
-    data = common.load_data(FLAGS.data_spec)
-    spec = data.spec
-    subject = FLAGS.subject or data.subjects[0]
-    if subject not in data.subjects:
+    spec, subjects, normaliser, rest, restore = _source(FLAGS.data_spec)
+    subject = FLAGS.subject or subjects[0]
+    if subject not in subjects:
         raise cli.UsageError(f"--subject={subject} is not in {spec.path} "
-                             f"(subjects: {', '.join(data.subjects)})")
+                             f"(subjects: {', '.join(subjects)})")
     ratio = spec.emg.sampling_rate_hz / spec.labels.rate_hz
     if abs(ratio - round(ratio)) > 1e-9:
         raise cli.UsageError(f"{spec.path}: streaming needs the EMG rate to be a multiple of "
@@ -73,12 +104,11 @@ def main(argv):
         raise cli.UsageError(str(e))
     raw = dataset.check_outliers(spec, FLAGS.emg, raw,
                                  [spec.channel_of[m] for m in spec.muscle_names])
-    prep = runner.prepare(data, config)
-    _, _, _, best = common.restore_run(prep, config)
-    s = data.subjects.index(subject)
-    streamer = Streamer(dataset.EnvelopeFn(spec).filter, data.normaliser_v[s],
-                        int(round(ratio)), prep.window, prep.net, best.params["net"],
-                        rest_v=data.rest_v[s],
+    net, params = restore(config)
+    s = subjects.index(subject)
+    window = int(round(spec.windows.length_s * spec.labels.rate_hz))
+    streamer = Streamer(dataset.EnvelopeFn(spec).filter, normaliser[s], int(round(ratio)),
+                        window, net, params["net"], rest_v=rest[s],
                         quadrature=spec.emg.rest_subtraction == "quadrature")
     chunk = max(1, int(round(FLAGS.chunk_s * spec.emg.sampling_rate_hz)))
     times, qs, fs = [], [], []
@@ -97,7 +127,8 @@ def main(argv):
     opensim.write_csv(tmp, np.concatenate(times), cols, vals)
     os.replace(tmp, FLAGS.out)
     print(f"wrote {FLAGS.out}: {len(vals)} predictions, {dur:.1f} s of EMG streamed in "
-          f"{wall:.2f} s ({dur / wall:.0f}x real time)", file=sys.stderr)
+          f"{wall:.2f} s ({dur / wall:.0f}x real time); {time.time() - t_start:.1f} s in all",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ def main(argv):
                                             common.selection_record(best),
                                             {"model_sanity": sanity})
     runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
+    runner.write_json(os.path.join(FLAGS.workdir, runner.INFERENCE_RECORD),
+                      runner.inference_record(prep, config))
     runner.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
     common.write_plots(FLAGS.workdir, prep, per_trial, history)
     print(f"selected epoch {int(best.epoch[0])} by {block['selection']['by']}")

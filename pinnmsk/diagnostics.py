@@ -203,8 +203,8 @@ def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.
     ``tendon``: "rigid" or "compliant" (passive force in fibre-tendon equilibrium).
     """
     p = model.muscles
-    qj, qdj = jnp.asarray(q, jnp.float32), jnp.asarray(qd, jnp.float32)
-    l_mt = np.asarray(jax.vmap(model.geometry.length)(qj), float)  # (T, M)
+    qj = jnp.asarray(q, jnp.float32)
+    l_mt, passive, full = (np.asarray(x, float) for x in _rigid_isometric(model, qj))
     l_norm, _, _ = muscle.fibre_kinematics(jnp.asarray(l_mt), jnp.zeros_like(l_mt), p)
     l_norm = np.asarray(l_norm, float)
     slack = (l_mt <= np.asarray(p.l_ts_m)[None]).mean(0)
@@ -212,14 +212,9 @@ def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.
     if tendon == "compliant":
         passive = compliant_hill_forces(model, zeros, q, np.zeros_like(q))
         full = compliant_hill_forces(model, zeros + 1.0, q, np.zeros_like(q))
-    else:
-        isometric = lambda a: np.asarray(jax.vmap(lambda q_: msk.muscle_forces(
-            model, a, q_, jnp.zeros_like(q_)))(qj), float)
-        passive, full = isometric(jnp.zeros(model.n_muscles)), isometric(jnp.ones(model.n_muscles))
-    arms = np.asarray(jax.vmap(model.geometry.moment_arms)(qj), float)  # (T, M, n)
+    arms, tau = (np.asarray(x, float) for x in _arms_and_torque(
+        model, qj, jnp.asarray(qd, jnp.float32), jnp.asarray(qdd, jnp.float32)))
     p_torque = np.abs(arms * passive[:, :, None]).max(0)  # (M, n)
-    tau = np.asarray(jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(model.body, a, b, c))(
-        qj, qdj, jnp.asarray(qdd, jnp.float32)), float)
     need = np.percentile(np.abs(tau), 95, axis=0)  # robust to spikes of differentiated angles
     # Torque range the muscles can make at each sample (isometric: each muscle between passive
     # and full activation), per coordinate.
@@ -320,17 +315,31 @@ def sanity_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+@jax.jit
+def _arms_and_torque(model: MskModel, q, qd, qdd):
+    """(moment arms (T, M, n), inverse-dynamics torque (T, n)) along a motion, one program."""
+    arms = jax.vmap(model.geometry.moment_arms)(q)
+    tau = jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(model.body, a, b, c))(q, qd, qdd)
+    return arms, tau
+
+
+@jax.jit
+def _rigid_isometric(model: MskModel, q):
+    """(l_mt (T, M), passive (T, M), full-activation (T, M)) rigid-tendon isometric forces."""
+    zeros = jnp.zeros(model.n_muscles)
+    f = lambda a: jax.vmap(lambda q_: msk.muscle_forces(model, a, q_, jnp.zeros_like(q_)))(q)
+    return jax.vmap(model.geometry.length)(q), f(zeros), f(zeros + 1.0)
+
+
 def torque_budget(model: MskModel, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray,
                   forces_n: np.ndarray, tau_residual: np.ndarray | None = None) -> dict:
     """How predicted forces (T, M) [N] account for the torque a motion q, q̇, q̈ (T, n) needs:
     RMS [N m] per coordinate of the required torque (inverse dynamics incl. passive joint
     terms), the muscle torque Rᵀ F, the residual torque (if given) and what is left unexplained,
     plus the peak force of each muscle as a fraction of its F_max."""
-    qj = jnp.asarray(q, jnp.float32)
-    arms = np.asarray(jax.vmap(model.geometry.moment_arms)(qj), float)  # (T, M, n)
+    arms, need = (np.asarray(x, float) for x in _arms_and_torque(
+        model, *(jnp.asarray(x, jnp.float32) for x in (q, qd, qdd))))
     muscle_tau = np.einsum("tmn,tm->tn", arms, forces_n)
-    need = np.asarray(jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(model.body, a, b, c))(
-        qj, jnp.asarray(qd, jnp.float32), jnp.asarray(qdd, jnp.float32)), float)
     res = np.zeros_like(need) if tau_residual is None else np.asarray(tau_residual, float)
     rms = lambda x: np.sqrt(np.mean(x**2, axis=0)).tolist()
     return {"required_rms_nm": rms(need), "muscle_rms_nm": rms(muscle_tau),

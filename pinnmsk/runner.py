@@ -395,6 +395,47 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     return state, history, diverged, best
 
 
+INFERENCE_RECORD = "inference.json"
+
+
+def inference_record(prep: Prepared, config: TrainConfig) -> dict:
+    """What inference needs that training data determined: per subject the EMG normaliser and
+    rest values (muscle order), the network's output scalings and window, and the spec's
+    fingerprint. Saved beside a run so that ``predict`` starts without the training data."""
+    head = prep.net.head
+    return {"data_spec_sha256": spec_fingerprint(prep.data.spec.path),
+            "subjects": list(prep.data.subjects),
+            "normaliser_v": np.asarray(prep.data.normaliser_v).tolist(),
+            "rest_v": np.asarray(prep.data.rest_v).tolist(),
+            "q_mean": list(head.q_mean), "q_std": list(head.q_std),
+            "f_scale": list(head.f_scale), "window": prep.window,
+            "n_coords": head.n_coords, "n_muscles": head.n_muscles,
+            "model": config.model, "latent": config.latent,
+            "bounds": np.asarray(prep.consts.bounds).tolist(), "seed": config.seed}
+
+
+def net_from_record(rec: dict, spec) -> models.PINNModel:
+    """The run's network rebuilt from its :func:`inference_record` and its spec."""
+    return models.make_model(rec["model"], rec["n_coords"], rec["n_muscles"],
+                             spec.windows.history_s, np.asarray(rec["q_mean"]),
+                             np.asarray(rec["q_std"]), np.asarray(rec["f_scale"]),
+                             rec["latent"])
+
+
+def restore_from_record(workdir: str, rec: dict, spec, config: TrainConfig):
+    """(net, best parameters) of ``workdir``'s newest checkpoint, from its inference record and
+    spec alone (no data loaded). Raises ConfigMismatch if there is no checkpoint."""
+    net = net_from_record(rec, spec)
+    tx = train.make_optimizer(config, 1)  # the optimiser state's structure only
+    template = train.init_state(net, tx, (rec["window"], rec["n_muscles"]),
+                                len(rec["subjects"]), rec["n_muscles"],
+                                np.asarray(rec["bounds"], np.float32), rec["seed"])
+    epoch, _, _, best = restore_latest(workdir, template)
+    if epoch == 0:
+        raise ConfigMismatch(f"{workdir}/checkpoints: no checkpoint; train first")
+    return net, best.params
+
+
 def new_state(prep: Prepared, tx, seed: int) -> train.TrainState:
     """The initial train state of ``prep``'s network and identified parameters."""
     return train.init_state(prep.net, tx, prep.train.emg.shape[1:], len(prep.data.subjects),

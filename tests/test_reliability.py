@@ -176,6 +176,33 @@ def test_one_step_run_evaluates_and_predicts(one_epoch_run, tmp_path):
     r = _bin("predict", f"--data_spec={p}", f"--workdir={w}", f"--emg={emg}", f"--out={out}")
     assert r.returncode == 0, r.stderr[-3000:]
     assert out.exists()
+    assert "loading" not in r.stderr  # the run's inference record: no training data read
+
+
+def test_predict_needs_no_training_data(one_epoch_run, tmp_path):
+    """A copy of the run and its spec with every data file gone: predict gives the same CSV."""
+    import shutil
+
+    p, w = one_epoch_run
+    emg = tmp_path / "emg.npz"
+    shutil.copy(p.parent / "d" / "S1" / "trial_3" / "emg.npz", emg)
+    out_a, out_b = tmp_path / "a.csv", tmp_path / "b.csv"
+    r = _bin("predict", f"--data_spec={p}", f"--workdir={w}", f"--emg={emg}", f"--out={out_a}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    copy = tmp_path / "copy"
+    (copy / "d").mkdir(parents=True)  # the spec's root stays, empty
+    shutil.copy(p, copy / "spec.toml")
+    shutil.copytree(w, copy / "run")
+    r = _bin("predict", f"--data_spec={copy / 'spec.toml'}", f"--workdir={copy / 'run'}",
+             f"--emg={emg}", f"--out={out_b}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert out_a.read_text() == out_b.read_text()
+    # a different spec is refused, not silently used with the run's normalisers
+    (copy / "spec.toml").write_text((copy / "spec.toml").read_text().replace(
+        "lowpass_hz = 6.0", "lowpass_hz = 4.0"))
+    r = _bin("predict", f"--data_spec={copy / 'spec.toml'}", f"--workdir={copy / 'run'}",
+             f"--emg={emg}", f"--out={out_b}")
+    _one_line_error(r, 2, "not the spec", "inference.json")
 
 
 def test_bad_data_through_a_binary_writes_nothing(lab, tmp_path):
