@@ -7,10 +7,9 @@ subjects is a ``jax.vmap`` over it (every leaf gains a leading axis).
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import struct
 
-from pinnmsk import dynamics, muscle
+from pinnmsk import dynamics, muscle, ode
 from pinnmsk.geometry import PolynomialGeometry
 from pinnmsk.muscle import MuscleParams
 
@@ -90,4 +89,4 @@ def scale_muscles(model: MskModel, f_max=1.0, l_opt=1.0, l_ts=1.0) -> MskModel:
 
 def stack(models) -> MskModel:
     """Stack models along a new leading axis (for vmap over subjects)."""
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *models)
+    return ode.tree_stack(models)

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from pinnmsk import ode
+
 Array = jax.Array
 
 # Active force-length: sum of three Gaussian-like terms (b1, b2, b3, b4).
@@ -156,12 +158,8 @@ def integrate_activation(u: Array, dt_s: float, params: MuscleParams, a0: Array 
     a0 = u[0] if a0 is None else a0
 
     def step(a, ut):
-        f = lambda x: activation_rate(ut, x, params)
-        k1 = f(a)
-        k2 = f(a + 0.5 * dt_s * k1)
-        k3 = f(a + 0.5 * dt_s * k2)
-        k4 = f(a + dt_s * k3)
-        a_new = jnp.clip(a + dt_s / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4), 0.0, 1.0)
+        a_new = jnp.clip(ode.rk4_step(lambda x: activation_rate(ut, x, params), a, dt_s), 0.0,
+                         1.0)
         return a_new, a_new
 
     _, a = jax.lax.scan(step, a0, u)

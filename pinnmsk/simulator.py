@@ -14,7 +14,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from pinnmsk import dynamics, muscle
+from pinnmsk import dynamics, muscle, ode
 from pinnmsk.msk import MskModel, accelerations, muscle_forces
 
 Array = jax.Array
@@ -43,13 +43,7 @@ def _derivative(model: MskModel, state, u):
 
 def rk4_step(model: MskModel, state, u: Array, dt_s: float):
     """One RK4 step of (q, q̇, a) with excitation ``u`` (M,) held over the step."""
-    add = lambda s, k, h: tuple(x + h * dx for x, dx in zip(s, k))
-    k1 = _derivative(model, state, u)
-    k2 = _derivative(model, add(state, k1, 0.5 * dt_s), u)
-    k3 = _derivative(model, add(state, k2, 0.5 * dt_s), u)
-    k4 = _derivative(model, add(state, k3, dt_s), u)
-    q, qd, a = tuple(x + dt_s / 6.0 * (d1 + 2 * d2 + 2 * d3 + d4)
-                     for x, d1, d2, d3, d4 in zip(state, k1, k2, k3, k4))
+    q, qd, a = ode.rk4_step(lambda s: _derivative(model, s, u), tuple(state), dt_s)
     return q, qd, jnp.clip(a, 0.0, 1.0)
 
 

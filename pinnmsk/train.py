@@ -17,7 +17,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from pinnmsk import losses
+from pinnmsk import losses, ode
 from pinnmsk.losses import Batch, LossConstants
 from pinnmsk.models import PINNModel
 from pinnmsk.msk import MskModel
@@ -155,11 +155,11 @@ def make_sweep_step(step):
 
 
 def stack_states(states) -> TrainState:
-    return jax.tree_util.tree_map(lambda *x: jnp.stack(x), *states)
+    return ode.tree_stack(states)
 
 
 def unstack_state(states: TrainState, k: int) -> TrainState:
-    return jax.tree_util.tree_map(lambda x: x[k], states)
+    return ode.tree_index(states, k)
 
 
 def make_predict(net: PINNModel):
