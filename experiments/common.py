@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import json
 import os
 import sys
 
@@ -157,16 +156,10 @@ def report_sanity(prep) -> dict:
 
 
 def load_config(workdir: str) -> tuple[TrainConfig, dict]:
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        raise UsageError(f"{path}: not found; train first with "
+    rec = runner.read_run_record(workdir)
+    if rec is None:
+        raise UsageError(f"{os.path.join(workdir, 'config.json')}: not found; train first with "
                          f"python -m experiments.train --workdir={workdir}")
-    try:
-        with open(path) as f:
-            rec = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UsageError(f"{path}: not a readable run record (a half-written file?); train "
-                         "again in a new --workdir") from None
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in rec.items() if k in fields}), rec
 

@@ -49,13 +49,18 @@ def check_finite(x, what: str = "signal") -> None:
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def _median_and_robust_sd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of x (T, C): the median and 1.4826 · MAD (the SD, for Gaussian data)."""
+    med = np.median(x, axis=0)
+    return med, 1.4826 * np.median(np.abs(x - med), axis=0)
+
+
 def robust_z(x: np.ndarray) -> np.ndarray:
     """|x − median| / (1.4826 · MAD) per column of x (T, C): a spread measure that one outlier
     cannot move (real sEMG bursts reach ~60; the shipped recordings' maximum is 59)."""
     x = np.asarray(x, np.float64)
-    med = np.median(x, axis=0)
-    mad = 1.4826 * np.median(np.abs(x - med), axis=0)
-    return np.abs(x - med) / np.where(mad > 0, mad, np.inf)
+    med, sd = _median_and_robust_sd(x)
+    return np.abs(x - med) / np.where(sd > 0, sd, np.inf)
 
 
 def amplitude_outliers(x: np.ndarray, z_max: float) -> np.ndarray:
@@ -68,8 +73,7 @@ def amplitude_outliers(x: np.ndarray, z_max: float) -> np.ndarray:
 def clip_outliers(x: np.ndarray, z_max: float) -> np.ndarray:
     """x with every outlier (:func:`amplitude_outliers`) clipped to median ± z_max robust SDs."""
     x = np.asarray(x, np.float64)
-    med = np.median(x, axis=0)
-    sd = 1.4826 * np.median(np.abs(x - med), axis=0)
+    med, sd = _median_and_robust_sd(x)
     return np.clip(x, med - z_max * sd, med + z_max * sd)
 
 

@@ -210,18 +210,27 @@ def data_fingerprint(data: ds_lib.Dataset) -> str:
     return h.hexdigest()
 
 
-def check_resumable(workdir: str, spec_path: str) -> None:
-    """Before loading any data: a run record in ``workdir`` must be readable and made with the
-    same data spec contents (the full comparison happens in :func:`fit`)."""
+def read_run_record(workdir: str) -> dict | None:
+    """``workdir/config.json`` (the run's configuration record), None if there is none; a
+    ConfigMismatch naming the file if it cannot be read (e.g. half-written)."""
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
-        return
+        return None
     try:
         with open(path) as f:
-            old = json.load(f)
+            return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ConfigMismatch(f"{path}: not a readable run record (a half-written file?); "
                              "delete it and its checkpoints/, or use a new --workdir") from None
+
+
+def check_resumable(workdir: str, spec_path: str) -> None:
+    """Before loading any data: a run record in ``workdir`` must be readable and made with the
+    same data spec contents (the full comparison happens in :func:`fit`)."""
+    old = read_run_record(workdir)
+    if old is None:
+        return
+    path = os.path.join(workdir, "config.json")
     sha = old.get("data_spec_sha256")
     if sha is not None and os.path.isfile(spec_path) and sha != spec_fingerprint(spec_path):
         raise ConfigMismatch(f"{path}: the run in this work directory used a different "
@@ -231,13 +240,8 @@ def check_resumable(workdir: str, spec_path: str) -> None:
 
 def _check_config(workdir: str, record: dict) -> None:
     path = os.path.join(workdir, "config.json")
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                old = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ConfigMismatch(f"{path}: not a readable run record (a half-written file?); "
-                                 "delete it and its checkpoints/, or use a new --workdir") from None
+    old = read_run_record(workdir)
+    if old is not None:
         diff = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
         if diff:
             raise ConfigMismatch(

@@ -383,7 +383,7 @@ def _to_label_rate(tab: opensim.Table, q: np.ndarray, bad: np.ndarray, file_rate
     k = max(1, int(round(file_rate / rate)))
     c = np.cumsum(np.vstack([np.zeros((1, q.shape[1])), np.where(bad[:, None], 0.0, q)]), 0)
     nb = np.concatenate([[0], np.cumsum(bad)])
-    idx = np.arange(k // 2, len(q) - (k - k // 2) + 1, max(1, int(round(file_rate / rate))))
+    idx = np.arange(k // 2, len(q) - (k - k // 2) + 1, k)
     lo, hi = idx - k // 2, idx - k // 2 + k
     mean = (c[hi] - c[lo]) / k
     bad_out = (nb[hi] - nb[lo]) > 0

@@ -442,8 +442,9 @@ def load_spec(path: str) -> DataSpec:
     if not 0 <= lo <= hi <= 0.5:
         raise DataError(f"{path}: field 'identification.delay_s' = [{lo}, {hi}] must satisfy "
                         "0 <= low <= high <= 0.5 [s], e.g. [0.01, 0.1]")
-    for k, (lo, hi) in ((k, v) for k, v in ident.items() if k in _ID_DEFAULTS):
-        if k not in ("emg_gain", "delay_s") and not 0 < lo <= 1 <= hi:
+    for k in ("f_max", "l_opt", "l_ts"):
+        lo, hi = ident[k]
+        if not 0 < lo <= 1 <= hi:
             raise DataError(f"{path}: field 'identification.{k}' = [{lo}, {hi}] must bracket 1 "
                             "(fractions of the nominal value), e.g. [0.5, 1.5]")
 
