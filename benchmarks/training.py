@@ -26,36 +26,46 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = os.path.join(ROOT, "data_specs", "synthetic_wrist.toml")
 
 
-def _step_program(prep, cfg, weights):
-    """(jitted gather + train step, initial state, device data) as ``runner.fit`` builds them."""
+def _step_program(prep, cfg, weights, layout=None):
+    """(jitted gather + train step, initial state, device data) as ``runner.fit`` builds them;
+    ``layout``: the sweep layout (default: :func:`pinnmsk.runner.sweep_layout`)."""
     tx = train.make_optimizer(cfg, 100)
     use_physics = bool(np.any(np.asarray(weights)[..., 2:] != 0))
     sweep = weights.ndim == 2
-    step = runner.make_train_step(prep, tx, use_physics, sweep)
-    init = lambda: train.init_state(prep.net, tx, prep.train.emg.shape[1:],
-                                    len(prep.data.subjects), prep.data.model_of(0).n_muscles,
-                                    np.asarray(prep.consts.bounds), 0)
+    step = runner.make_train_step(prep, tx, use_physics, sweep, layout)
+    init = lambda: runner.new_state(prep, tx, 0)
     state = train.stack_states([init()] * len(weights)) if sweep else init()
-    return runner.make_step_fn(step, sweep), state, runner._device_data(prep.train)
+    return runner.make_step_fn(step), state, runner._device_data(prep.train)
 
 
-def _step_time(prep, cfg, weights, n_steps: int) -> float:
-    """Median wall time [s] of one jitted train step (gather + step) over ``n_steps`` calls."""
+def _step_times(prep, cfg, programs, n_steps: int) -> list[float]:
+    """Median wall time [s] of one jitted train step (gather + step) for each of ``programs``
+    ((weights, layout) pairs), their calls interleaved so that a change in the machine's load
+    or clock affects all of them alike."""
     bs = cfg.batch_size
-    fn, state, data = _step_program(prep, cfg, weights)
     idx = jnp.asarray(np.random.default_rng(0).permutation(len(prep.train))[: (n_steps + 2) * bs]
                       .reshape(n_steps + 2, bs))
-    w = jnp.asarray(weights)
-    for i in range(2):  # compile + warm-up
-        state, m = fn(state, data, idx, i, w)
-    jax.block_until_ready(m)
-    times = []
-    for i in range(2, n_steps + 2):
-        t0 = time.perf_counter()
-        state, m = fn(state, data, idx, i, w)
+    runs = []
+    for weights, layout in programs:
+        fn, state, data = _step_program(prep, cfg, weights, layout)
+        w = jnp.asarray(weights)
+        for i in range(2):  # compile + warm-up
+            state, m = fn(state, data, idx, i, w)
         jax.block_until_ready(m)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        runs.append([fn, state, data, w])
+    times = [[] for _ in runs]
+    for i in range(2, n_steps + 2):
+        for r, t in zip(runs, times):
+            t0 = time.perf_counter()
+            r[1], m = r[0](r[1], r[2], idx, i, r[3])
+            jax.block_until_ready(m)
+            t.append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in times]
+
+
+def _step_time(prep, cfg, weights, n_steps: int, layout=None) -> float:
+    """Median wall time [s] of one jitted train step over ``n_steps`` calls."""
+    return _step_times(prep, cfg, [(weights, layout)], n_steps)[0]
 
 
 def _step_gflop(prep, cfg, weights) -> float:
@@ -68,31 +78,44 @@ def _step_gflop(prep, cfg, weights) -> float:
 
 
 def _matmul_gflops() -> float:
-    """Sustained float32 matmul rate of this device (2048², jitted) [GFLOP/s]."""
-    a = jnp.ones((2048, 2048), jnp.float32)
+    """Sustained float32 matmul rate of this device (2048² on a CPU, 8192² else) [GFLOP/s]."""
+    n = 2048 if jax.default_backend() == "cpu" else 8192
+    a = jnp.ones((n, n), jnp.float32)
     f = jax.jit(lambda a: a @ a)
     jax.block_until_ready(f(a))
     t0 = time.perf_counter()
     for _ in range(10):
         jax.block_until_ready(f(a))
-    return 2 * 2048**3 * 10 / (time.perf_counter() - t0) / 1e9
+    return 2 * n**3 * 10 / (time.perf_counter() - t0) / 1e9
+
+
+def _flag(argv, name: str, default: str) -> str:
+    return next((a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")), default)
 
 
 def main(argv):
-    """Sections: ``steps``, ``sweep``, ``inference`` (all unless some are named)."""
+    """Sections: ``steps``, ``sweep``, ``inference`` (all unless some are named). Flags:
+    ``--quick``; ``--models=cnn,mlp,gru`` the step section's encoders; ``--ks=1,2,4`` the sweep sizes (default 1..16 on a CPU, 1..64 elsewhere);
+    ``--out=PATH`` the JSON (default benchmarks/results_training[_<platform>].json)."""
     quick = "--quick" in argv
     wanted = {a for a in argv if not a.startswith("--")} or {"steps", "sweep", "inference"}
     n_steps = 5 if quick else 20
+    platform = jax.default_backend()
+    ks = [int(k) for k in _flag(argv, "ks", "1,2,4,8,16" if platform == "cpu" else
+                                "1,2,4,8,16,32,64").split(",")]
+    ks = [k for k in ks if k <= 4] if quick else ks
     data = dataset.load_dataset(spec.load_spec(SPEC))
     cfg = train.TrainConfig(batch_size=256)
     prep = runner.prepare(data, cfg)
-    out_path = os.path.join(ROOT, "benchmarks", "results_training.json")
+    out_path = _flag(argv, "out", os.path.join(
+        ROOT, "benchmarks", "results_training" + ("" if platform == "cpu" else f"_{platform}")
+        + ".json"))
     results = json.load(open(out_path)) if os.path.exists(out_path) else {}
     results["device"] = device_name()
 
     # 1. PI step vs data-only step, CNN and baselines
     rows = []
-    for model in ("cnn", "mlp", "gru") if "steps" in wanted else ():
+    for model in _flag(argv, "models", "cnn,mlp,gru").split(",") if "steps" in wanted else ():
         p = runner.prepare(data, train.TrainConfig(model=model))
         t_data = _step_time(p, cfg, runner.weights_for(cfg, 0.0)[0], n_steps)
         t_pi = _step_time(p, cfg, runner.weights_for(cfg, 1.0)[0], n_steps)
@@ -108,24 +131,31 @@ def main(argv):
         print_table(f"train step, batch {cfg.batch_size}, 1 s windows", rows)
         results["train_step"] = rows
 
-    # 2. vmapped sweep vs K sequential runs
+    # 2. one K-model sweep program vs K sequential runs, in each sweep layout
     rows = []
-    t1 = _step_time(prep, cfg, runner.weights_for(cfg, 1.0)[0], n_steps) if "sweep" in wanted \
-        else 0.0
-    for k in (1, 2, 4, 8, 16) if "sweep" in wanted else ():
-        if quick and k > 4:
-            break
-        tk = _step_time(prep, cfg, runner.weights_for(cfg, np.linspace(0, 10, k)), n_steps)
-        rows.append({"K": k, "vmapped step ms": f"{tk * 1e3:.1f}",
-                     "K sequential steps ms": f"{k * t1 * 1e3:.1f}",
-                     "speed-up": f"{k * t1 / tk:.2f}x"})
+    one = (runner.weights_for(cfg, 1.0)[0], None)
+    t1s = []
+    for k in ks if "sweep" in wanted else ():
+        layouts = [lay for lay in train.SWEEP_LAYOUTS  # K encoder copies: compile time
+                   if not (lay == "unrolled_encoder" and k > 16)]
+        t1, *tks = _step_times(prep, cfg, [one] + [
+            (runner.weights_for(cfg, np.linspace(1, 10, k)), lay) for lay in layouts], n_steps)
+        t1s.append(t1)
+        row = {"K": k, "K sequential steps ms": f"{k * t1 * 1e3:.1f}"}
+        for layout in train.SWEEP_LAYOUTS:
+            tk = dict(zip(layouts, tks)).get(layout)
+            row[f"{layout} ms"] = "-" if tk is None else f"{tk * 1e3:.1f}"
+            row[f"{layout} speed-up"] = "-" if tk is None else f"{k * t1 / tk:.2f}x"
+        rows.append(row)
     if rows:
-        print_table("sweep: one vmapped program vs K sequential runs (per step)", rows)
+        print_table(f"sweep: one K-model program vs K sequential runs (per step; default layout "
+                    f"here: {runner.sweep_layout()})", rows)
         results["sweep"] = rows
+        t1 = float(np.median(t1s))
         gflop, peak = _step_gflop(prep, cfg, runner.weights_for(cfg, 1.0)[0]), _matmul_gflops()
         bound = peak * t1 / gflop  # K·t1 / (K·gflop / peak): a sweep that ran at matmul peak
         print(f"one PI step: {gflop:.2f} GFLOP in {t1 * 1e3:.1f} ms = {gflop / t1:.0f} GFLOP/s; "
-              f"matmul peak {peak:.0f} GFLOP/s, so no sweep can beat {bound:.1f}x here\n")
+              f"float32 matmul peak {peak:.0f} GFLOP/s, so no sweep can beat {bound:.1f}x here\n")
         results["sweep_bound"] = {"step_gflop": gflop, "step_gflops": gflop / t1,
                                   "matmul_peak_gflops": peak, "max_speedup": bound}
     if "inference" not in wanted:
@@ -134,8 +164,7 @@ def main(argv):
 
     # 3. inference latency at batch 1 and 4. streaming throughput
     tx = train.make_optimizer(cfg, 1)
-    st = train.init_state(prep.net, tx, prep.train.emg.shape[1:], len(data.subjects),
-                          data.model_of(0).n_muscles, np.asarray(prep.consts.bounds), 0)
+    st = runner.new_state(prep, tx, 0)
     predict = train.make_predict(prep.net)
     x = jnp.asarray(prep.train.emg[:1])
     jax.block_until_ready(predict(st.params["net"], x))

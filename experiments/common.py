@@ -7,6 +7,7 @@ import fcntl
 import os
 import sys
 
+import jax
 import numpy as np
 import tensorboardX
 from absl import flags
@@ -294,7 +295,7 @@ def fit_or_exit(prep, config: TrainConfig, weights, physics_weights):
 def restore_run(prep, config: TrainConfig):
     """(epoch, state, history, best) of --workdir's newest checkpoint; a usage error if none."""
     tx = train.make_optimizer(config, 1)  # the optimiser state's structure only
-    template = runner.new_state(prep, tx, config.seed)
+    template = jax.eval_shape(lambda: runner.new_state(prep, tx, config.seed))  # shapes only
     epoch, state, history, best = runner.restore_latest(FLAGS.workdir, template)
     if epoch == 0:
         raise UsageError(f"{FLAGS.workdir}/checkpoints: no checkpoint; train first")

@@ -41,7 +41,7 @@ def _source(spec_path: str):
     inference record when it matches the spec (no training data read), else by reloading the
     dataset as training did (runs written before the record existed)."""
     path = os.path.join(FLAGS.workdir, runner.INFERENCE_RECORD)
-    spec = ds_spec.load_spec(spec_path)
+    spec = ds_spec.load_spec(spec_path, require_root=not os.path.exists(path))
     if os.path.exists(path):
         with open(path) as f:
             rec = json.load(f)

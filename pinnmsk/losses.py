@@ -188,13 +188,13 @@ def _excitation_at(window: Array, tau: Array, rate_hz: float) -> Array:
     return (1 - frac) * window[i0] + frac * window[i0 + 1]
 
 
-def example_losses(encode: Callable, decode: Callable, base: MskModel, physio_raw: dict,
+def example_losses(z: Array, decode: Callable, base: MskModel, physio_raw: dict,
                    consts: LossConstants, window: Array, q_hist: Array, f_hist: Array,
                    has_f: Array, subject: Array, key: Array, use_physics: bool) -> Array:
     """The unweighted per-window loss terms (7,) in :data:`WEIGHT_NAMES` order (the prior,
-    which does not depend on the window, is 0 here; :func:`batch_loss` adds it)."""
+    which does not depend on the window, is 0 here; :func:`batch_loss` adds it). ``z``: the
+    window's latent (the encoder's output for ``window``)."""
     h = q_hist.shape[0]
-    z = encode(window)
     dec = lambda t: decode(z, t)
     taus = -(h - 1 - jnp.arange(h)) / consts.rate_hz
     q_hat, f_hat = jax.vmap(dec)(taus)
@@ -218,15 +218,24 @@ def example_losses(encode: Callable, decode: Callable, base: MskModel, physio_ra
 def batch_loss(encode: Callable, decode: Callable, base: MskModel, physio_raw: dict,
                consts: LossConstants, batch: Batch, weights: Array, key: Array,
                use_physics: bool) -> tuple[Array, Array]:
-    """Weighted total loss and the mean terms (5,) over a batch.
+    """Weighted total loss and the mean terms (7,) over a batch (``encode``: window (W, C) →
+    latent)."""
+    return latent_batch_loss(jax.vmap(encode)(batch.emg), decode, base, physio_raw, consts,
+                             batch, weights, key, use_physics)
+
+
+def latent_batch_loss(z: Array, decode: Callable, base: MskModel, physio_raw: dict,
+                      consts: LossConstants, batch: Batch, weights: Array, key: Array,
+                      use_physics: bool) -> tuple[Array, Array]:
+    """:func:`batch_loss` given the batch's latents ``z`` (B, latent) instead of the encoder.
 
     The force term is averaged over labelled windows only, so its scale does not depend on the
     label fraction.
     """
     keys = jax.random.split(key, batch.emg.shape[0])
-    terms = jax.vmap(lambda w, q, f, hf, s, k: example_losses(
-        encode, decode, base, physio_raw, consts, w, q, f, hf, s, k, use_physics))(
-        batch.emg, batch.q, batch.forces, batch.has_forces, batch.subject, keys)
+    terms = jax.vmap(lambda z, w, q, f, hf, s, k: example_losses(
+        z, decode, base, physio_raw, consts, w, q, f, hf, s, k, use_physics))(
+        z, batch.emg, batch.q, batch.forces, batch.has_forces, batch.subject, keys)
     mean = jnp.mean(terms, axis=0)
     n_lab = jnp.sum(batch.has_forces)
     mean = mean.at[1].set(jnp.sum(terms[:, 1]) / jnp.maximum(n_lab, 1.0))

@@ -261,21 +261,34 @@ def _device_data(w: ds_lib.Windows) -> Batch:
                  jnp.asarray(w.has_forces, jnp.float32), jnp.asarray(w.subject))
 
 
-def make_train_step(prep: Prepared, tx, use_physics: bool, sweep: bool):
-    """The pure train step for ``prep``'s model; for a sweep, in the form that vmaps well
-    (:func:`pinnmsk.models.for_sweep`: same parameters and function)."""
-    net = models.for_sweep(prep.net) if sweep else prep.net
-    return train.make_train_step(net, tx, prep.data.models, prep.consts, use_physics)
+def sweep_layout(mesh=None) -> str:
+    """The sweep step's layout (:func:`pinnmsk.train.make_sweep_step`) for this backend:
+    ``"unrolled_encoder"`` on a single CPU device (measured fastest there), ``"vmap"`` elsewhere
+    and whenever a mesh splits the models over devices."""
+    if mesh is None and jax.default_backend() == "cpu":
+        return "unrolled_encoder"
+    return "vmap"
 
 
-def make_step_fn(step, sweep: bool, mesh=None):
+def make_train_step(prep: Prepared, tx, use_physics: bool, sweep: bool,
+                    layout: str | None = None):
+    """The pure train step for ``prep``'s model; for a sweep, the K-model step of
+    ``layout`` (default :func:`sweep_layout`), whose "vmap" layout uses the model form that
+    vmaps well (:func:`pinnmsk.models.for_sweep`: same parameters and function)."""
+    if not sweep:
+        return train.make_train_step(prep.net, tx, prep.data.models, prep.consts, use_physics)
+    layout = layout or sweep_layout()
+    net = models.for_sweep(prep.net) if layout == "vmap" else prep.net
+    return train.make_sweep_step(net, tx, prep.data.models, prep.consts, use_physics, layout)
+
+
+def make_step_fn(step, mesh=None):
     """jit(gather a batch on device + train step): ``(state, data, idx (S, B), i, weights)``.
 
     The epoch loop stays on the host, one dispatch per step. A ``lax.scan`` over the epoch would
     save the dispatches, but XLA:CPU runs the convolutions inside a loop body ~15x slower than
     the same step compiled on its own (measured: 200 ms vs 12 ms per 256-window step).
     """
-    step = train.make_sweep_step(step) if sweep else step
 
     def one(state, data: Batch, idx, i, weights):
         ix = jax.lax.dynamic_index_in_dim(idx, i, keepdims=False)
@@ -306,7 +319,7 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     steps = n // bs
     tx = train.make_optimizer(config, steps)
     use_physics = bool(np.any(weights[..., 2:] != 0))
-    step = make_train_step(prep, tx, use_physics, sweep)
+    step = make_train_step(prep, tx, use_physics, sweep, sweep_layout(mesh) if sweep else None)
     init = lambda: new_state(prep, tx, config.seed)
     state = train.stack_states([init()] * len(weights)) if sweep else init()
     n_models = len(weights) if sweep else 1
@@ -335,7 +348,7 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
         state = (sharding.shard_stacked if sweep else sharding.replicate)(state, mesh)
         w = (sharding.shard_stacked if sweep else sharding.replicate)(w, mesh)
         data = sharding.replicate(data, mesh)
-    step_fn = make_step_fn(step, sweep, mesh)
+    step_fn = make_step_fn(step, mesh)
     score_fn = validation_scorer(prep, sweep)
     end = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
     t0, done0 = time.time(), start
@@ -431,9 +444,11 @@ def restore_from_record(workdir: str, rec: dict, spec, config: TrainConfig):
     spec alone (no data loaded). Raises ConfigMismatch if there is no checkpoint."""
     net = net_from_record(rec, spec)
     tx = train.make_optimizer(config, 1)  # the optimiser state's structure only
-    template = train.init_state(net, tx, (rec["window"], rec["n_muscles"]),
-                                len(rec["subjects"]), rec["n_muscles"],
-                                np.asarray(rec["bounds"], np.float32), rec["seed"])
+    # shapes only (jax.eval_shape): running the initialisers eagerly compiles ~120 small
+    # programs, 4.6 s of predict's start-up
+    template = jax.eval_shape(lambda: train.init_state(
+        net, tx, (rec["window"], rec["n_muscles"]), len(rec["subjects"]), rec["n_muscles"],
+        np.asarray(rec["bounds"], np.float32), rec["seed"]))
     epoch, _, _, best = restore_latest(workdir, template)
     if epoch == 0:
         raise ConfigMismatch(f"{workdir}/checkpoints: no checkpoint; train first")
@@ -441,9 +456,11 @@ def restore_from_record(workdir: str, rec: dict, spec, config: TrainConfig):
 
 
 def new_state(prep: Prepared, tx, seed: int) -> train.TrainState:
-    """The initial train state of ``prep``'s network and identified parameters."""
-    return train.init_state(prep.net, tx, prep.train.emg.shape[1:], len(prep.data.subjects),
-                            prep.data.model_of(0).n_muscles, np.asarray(prep.consts.bounds), seed)
+    """The initial train state of ``prep``'s network and identified parameters (initialised in
+    one compiled program: run eagerly, the initialisers compile ~120 small ones, ~5 s)."""
+    return jax.jit(lambda: train.init_state(
+        prep.net, tx, prep.train.emg.shape[1:], len(prep.data.subjects),
+        prep.data.model_of(0).n_muscles, np.asarray(prep.consts.bounds), seed))()
 
 
 def validation_scorer(prep: Prepared, sweep: bool, batch: int = 1024):

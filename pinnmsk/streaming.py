@@ -1,18 +1,58 @@
 """Causal, chunked inference: raw sEMG in, joint angles and muscle forces out as it arrives.
 
-The envelope filter state is carried between chunks (:class:`pinnmsk.emg.EnvelopeFilter`
-``.stream``), one envelope sample per label tick is kept in a window buffer, and the model's
-prediction at τ = 0 is causal, so pushing a recording in chunks of any size gives the same output
-as pushing it whole.
+One jitted program per chunk length does all of it (:func:`make_stream_step`): the envelope
+filter, carried between chunks (:class:`pinnmsk.emg.EnvelopeFilter` ``.stream``), sampling at the
+label ticks, normalising, updating the window buffer (one envelope sample per tick) and the
+model's prediction at τ = 0 for every tick the chunk completes; its state is donated, so a chunk
+costs one dispatch. The prediction is causal, so pushing a recording in chunks of any size gives
+the same output as pushing it whole.
 """
 
 from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from pinnmsk import emg, train
+
+Array = jax.Array
+
+
+class StreamState(NamedTuple):
+    """filter: the envelope filter's state; buffer (window, M): the normalised envelope at the
+    last ``window`` label ticks; started: whether a tick has been seen (the first one fills the
+    buffer)."""
+
+    filter: emg.EnvelopeState
+    buffer: Array
+    started: Array
+
+
+def make_stream_step(env_filter: emg.EnvelopeFilter, normalise: Callable[[Array], Array],
+                     decimation: int, predict: Callable, chunk_len: int, window: int):
+    """``step(state, variables, chunk (T, M), first_tick) -> (state, q (k, n), F (k, M))`` for
+    chunks of ``chunk_len`` = T samples, ``k = ⌈T / decimation⌉``: the label ticks fall on
+    samples ``first_tick + decimation · j`` of the chunk; rows whose tick lies beyond the chunk
+    are padding, and the buffer only advances over the real ticks. ``predict(variables,
+    windows (k, window, M))`` is the model at τ = 0. Pure; jit it (the state is donatable)."""
+    k = -(-chunk_len // decimation)
+
+    def step(state: StreamState, variables, chunk: Array, first_tick: Array):
+        filt, env = env_filter.stream(state.filter, chunk)
+        ticks = first_tick + decimation * jnp.arange(k)
+        n_real = jnp.sum(ticks < chunk_len)
+        u = normalise(env[jnp.minimum(ticks, chunk_len - 1)])  # (k, M)
+        buffer = jnp.where(state.started, state.buffer, jnp.broadcast_to(u[:1], state.buffer.shape))
+        seq = jnp.concatenate([buffer, u], axis=0)  # (window + k, M)
+        idx = jnp.arange(k)[:, None] + jnp.arange(1, window + 1)[None]
+        q, f = predict(variables, seq[idx])
+        new_buffer = jax.lax.dynamic_slice_in_dim(seq, n_real, window, axis=0)
+        return StreamState(filt, new_buffer, state.started | (n_real > 0)), q, f
+
+    return step
 
 
 class Streamer:
@@ -31,34 +71,35 @@ class Streamer:
     def __init__(self, env_filter: emg.EnvelopeFilter, normaliser_v, decimation: int, window: int,
                  net, variables, rest_v=None, quadrature: bool = False):
         self.filter, self.decim, self.window = env_filter, int(decimation), int(window)
-        self.norm = np.asarray(normaliser_v, np.float32)
-        self.rest = np.zeros_like(self.norm) if rest_v is None else np.asarray(rest_v, np.float32)
-        self.variables, self.quadrature = variables, quadrature
-        self.state = env_filter.init_state(len(self.norm))
+        norm = jnp.asarray(np.asarray(normaliser_v, np.float32))
+        rest = jnp.zeros_like(norm) if rest_v is None else jnp.asarray(np.asarray(rest_v,
+                                                                                  np.float32))
+        self._normalise = lambda env: emg.normalise(env, norm, rest, quadrature)
+        self.variables = variables
+        self.state = StreamState(env_filter.init_state(len(norm)),
+                                 jnp.zeros((self.window, len(norm)), jnp.float32),
+                                 jnp.zeros((), bool))
         self._predict = train.make_predict(net)
-        self._buffer = None  # (window, M) normalised envelope at label ticks
         self._seen = 0  # EMG samples pushed so far; ticks fall on multiples of decimation
-        self._batch = None  # prediction batch size, fixed by the first chunk (one compile)
-        self._stream = jax.jit(env_filter.stream)
+        self._steps = {}  # chunk length -> jitted step (one compile per length)
+
+    def _step(self, chunk_len: int):
+        if chunk_len not in self._steps:
+            step = make_stream_step(self.filter, self._normalise, self.decim, self._predict,
+                                    chunk_len, self.window)
+            self._steps[chunk_len] = jax.jit(step, donate_argnums=(0,))
+        return self._steps[chunk_len]
 
     def push(self, chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Feed raw sEMG (T, M) [V], muscle order. Returns (tick sample indices within the chunk,
         q (k, n) [rad], F (k, M) [N]) for the label ticks completed by this chunk."""
         chunk = np.asarray(chunk, np.float32)
         emg.check_finite(chunk, "EMG chunk")
-        self.state, env = self._stream(self.state, jnp.asarray(chunk))
-        env = np.asarray(env)
-        ticks = np.arange((-self._seen) % self.decim, len(chunk), self.decim)
+        first = (-self._seen) % self.decim
+        ticks = np.arange(first, len(chunk), self.decim)
         self._seen += len(chunk)
-        if len(ticks) == 0:
+        if len(chunk) == 0:
             return ticks, np.zeros((0,)), np.zeros((0,))
-        u = emg.normalise(env[ticks], self.norm, self.rest, self.quadrature)
-        if self._buffer is None:  # warm-up: the first tick fills the window
-            self._buffer = np.repeat(u[:1], self.window, axis=0)
-        seq = np.concatenate([self._buffer, u], axis=0)
-        idx = np.arange(len(u))[:, None] + np.arange(1, self.window + 1)[None]
-        windows = seq[idx]
-        self._buffer = seq[-self.window:]
-        self._batch = self._batch or len(windows)
-        q, f = train.predict_windows(self._predict, self.variables, windows, batch=self._batch)
-        return ticks, q, f
+        self.state, q, f = self._step(len(chunk))(self.state, self.variables, chunk,
+                                                  np.int32(first))
+        return ticks, np.asarray(q)[:len(ticks)], np.asarray(f)[:len(ticks)]

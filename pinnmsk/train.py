@@ -128,7 +128,7 @@ def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
                     consts: LossConstants, use_physics: bool = True):
     """The pure step ``(state, batch, weights) -> (state, metrics)`` (not jitted: jit or vmap it).
 
-    metrics: {"loss": scalar, "terms": (5,) unweighted means, "grad_norm": scalar}.
+    metrics: {"loss": scalar, "terms": (7,) unweighted means, "grad_norm": scalar}.
     ``use_physics=False`` drops the physics terms from the program (data-only runs).
     """
 
@@ -149,9 +149,52 @@ def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
     return step
 
 
-def make_sweep_step(step):
-    """K models at once: states and weights stacked on axis 0, the batch shared."""
-    return jax.vmap(step, in_axes=(0, None, 0))
+SWEEP_LAYOUTS = ("vmap", "unrolled_encoder")
+
+
+def make_sweep_step(net: PINNModel, tx: optax.GradientTransformation, base: MskModel,
+                    consts: LossConstants, use_physics: bool = True, layout: str = "vmap"):
+    """K models at once: ``(states, batch, weights (K, 7)) -> (states, metrics)``, the states
+    stacked on axis 0 and the batch shared; each model's numbers are those of
+    :func:`make_train_step` (a sum of independent losses has the per-model gradients).
+
+    ``layout`` is a computational choice only:
+      ``"vmap"``: the whole step vmapped over models (the encoder's per-model convolutions
+        become grouped convolutions or, for :func:`pinnmsk.models.for_sweep`'s form, batched
+        matmuls);
+      ``"unrolled_encoder"``: each model's encoder runs on the batch as in a single run (one
+        convolution program per model, unrolled at trace time); the head, the physics and the
+        optimiser, made of many small operations, are vmapped over models. On XLA:CPU the
+        K-model encoder is memory-bound and gains nothing from vmap, while the physics does
+        (``python -m benchmarks.training sweep``).
+    """
+    if layout == "vmap":
+        return jax.vmap(make_train_step(net, tx, base, consts, use_physics), in_axes=(0, None, 0))
+    if layout != "unrolled_encoder":
+        raise ValueError(f"unknown sweep layout '{layout}'; use one of {', '.join(SWEEP_LAYOUTS)}")
+
+    def rest(params, z, batch, weights, key):
+        _, decode = _fns(net, params["net"])
+        return losses.latent_batch_loss(z, decode, base, params["physio"], consts, batch,
+                                        weights, key, use_physics)
+
+    def total(params, batch, weights, keys):
+        z = jnp.stack([jax.vmap(_fns(net, ode.tree_index(params["net"], k))[0])(batch.emg)
+                       for k in range(weights.shape[0])])
+        loss, terms = jax.vmap(rest, in_axes=(0, 0, None, 0, 0))(params, z, batch, weights, keys)
+        return jnp.sum(loss), (loss, terms)
+
+    def step(states: TrainState, batch: Batch, weights: Array):
+        keys = jax.vmap(jax.random.split)(states.rng)  # (K, 2, ...)
+        (_, (loss, terms)), grads = jax.value_and_grad(total, has_aux=True)(
+            states.params, batch, weights, keys[:, 1])
+        updates, opt_state = jax.vmap(tx.update)(grads, states.opt_state, states.params)
+        params = optax.apply_updates(states.params, updates)
+        new = TrainState(params, opt_state, states.step + 1, keys[:, 0])
+        return new, {"loss": loss, "terms": terms,
+                     "grad_norm": jax.vmap(optax.tree.norm)(grads)}
+
+    return step
 
 
 def stack_states(states) -> TrainState:

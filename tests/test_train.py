@@ -89,7 +89,9 @@ def test_prior_keeps_identified_parameters_near_the_lab_model(data):
     assert drift[100.0] < 0.5 * drift[0.0], drift
 
 
-def test_vmapped_sweep_equals_separate_runs(data):
+@pytest.mark.parametrize("layout", train.SWEEP_LAYOUTS)
+def test_vmapped_sweep_equals_separate_runs(data, layout, monkeypatch):
+    monkeypatch.setattr(runner, "sweep_layout", lambda mesh=None: layout)
     prep = runner.prepare(data, CFG)
     lams = [0.0, 3.0]
     w = runner.weights_for(CFG, lams)
@@ -121,8 +123,7 @@ def test_checkpoint_resume_equals_uninterrupted(data, tmp_path):
     # a checkpoint whose parameters do not fit the model (e.g. from another version): one line
     other = runner.prepare(data, dataclasses.replace(cfg, model="mlp"))
     tx = train.make_optimizer(cfg, 1)
-    template = train.init_state(other.net, tx, other.train.emg.shape[1:], 2, 5,
-                                np.asarray(other.consts.bounds), 0)
+    template = jax.eval_shape(lambda: runner.new_state(other, tx, 0))
     with pytest.raises(runner.ConfigMismatch, match="do not fit this version's model"):
         runner.restore_latest(str(tmp_path / "b"), template)
 
@@ -231,8 +232,7 @@ def test_predict_equals_evaluate_on_a_test_trial(data):
 def test_streaming_chunk_size_invariant(data):
     prep = runner.prepare(data, CFG)
     tx = train.make_optimizer(CFG, 1)
-    st = train.init_state(prep.net, tx, prep.train.emg.shape[1:], 2, 5,
-                          np.asarray(prep.consts.bounds), 0)
+    st = runner.new_state(prep, tx, 0)
     cfg = emg.EnvelopeConfig(fs_hz=1000.0)
     raw = 1e-4 * np.random.default_rng(0).standard_normal((1500, 5)).astype(np.float32)
 

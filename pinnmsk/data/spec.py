@@ -325,8 +325,11 @@ def _table_list(top: _Fields, raw: dict, key: str, what: str, build) -> list:
     return out
 
 
-def load_spec(path: str) -> DataSpec:
-    """Parse and type-check a TOML data spec. Raises ``DataError`` on any problem."""
+def load_spec(path: str, require_root: bool = True) -> DataSpec:
+    """Parse and type-check a TOML data spec. Raises ``DataError`` on any problem.
+
+    ``require_root=False`` accepts a ``root`` folder that does not exist (inference from a
+    trained run reads none of the spec's data files)."""
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise DataError(f"{path}: data spec not found; pass an existing file to --data_spec")
@@ -338,7 +341,7 @@ def load_spec(path: str) -> DataSpec:
     top = _Fields(path, raw, "")
     name = top.get("name", str)
     root = os.path.normpath(os.path.join(os.path.dirname(path), top.get("root", str, ".")))
-    if not os.path.isdir(root):
+    if require_root and not os.path.isdir(root):
         raise DataError(f"{path}: field 'root' = {top.table.get('root', '.')!r} is not a folder "
                         f"({root}); it resolves against the spec's own folder")
     osim = top.get("osim", str, None)
