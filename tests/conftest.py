@@ -1,9 +1,17 @@
+import os
 import pathlib
 import shutil
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# One persistent XLA compilation cache for the test run (set before anything imports jax): the
+# binaries that tests start as subprocesses, and the xdist workers, compile many of the same
+# programs. Keyed by the program, jax version and flags, so a stale entry is never used; under
+# .pytest_cache, so a fresh clone (CI) starts empty.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".pytest_cache" / "xla"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 V2 = ROOT / "data" / "opensim_wrist_v2"
 V2_SPEC = ROOT / "data_specs" / "opensim_wrist_v2.toml"
 TEST_DATA = pathlib.Path(__file__).resolve().parent / "data"
