@@ -28,7 +28,7 @@ SPEC = os.path.join(ROOT, "data_specs", "synthetic_wrist.toml")
 
 def _step_program(prep, cfg, weights, layout=None):
     """(jitted gather + train step, initial state, device data) as ``runner.fit`` builds them;
-    ``layout``: the sweep layout (default: :func:`pinnmsk.runner.sweep_layout`)."""
+    ``layout``: the sweep layout (default "vmap")."""
     tx = train.make_optimizer(cfg, 100)
     use_physics = bool(np.any(np.asarray(weights)[..., 2:] != 0))
     sweep = weights.ndim == 2
@@ -38,13 +38,18 @@ def _step_program(prep, cfg, weights, layout=None):
     return runner.make_step_fn(step), state, runner._device_data(prep.train)
 
 
-def _step_times(prep, cfg, programs, n_steps: int) -> list[float]:
+def _step_times(prep, cfg, programs, n_steps: int, block: int = 5) -> list[float]:
     """Median wall time [s] of one jitted train step (gather + step) for each of ``programs``
-    ((weights, layout) pairs), their calls interleaved so that a change in the machine's load
-    or clock affects all of them alike."""
+    ((weights, layout) pairs). The programs take turns in blocks of ``block`` consecutive
+    steps, the first step of each block not counted: each is timed running steadily, as in
+    training (not right after another program has evicted its data from the caches), while a
+    change in the machine's load or clock affects all of them alike."""
     bs = cfg.batch_size
-    idx = jnp.asarray(np.random.default_rng(0).permutation(len(prep.train))[: (n_steps + 2) * bs]
-                      .reshape(n_steps + 2, bs))
+    rounds = max(1, -(-n_steps // (block - 1)))
+    n_idx = rounds * block + 2
+    idx = jnp.asarray(np.random.default_rng(0).permutation(len(prep.train))[: n_idx * bs]
+                      .reshape(n_idx, bs) if n_idx * bs <= len(prep.train) else
+                      np.random.default_rng(0).integers(0, len(prep.train), (n_idx, bs)))
     runs = []
     for weights, layout in programs:
         fn, state, data = _step_program(prep, cfg, weights, layout)
@@ -54,12 +59,14 @@ def _step_times(prep, cfg, programs, n_steps: int) -> list[float]:
         jax.block_until_ready(m)
         runs.append([fn, state, data, w])
     times = [[] for _ in runs]
-    for i in range(2, n_steps + 2):
-        for r, t in zip(runs, times):
-            t0 = time.perf_counter()
-            r[1], m = r[0](r[1], r[2], idx, i, r[3])
-            jax.block_until_ready(m)
-            t.append(time.perf_counter() - t0)
+    for r in range(rounds):
+        for run, t in zip(runs, times):
+            for j in range(block):
+                t0 = time.perf_counter()
+                run[1], m = run[0](run[1], run[2], idx, 2 + r * block + j, run[3])
+                jax.block_until_ready(m)
+                if j:
+                    t.append(time.perf_counter() - t0)
     return [float(np.median(t)) for t in times]
 
 
@@ -148,8 +155,7 @@ def main(argv):
             row[f"{layout} speed-up"] = "-" if tk is None else f"{k * t1 / tk:.2f}x"
         rows.append(row)
     if rows:
-        print_table(f"sweep: one K-model program vs K sequential runs (per step; default layout "
-                    f"here: {runner.sweep_layout()})", rows)
+        print_table("sweep: one K-model program vs K sequential runs (per step, by layout)", rows)
         results["sweep"] = rows
         t1 = float(np.median(t1s))
         gflop, peak = _step_gflop(prep, cfg, runner.weights_for(cfg, 1.0)[0]), _matmul_gflops()

@@ -261,23 +261,15 @@ def _device_data(w: ds_lib.Windows) -> Batch:
                  jnp.asarray(w.has_forces, jnp.float32), jnp.asarray(w.subject))
 
 
-def sweep_layout(mesh=None) -> str:
-    """The sweep step's layout (:func:`pinnmsk.train.make_sweep_step`) for this backend:
-    ``"unrolled_encoder"`` on a single CPU device (measured fastest there), ``"vmap"`` elsewhere
-    and whenever a mesh splits the models over devices."""
-    if mesh is None and jax.default_backend() == "cpu":
-        return "unrolled_encoder"
-    return "vmap"
-
-
 def make_train_step(prep: Prepared, tx, use_physics: bool, sweep: bool,
                     layout: str | None = None):
     """The pure train step for ``prep``'s model; for a sweep, the K-model step of
-    ``layout`` (default :func:`sweep_layout`), whose "vmap" layout uses the model form that
-    vmaps well (:func:`pinnmsk.models.for_sweep`: same parameters and function)."""
+    ``layout`` (:data:`pinnmsk.train.SWEEP_LAYOUTS`, default "vmap"), whose "vmap" layout uses
+    the model form that vmaps well (:func:`pinnmsk.models.for_sweep`: same parameters and
+    function)."""
     if not sweep:
         return train.make_train_step(prep.net, tx, prep.data.models, prep.consts, use_physics)
-    layout = layout or sweep_layout()
+    layout = layout or "vmap"
     net = models.for_sweep(prep.net) if layout == "vmap" else prep.net
     return train.make_sweep_step(net, tx, prep.data.models, prep.consts, use_physics, layout)
 
@@ -303,14 +295,17 @@ def make_step_fn(step, mesh=None):
 def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str | None,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
         stop_after_epochs: int | None = None, mesh=None,
-        on_epoch: Callable[[dict], None] | None = None):
+        on_epoch: Callable[[dict], None] | None = None, sweep_layout: str = "vmap"):
     """Train one model (``weights`` (5,)) or a vmapped sweep (``weights`` (K, 5)).
 
     Resumes from ``workdir``'s newest checkpoint if there is one. Returns (state, history);
     history is a list of per-epoch dicts. ``stop_after_epochs`` ends early (for tests of resume).
     ``mesh`` (:func:`pinnmsk.sharding.make_mesh`): split the sweep over its ``"sweep"`` axis and
     each batch over its ``"data"`` axis. ``on_epoch(record)`` is called with each epoch's history
-    record ({"epoch", "loss" (K,), "terms" (K, 5)}), e.g. to write TensorBoard scalars.
+    record ({"epoch", "loss" (K,), "terms" (K, 7)}), e.g. to write TensorBoard scalars.
+    ``sweep_layout``: the K-model program's layout (:func:`pinnmsk.train.make_sweep_step`), a
+    computational choice only; "unrolled_encoder" is the faster one on a CPU
+    (``benchmarks/README.md``) and needs ``mesh=None``.
     Raises :class:`TrainingDiverged` if every model's loss becomes NaN/Inf.
     """
     sweep = weights.ndim == 2
@@ -319,7 +314,10 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     steps = n // bs
     tx = train.make_optimizer(config, steps)
     use_physics = bool(np.any(weights[..., 2:] != 0))
-    step = make_train_step(prep, tx, use_physics, sweep, sweep_layout(mesh) if sweep else None)
+    if sweep and mesh is not None and sweep_layout != "vmap":
+        raise ValueError(f"sweep layout '{sweep_layout}' runs on one device; use 'vmap' with a "
+                         "mesh")
+    step = make_train_step(prep, tx, use_physics, sweep, sweep_layout)
     init = lambda: new_state(prep, tx, config.seed)
     state = train.stack_states([init()] * len(weights)) if sweep else init()
     n_models = len(weights) if sweep else 1

@@ -90,12 +90,11 @@ def test_prior_keeps_identified_parameters_near_the_lab_model(data):
 
 
 @pytest.mark.parametrize("layout", train.SWEEP_LAYOUTS)
-def test_vmapped_sweep_equals_separate_runs(data, layout, monkeypatch):
-    monkeypatch.setattr(runner, "sweep_layout", lambda mesh=None: layout)
+def test_vmapped_sweep_equals_separate_runs(data, layout):
     prep = runner.prepare(data, CFG)
     lams = [0.0, 3.0]
     w = runner.weights_for(CFG, lams)
-    swept, hist, _, _ = runner.fit(prep, CFG, w, None, log=lambda s: None)
+    swept, hist, _, _ = runner.fit(prep, CFG, w, None, log=lambda s: None, sweep_layout=layout)
     for k in range(len(lams)):
         single, h1, _, _ = runner.fit(prep, CFG, w[k], None, log=lambda s: None)
         _params_close(train.unstack_state(swept, k).params, single.params, rtol=2e-3, atol=2e-5)
