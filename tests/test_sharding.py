@@ -36,7 +36,8 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_sweep_on_emulated_2x4_mesh_matches_one_device(tmp_path):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+    env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "")
+               + " --xla_force_host_platform_device_count=8",
                JAX_PLATFORMS="cpu")
     r = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "d")], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
