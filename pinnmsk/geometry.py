@@ -112,3 +112,30 @@ def fit_polynomial(q_table, lengths_table, degree: int = 5) -> PolynomialGeometr
     coef, *_ = np.linalg.lstsq(design, lengths, rcond=None)  # (K, M)
     return PolynomialGeometry(jnp.asarray(coef.T, jnp.float32), jnp.asarray(centre, jnp.float32),
                               jnp.asarray(scale, jnp.float32), as_static(exps))
+
+
+def hold(geo: PolynomialGeometry, keep, held_rad: dict) -> PolynomialGeometry:
+    """``geo`` with some coordinates held fixed: the polynomial in the coordinates ``keep``
+    (indices into ``geo``'s, in that order) equal to ``geo`` with coordinate ``j`` at
+    ``held_rad[j]`` [rad] for every held index ``j``. Exact (the held factors are folded into the
+    coefficients, in float64), so a two-joint muscle's length and its moment arms about the kept
+    coordinates are those of the full table at the held value.
+    """
+    keep = [int(j) for j in keep]
+    if sorted(keep + [int(j) for j in held_rad]) != list(range(geo.n_coords)):
+        raise ValueError(f"keep {keep} and held {sorted(held_rad)} must split the polynomial's "
+                         f"{geo.n_coords} coordinates")
+    exps = np.asarray(geo.exponents)  # (K, n)
+    coef = np.asarray(geo.coefficients_m, np.float64)  # (M, K)
+    centre = np.asarray(geo.centre_rad, np.float64)
+    scale = np.asarray(geo.scale_rad, np.float64)
+    factor = np.ones(len(exps))
+    for j, v in held_rad.items():
+        factor *= ((float(v) - centre[j]) / scale[j]) ** exps[:, j]
+    target = monomial_exponents(len(keep), int(exps.sum(1).max()))
+    column = {tuple(e): i for i, e in enumerate(target)}
+    out = np.zeros((coef.shape[0], len(target)))
+    for k, e in enumerate(exps[:, keep]):
+        out[:, column[tuple(e)]] += coef[:, k] * factor[k]
+    return PolynomialGeometry(jnp.asarray(out, jnp.float32), jnp.asarray(centre[keep], jnp.float32),
+                              jnp.asarray(scale[keep], jnp.float32), as_static(target))

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import diagnostics, dynamics, msk, runner, train
+from pinnmsk import diagnostics, dynamics, geometry, msk, runner, train
 from pinnmsk.data import dataset, opensim, spec, synthetic
 from tests.conftest import ROOT
 
@@ -178,3 +178,74 @@ def test_true_parameters_read_from_model_json(arm):
         assert truth[m["name"]]["f_max"] == pytest.approx(m["max_isometric_force"])
         assert truth[m["name"]]["f_max"] == pytest.approx(
             nominal["max_isometric_force"] * doc["scale"]["fmax"], rel=1e-6)
+
+
+def test_holding_a_coordinate_is_exact():
+    """geometry.hold folds a held coordinate into the coefficients: the reduced polynomial equals
+    the full one at the held value, lengths and moment arms about the kept coordinate."""
+    tab = opensim.read_table(str(ARM / "S1" / "muscle_analysis_Length.sto"))
+    full = geometry.fit_polynomial(opensim.grid_coordinates(tab, COORDS, None),
+                                   tab.select(["TRIlong", "BIClong", "BRA"]), 6)
+    shoulder = 0.4
+    elbow_only = geometry.hold(full, [1], {0: shoulder})
+    assert elbow_only.n_coords == 1
+    for e in np.linspace(0.2, 2.2, 7):
+        q = jnp.asarray([shoulder, e], jnp.float32)
+        np.testing.assert_allclose(elbow_only.length(q[1:]), full.length(q), rtol=0, atol=2e-6)
+        np.testing.assert_allclose(elbow_only.moment_arms(q[1:])[:, 0], full.moment_arms(q)[:, 1],
+                                   rtol=0, atol=2e-6)
+    with pytest.raises(ValueError, match="must split"):
+        geometry.hold(full, [1], {})
+
+
+def _elbow_only_spec(tmp_path, held: str) -> str:
+    """The arm26 spec modelling the elbow alone (a pendulum forearm), the shoulder held."""
+    text = ARM_SPEC.read_text().replace('root = "../data/opensim_arm26"', f'root = "{ARM}"')
+    text = text.replace('coordinates = ["r_shoulder_elev", "r_elbow_flex"]',
+                        'coordinates = ["r_elbow_flex"]')
+    head, rest = text.split("[body]", 1)
+    body = ('[body]\nmodel = "pendulum"\nmass_kg = 1.53432\ncom_m = 0.181479\n'
+            'inertia_kgm2 = 0.020062\n\n')
+    text = head + body + "[[muscles]]" + rest.split("[[muscles]]", 1)[1]
+    text = text.replace('[geometry]\nsource = "muscle_analysis"',
+                        f'[geometry]\nsource = "muscle_analysis"\nheld_coordinates_rad = {held}')
+    p = tmp_path / "elbow.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_held_shoulder_gives_the_elbow_model_of_the_table_at_that_angle(tmp_path):
+    """A spec that records only the elbow and holds the shoulder: the two-joint muscles' lengths
+    and elbow moment arms are the MuscleAnalysis table's at the held shoulder angle (a grid
+    row), and moving the held angle moves the biarticular lengths only."""
+    tab = opensim.read_table(str(ARM / "S1" / "muscle_analysis_Length.sto"))
+    arms = opensim.read_table(str(ARM / "S1" / "muscle_analysis_MomentArm_r_elbow_flex.sto"))
+    grid = opensim.grid_coordinates(tab, COORDS, None)
+    shoulders = np.unique(grid[:, 0])
+    lengths = {}
+    for held in shoulders[[12, 16]]:
+        s = spec.load_spec(_elbow_only_spec(tmp_path, f"{{ r_shoulder_elev = {float(held)!r} }}"))
+        geo = dataset.build_model(s, "S1").geometry
+        rows = np.isclose(grid[:, 0], held) & (grid[:, 1] >= 0.2) & (grid[:, 1] <= 1.8)
+        assert rows.sum() >= 10
+        e = jnp.asarray(grid[rows, 1:], jnp.float32)
+        names = list(s.muscle_names)
+        l_fit = np.asarray(jax.vmap(geo.length)(e))
+        assert np.abs(l_fit - tab.select(names)[rows]).max() < 1e-3
+        r_fit = np.asarray(jax.vmap(geo.moment_arms)(e))[:, :, 0]
+        assert np.abs(r_fit - arms.select(names)[rows]).max() <= 1.5e-3
+        lengths[held] = np.asarray(geo.length(jnp.asarray([1.0], jnp.float32)))
+    a, b = lengths.values()
+    moved = np.abs(a - b)
+    for m in ("TRIlong", "BIClong", "BICshort"):
+        assert moved[names.index(m)] > 1e-3, m
+    for m in ("TRIlat", "TRImed", "BRA"):
+        assert moved[names.index(m)] < 2e-4, m
+
+
+def test_held_coordinate_errors(tmp_path):
+    with pytest.raises(spec.DataError, match="either recorded or held"):
+        spec.load_spec(_elbow_only_spec(tmp_path, "{ r_elbow_flex = 0.5 }"))
+    s = spec.load_spec(_elbow_only_spec(tmp_path, "{ r_shoulder_elev = 2.5 }"))
+    with pytest.raises(spec.DataError, match="outside the table's range"):
+        dataset.build_model(s, "S1")

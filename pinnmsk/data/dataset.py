@@ -166,7 +166,8 @@ def _geometry(spec: DataSpec, subject: str) -> tuple[geometry.PolynomialGeometry
     motion_rel = sub.motion if sub.length_table else (sub.motion or g.motion)
     motion = opensim.read_table(spec.resolve(motion_rel)) if motion_rel else None
     table = opensim.read_table(table_path)
-    q = opensim.grid_coordinates(table, coords, motion)
+    held = {**g.held_coordinates_rad, **sub.held_coordinates_rad}
+    q = opensim.grid_coordinates(table, list(coords) + list(held), motion)  # (N, n + held)
     lengths = table.select(spec.muscle_names)
     try:
         geo = geometry.fit_polynomial(q, lengths, g.degree)
@@ -175,8 +176,10 @@ def _geometry(spec: DataSpec, subject: str) -> tuple[geometry.PolynomialGeometry
     report = {}
     arm_tables = sub.moment_arm_tables or g.moment_arm_tables
     fitted = np.asarray(jax.vmap(geo.moment_arms)(jnp.asarray(q, jnp.float32))) \
-        if arm_tables else None  # (N, M, n)
+        if arm_tables else None  # (N, M, n + held): the fit's quality over the whole table
     for c, rel in arm_tables.items():
+        if c in held:
+            continue  # not modelled: the muscles' torque about it is not used
         if c not in coords:
             raise DataError(f"{spec.path}: field 'moment_arm_tables' names coordinate '{c}', "
                             f"which is not in labels.coordinates ({', '.join(coords)})")
@@ -187,6 +190,15 @@ def _geometry(spec: DataSpec, subject: str) -> tuple[geometry.PolynomialGeometry
                             "the MomentArm table of the same analysis")
         err = np.abs(fitted[:, :, coords.index(c)] - arm_tab.select(spec.muscle_names))
         report[c] = float(err.max())
+    if held:
+        lo, hi = q[:, len(coords):].min(0), q[:, len(coords):].max(0)
+        for (c, v), a, b in zip(held.items(), lo, hi):
+            if not a - 1e-6 <= v <= b + 1e-6:
+                raise DataError(f"{table_path}: held coordinate '{c}' = {v:.4g} rad lies outside "
+                                f"the table's range {a:.4g}..{b:.4g} rad; hold it inside, or "
+                                "give a table that covers it")
+        geo = geometry.hold(geo, range(len(coords)),
+                            {len(coords) + i: v for i, v in enumerate(held.values())})
     return geo, report
 
 
@@ -216,7 +228,8 @@ def build_models(spec: DataSpec, subjects) -> tuple[MskModel, dict]:
     for subj in subjects:
         params, source = _muscle_params(spec, subj)
         sub = spec.subject(subj)
-        key = (sub.length_table, sub.motion, tuple(sorted(sub.moment_arm_tables.items())))
+        key = (sub.length_table, sub.motion, tuple(sorted(sub.moment_arm_tables.items())),
+               tuple(sorted(sub.held_coordinates_rad.items())))
         if key not in cache:
             cache[key] = _geometry(spec, subj)
         geo, arms = cache[key]

@@ -143,6 +143,8 @@ class SubjectSpec:
     osim: the subject's scaled OpenSim model (muscle parameters). length_table, motion,
     moment_arm_tables: its MuscleAnalysis output. mvc: MVC recordings; rest: a rest recording;
     mvc_v / rest_v: typed values per channel [V] instead of recordings.
+    held_coordinates_rad: values [rad] of table coordinates the data do not record, overriding
+    ``geometry.held_coordinates_rad`` one by one.
     """
 
     name: str
@@ -154,6 +156,7 @@ class SubjectSpec:
     rest: str | None = None
     mvc_v: dict = dataclasses.field(default_factory=dict)
     rest_v: dict = dataclasses.field(default_factory=dict)
+    held_coordinates_rad: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +219,9 @@ class GeometrySpec:
     centre_rad: tuple = ()
     scale_rad: tuple = ()
     coefficients_m: dict = dataclasses.field(default_factory=dict)
+    # coordinates of the MuscleAnalysis table that the data do not record, held at a value [rad]
+    # (e.g. the hip for the two-joint knee muscles); per subject in [[subjects]] too
+    held_coordinates_rad: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -469,8 +475,11 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
         centre_rad=g.get("centre_rad", ("list", float), ()),
         scale_rad=g.get("scale_rad", ("list", float), ()),
         coefficients_m=g.get("coefficients_m", ("map", ("list", float)), {}),
+        held_coordinates_rad=g.get("held_coordinates_rad", ("map", float), {}),
     )
     g.finish()
+    _check_held(path, "geometry.held_coordinates_rad", geometry.held_coordinates_rad,
+                labels.coordinates, src)
     if src == "polynomial":
         for mname in names:
             if mname not in geometry.coefficients_m:
@@ -534,7 +543,8 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
     if windows.stride < 1 or windows.length_s <= 0 or not 0 <= windows.history_s <= windows.length_s:
         raise DataError(f"{path}: fields 'windows.*' need stride >= 1, length_s > 0 and "
                         "0 <= history_s <= length_s")
-    subjects = _subjects(top, raw, emg.channels, {t.subject for t in trials})
+    subjects = _subjects(top, raw, emg.channels, {t.subject for t in trials},
+                         labels.coordinates, src)
     _check_sources(path, emg, muscles, geometry, subjects, {t.subject for t in trials}, osim)
     top.finish()
     return DataSpec(path, name, root, emg, labels, BodySpec(model, params), tuple(muscles),
@@ -552,7 +562,8 @@ def _check_channel_values(path: str, field: str, values: dict, channels: dict) -
                             "value >= 0 [V]")
 
 
-def _subjects(top: _Fields, raw: dict, channels: dict, known: set) -> list:
+def _subjects(top: _Fields, raw: dict, channels: dict, known: set, coordinates,
+              geometry_source: str) -> list:
     """The optional ``[[subjects]]`` tables (per-subject model, MuscleAnalysis and MVC/rest)."""
     if "subjects" not in raw:
         return []
@@ -578,10 +589,12 @@ def _subjects(top: _Fields, raw: dict, channels: dict, known: set) -> list:
             f.get("name", str), f.get("osim", str, None), f.get("length_table", str, None),
             f.get("motion", str, None), f.get("moment_arm_tables", ("map", str), {}),
             tuple(mvc), f.get("rest", str, None), f.get("mvc_v", ("map", float), {}),
-            f.get("rest_v", ("map", float), {}))
+            f.get("rest_v", ("map", float), {}), f.get("held_coordinates_rad", ("map", float), {}))
         if sub.name not in known:
             raise DataError(f"{top.path}: field '{f.prefix}name' = '{sub.name}' is no subject of "
                             f"the [[trials]] (subjects: {', '.join(sorted(known))})")
+        _check_held(top.path, f"{f.prefix}held_coordinates_rad", sub.held_coordinates_rad,
+                    coordinates, geometry_source)
         _check_channel_values(top.path, f"{f.prefix}mvc_v", sub.mvc_v, channels)
         _check_channel_values(top.path, f"{f.prefix}rest_v", sub.rest_v, channels)
         return sub
@@ -592,6 +605,20 @@ def _subjects(top: _Fields, raw: dict, channels: dict, known: set) -> list:
     if dup:
         raise DataError(f"{top.path}: subject '{dup[0]}' has two [[subjects]] tables; merge them")
     return subjects
+
+
+def _check_held(path: str, field: str, held: dict, coordinates, source: str) -> None:
+    """Held coordinates must be table coordinates the labels do not name, at finite values."""
+    for c, v in held.items():
+        if c in coordinates:
+            raise DataError(f"{path}: field '{field}' holds '{c}', which labels.coordinates "
+                            "names; a coordinate is either recorded or held, not both")
+        if not np.isfinite(v) or abs(v) > 4 * np.pi:
+            raise DataError(f"{path}: field '{field}' = {v} for '{c}' is not an angle in "
+                            "radians; give it in radians")
+    if held and source != "muscle_analysis":
+        raise DataError(f"{path}: field '{field}' needs geometry.source = \"muscle_analysis\" "
+                        "(a table over the held coordinates too)")
 
 
 def _check_sources(path: str, emg: EmgSpec, muscles, geometry: GeometrySpec, subjects,
