@@ -260,6 +260,7 @@ def _optimizer(twin, cfg, steps):
 def make_step(twin, cfg, weights, physics: bool, steps: int = 1000):
     opt, sched = _optimizer(twin, cfg, steps)
     w = torch.tensor(np.asarray(weights, np.float32))
+    named = losses.LossTerms.of(np.asarray(weights, np.float32))
     params = twin.parameters()
 
     def step(batch, tau_c):
@@ -268,7 +269,7 @@ def make_step(twin, cfg, weights, physics: bool, steps: int = 1000):
             loss = (w * twin.loss_terms(batch, tau_c)).sum()
         else:
             l_q, l_f = twin.data_terms(batch)
-            loss = w[0] * l_q + w[1] * l_f
+            loss = float(named.angle) * l_q + float(named.force) * l_f
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import device_name, print_table
-from pinnmsk import emg, runner, train
+from pinnmsk import emg, losses, runner, train
 from pinnmsk.data import dataset, opensim, spec
 from pinnmsk.streaming import Streamer
 
@@ -30,7 +30,7 @@ def _step_program(prep, cfg, weights, layout=None):
     """(jitted gather + train step, initial state, device data) as ``runner.fit`` builds them;
     ``layout``: the sweep layout (default "vmap")."""
     tx = train.make_optimizer(cfg, 100)
-    use_physics = bool(np.any(np.asarray(weights)[..., 2:] != 0))
+    use_physics = losses.uses_physics(weights)
     sweep = weights.ndim == 2
     step = runner.make_train_step(prep, tx, use_physics, sweep, layout)
     init = lambda: runner.new_state(prep, tx, 0)

@@ -14,6 +14,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from pinnmsk import msk, muscle
@@ -21,7 +22,45 @@ from pinnmsk.models import kinematics, kinematics_fd
 from pinnmsk.msk import MskModel
 
 Array = jax.Array
-WEIGHT_NAMES = ("angle", "force", "dynamics", "hill", "effort", "residual", "prior")
+
+
+class LossTerms(NamedTuple):
+    """The seven loss terms, or their weights, by name (scalars, or arrays with the same
+    leading axes: a pytree, so jit and vmap see seven leaves). The host records them as arrays
+    (..., 7) in field order (:meth:`stack`, :meth:`of`)."""
+
+    angle: Array
+    force: Array
+    dynamics: Array
+    hill: Array
+    effort: Array
+    residual: Array
+    prior: Array
+
+    def stack(self) -> Array:
+        """The (..., 7) array in field order."""
+        return jnp.stack([jnp.asarray(t) for t in self], axis=-1)
+
+    @classmethod
+    def of(cls, array) -> "LossTerms":
+        """From an array (..., 7) in field order (NumPy stays NumPy)."""
+        xp = np if isinstance(array, np.ndarray) else jnp
+        return cls(*xp.moveaxis(xp.asarray(array), -1, 0))
+
+    def total(self, weights: "LossTerms") -> Array:
+        """Σ_k weight_k · term_k of scalar terms."""
+        return jnp.dot(weights.stack(), self.stack())
+
+
+WEIGHT_NAMES = LossTerms._fields
+PHYSICS_TERMS = ("dynamics", "hill", "effort", "residual", "prior")
+
+
+def uses_physics(weights) -> bool:
+    """Whether any weight (..., 7) of a physics term is non-zero (host-side NumPy check): a run
+    without them compiles a data-only program."""
+    w = LossTerms.of(np.asarray(weights))
+    return bool(any(np.any(getattr(w, n) != 0) for n in PHYSICS_TERMS))
 # The residual joint torque per subject and coordinate, in units of tau_scale:
 # c0 + c1 q + c2 q² + c3 q̇ (q [rad], q̇ [rad/s]): smooth in the state, like a ligament or an
 # unmodelled muscle group at constant drive.
@@ -48,7 +87,8 @@ def loss_weights(angle=1.0, force=1.0, dynamics=1.0, hill=1.0, effort=0.0, resid
     least co-contraction that explains the motion, as static optimisation and CMC do. Off by
     default: on the OpenSim wrist sample it did not improve label-free forces.
     """
-    return jnp.asarray([angle, force, dynamics, hill, effort, residual, prior], jnp.float32)
+    return LossTerms(angle, force, dynamics, hill, effort, residual, prior).stack().astype(
+        jnp.float32)
 
 
 class Batch(NamedTuple):
@@ -190,18 +230,19 @@ def _excitation_at(window: Array, tau: Array, rate_hz: float) -> Array:
 
 def example_losses(z: Array, decode: Callable, base: MskModel, physio_raw: dict,
                    consts: LossConstants, window: Array, q_hist: Array, f_hist: Array,
-                   has_f: Array, subject: Array, key: Array, use_physics: bool) -> Array:
-    """The unweighted per-window loss terms (7,) in :data:`WEIGHT_NAMES` order (the prior,
-    which does not depend on the window, is 0 here; :func:`batch_loss` adds it). ``z``: the
-    window's latent (the encoder's output for ``window``)."""
+                   has_f: Array, subject: Array, key: Array, use_physics: bool) -> LossTerms:
+    """The unweighted per-window loss terms (the prior, which does not depend on the window,
+    is 0 here; :func:`batch_loss` adds it). ``z``: the window's latent (the encoder's output
+    for ``window``)."""
     h = q_hist.shape[0]
     dec = lambda t: decode(z, t)
     taus = -(h - 1 - jnp.arange(h)) / consts.rate_hz
     q_hat, f_hat = jax.vmap(dec)(taus)
     l_q = jnp.mean(((q_hat - q_hist) / consts.sigma_q) ** 2)
     l_f = has_f * jnp.mean(((f_hat - f_hist) / consts.sigma_f) ** 2)
+    zero = jnp.zeros_like(l_q)
     if not use_physics:
-        return jnp.stack([l_q, l_f, 0.0, 0.0, 0.0, 0.0, 0.0])
+        return LossTerms(l_q, l_f, zero, zero, zero, zero, zero)
     scales = physio_scales(physio_raw, consts.bounds)
     model = subject_model(base, scales, subject)
     activation = window_activation(window, scales["emg_gain"][subject],
@@ -211,15 +252,15 @@ def example_losses(z: Array, decode: Callable, base: MskModel, physio_raw: dict,
     coef = physio_raw["residual_torque"][subject]
     res, hill, eff, tres = jax.vmap(lambda t: physics_residuals(
         dec, model, f_nom, activation, consts, t, coef))(tau_c)
-    return jnp.stack([l_q, l_f, jnp.mean(res**2), jnp.mean(hill**2), jnp.mean(eff**2),
-                      jnp.mean(tres**2), 0.0])
+    return LossTerms(l_q, l_f, jnp.mean(res**2), jnp.mean(hill**2), jnp.mean(eff**2),
+                     jnp.mean(tres**2), zero)
 
 
 def batch_loss(encode: Callable, decode: Callable, base: MskModel, physio_raw: dict,
                consts: LossConstants, batch: Batch, weights: Array, key: Array,
                use_physics: bool) -> tuple[Array, Array]:
     """Weighted total loss and the mean terms (7,) over a batch (``encode``: window (W, C) →
-    latent)."""
+    latent; ``weights``: (7,) in :class:`LossTerms` order, or a :class:`LossTerms`)."""
     return latent_batch_loss(jax.vmap(encode)(batch.emg), decode, base, physio_raw, consts,
                              batch, weights, key, use_physics)
 
@@ -236,10 +277,10 @@ def latent_batch_loss(z: Array, decode: Callable, base: MskModel, physio_raw: di
     terms = jax.vmap(lambda z, w, q, f, hf, s, k: example_losses(
         z, decode, base, physio_raw, consts, w, q, f, hf, s, k, use_physics))(
         z, batch.emg, batch.q, batch.forces, batch.has_forces, batch.subject, keys)
-    mean = jnp.mean(terms, axis=0)
-    n_lab = jnp.sum(batch.has_forces)
-    mean = mean.at[1].set(jnp.sum(terms[:, 1]) / jnp.maximum(n_lab, 1.0))
+    mean = LossTerms.of(jnp.mean(terms.stack(), axis=0))
+    mean = mean._replace(force=jnp.sum(terms.force) / jnp.maximum(jnp.sum(batch.has_forces), 1.0))
     if use_physics:
-        mean = mean.at[6].set(prior_penalty(physio_scales(physio_raw, consts.bounds),
-                                            consts.prior_width))
-    return jnp.dot(weights, mean), mean
+        mean = mean._replace(prior=prior_penalty(physio_scales(physio_raw, consts.bounds),
+                                                 consts.prior_width))
+    w = weights if isinstance(weights, LossTerms) else LossTerms.of(weights)
+    return mean.total(w), mean.stack()

@@ -313,7 +313,7 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     bs = min(config.batch_size, n)
     steps = n // bs
     tx = train.make_optimizer(config, steps)
-    use_physics = bool(np.any(weights[..., 2:] != 0))
+    use_physics = losses.uses_physics(weights)
     if sweep and mesh is not None and sweep_layout != "vmap":
         raise ValueError(f"sweep layout '{sweep_layout}' runs on one device; use 'vmap' with a "
                          "mesh")

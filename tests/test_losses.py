@@ -101,3 +101,22 @@ def test_residual_torque_closes_the_equation_of_motion_for_a_missing_torque():
     np.testing.assert_allclose(res_off * 2.0, missing, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(res_on, 0.0, atol=1e-4)
     np.testing.assert_allclose(tres * 2.0, missing, rtol=1e-5)
+
+
+def test_loss_terms_by_name():
+    """Terms and weights are named (LossTerms); arrays (..., 7) convert both ways in field
+    order, and only the physics weights decide whether a run needs the physics program."""
+    w = losses.loss_weights(angle=1.0, force=0.5, dynamics=3.0, hill=4.0, effort=5.0,
+                            residual=6.0, prior=7.0)
+    named = losses.LossTerms.of(w)
+    assert named.force == 0.5 and named.dynamics == 3.0 and named.prior == 7.0
+    np.testing.assert_array_equal(named.stack(), w)
+    terms = losses.LossTerms(*np.arange(1.0, 8.0))
+    assert float(terms.total(named)) == pytest.approx(float(np.dot(w, np.arange(1.0, 8.0))))
+    assert not losses.uses_physics(np.stack([losses.loss_weights(1.0, 1.0, 0.0, 0.0)] * 2))
+    for name in ("dynamics", "hill", "effort", "residual", "prior"):
+        k = losses.WEIGHT_NAMES.index(name)
+        w0 = np.zeros(7, np.float32)
+        w0[k] = 1e-3
+        assert losses.uses_physics(w0), name
+    assert not losses.uses_physics(np.asarray([1.0, 1.0, 0, 0, 0, 0, 0]))

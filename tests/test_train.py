@@ -62,7 +62,7 @@ def test_effort_term_lowers_unlabelled_forces(data):
         we = w[1].copy()
         we[4] = e
         _, hist, _, _ = runner.fit(prep, cfg, we, None, log=lambda s: None)
-        effort[e] = hist[-1]["terms"][0][4]
+        effort[e] = hist[-1]["terms"][0][losses.WEIGHT_NAMES.index("effort")]
     assert effort[50.0] < 0.5 * effort[0.0], effort
 
 
@@ -85,7 +85,8 @@ def test_prior_keeps_identified_parameters_near_the_lab_model(data):
         sc = losses.physio_scales(state.params["physio"], prep.consts.bounds)
         drift[pw] = max(float(np.abs(np.asarray(sc[k]) - 1).max()) for k in ("l_opt", "l_ts"))
         prior = losses.prior_penalty(sc, prep.consts.prior_width)  # the term the loss records
-        assert hist[-1]["terms"][0][6] == pytest.approx(float(prior), rel=0.2, abs=1e-6)
+        recorded = hist[-1]["terms"][0][losses.WEIGHT_NAMES.index("prior")]
+        assert recorded == pytest.approx(float(prior), rel=0.2, abs=1e-6)
     assert drift[100.0] < 0.5 * drift[0.0], drift
 
 
