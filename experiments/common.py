@@ -60,42 +60,16 @@ def claim_workdir(path: str):
 
 
 def define_train_flags() -> None:
-    d = TrainConfig()
-    flags.DEFINE_enum("model", d.model, ["cnn", "mlp", "gru"], "Encoder (cnn = the method).")
-    flags.DEFINE_enum("accel", d.accel, ["autodiff", "fd", "none"],
-                      "Joint acceleration for the physics term: autodiff of the head, the "
-                      "finite-difference baseline, or none (ablation: the equation of motion "
-                      "without its inertial part).")
-    flags.DEFINE_enum("tendon", d.tendon, ["spec", "compliant", "rigid"],
-                      "Tendon of the Hill term: compliant (fibre-tendon equilibrium, De Groote "
-                      "2016 tendon curve), rigid, or what the data spec's 'tendon' field says "
-                      "(spec; rigid where it says nothing).")
-    flags.DEFINE_boolean("force_labels", d.force_labels,
-                         "Use force labels in the loss (false: angles only; forces come from the "
-                         "physics terms).")
-    flags.DEFINE_float("label_fraction", d.label_fraction,
-                       "Fraction of training data (2-s segments, seeded) with force labels.")
-    flags.DEFINE_float("effort_weight", d.effort_weight,
-                       "Weight of the effort term mean (F/F_max)^2 (static optimisation's "
-                       "criterion) where the physics weight is > 0; it sets the co-contraction "
-                       "level when forces are unlabelled.")
-    flags.DEFINE_float("hill_weight", d.hill_weight,
-                       "Weight of the Hill-consistency term as a multiple of the physics weight "
-                       "(the dynamics residual gets the physics weight itself).")
-    flags.DEFINE_float("residual_weight", d.residual_weight,
-                       "> 0: identify a residual joint torque per subject (smooth in the joint "
-                       "state) for what the model lacks, its mean square weighed by this "
-                       "multiple of the physics weight; 0: none.")
-    flags.DEFINE_float("prior_weight", d.prior_weight,
-                       "Weight (a multiple of the physics weight) of the Gaussian prior on the "
-                       "identified F_max, l_opt, l_ts scales, centred on the lab's model with the "
-                       "spec's identification.prior_width; 0: flat bounds only.")
-    flags.DEFINE_integer("epochs", d.epochs, "Training epochs.")
-    flags.DEFINE_integer("batch_size", d.batch_size, "Windows per step.")
-    flags.DEFINE_float("learning_rate", d.learning_rate, "Peak Adam learning rate.")
-    flags.DEFINE_integer("n_colloc", d.n_colloc, "Collocation times per window (physics terms).")
-    flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Epochs between checkpoints.")
-    flags.DEFINE_integer("seed", d.seed, "Random seed.")
+    """One flag per :class:`TrainConfig` field (same name, default, help and choices), plus the
+    run's device and layout flags."""
+    define = {"int": flags.DEFINE_integer, "float": flags.DEFINE_float,
+              "str": flags.DEFINE_string, "bool": flags.DEFINE_boolean}
+    for f in TrainConfig.flag_fields():
+        choices = f.metadata.get("choices")
+        if choices:
+            flags.DEFINE_enum(f.name, f.default, list(choices), f.metadata["help"])
+        else:
+            define[f.type](f.name, f.default, f.metadata["help"])
     flags.DEFINE_enum("sweep_layout", "vmap", list(train.SWEEP_LAYOUTS),
                       "Layout of a sweep's K-model program (same numbers): vmap (the whole step "
                       "vmapped; fastest on a GPU) or unrolled_encoder (each model's encoder as "
@@ -121,30 +95,15 @@ def mesh_from_flags():
 
 
 def config_from_flags(physics_weight: float) -> TrainConfig:
-    if not 0.0 < FLAGS.label_fraction <= 1.0:
-        raise UsageError(f"--label_fraction={FLAGS.label_fraction} must be in (0, 1]")
-    for name in ("epochs", "batch_size", "n_colloc", "checkpoint_every"):
-        if getattr(FLAGS, name) < 1:
-            raise UsageError(f"--{name} must be >= 1")
-    if FLAGS.learning_rate <= 0:
-        raise UsageError("--learning_rate must be > 0")
+    """The run's :class:`TrainConfig` from the flags; an invalid value is a usage error naming
+    the flag."""
     if physics_weight < 0:
         raise UsageError("physics weights must be >= 0")
-    if FLAGS.effort_weight < 0:
-        raise UsageError(f"--effort_weight={FLAGS.effort_weight} must be >= 0")
-    if FLAGS.hill_weight < 0:
-        raise UsageError(f"--hill_weight={FLAGS.hill_weight} must be >= 0")
-    for name in ("residual_weight", "prior_weight"):
-        if getattr(FLAGS, name) < 0:
-            raise UsageError(f"--{name}={getattr(FLAGS, name)} must be >= 0")
-    return TrainConfig(model=FLAGS.model, accel=FLAGS.accel, tendon=FLAGS.tendon,
-                       physics_weight=physics_weight,
-                       force_labels=FLAGS.force_labels, label_fraction=FLAGS.label_fraction,
-                       effort_weight=FLAGS.effort_weight, hill_weight=FLAGS.hill_weight,
-                       residual_weight=FLAGS.residual_weight, prior_weight=FLAGS.prior_weight,
-                       epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-                       learning_rate=FLAGS.learning_rate, n_colloc=FLAGS.n_colloc,
-                       checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
+    try:
+        return TrainConfig(physics_weight=physics_weight,
+                           **{f.name: getattr(FLAGS, f.name) for f in TrainConfig.flag_fields()})
+    except ValueError as e:
+        raise UsageError(f"--{e}") from None
 
 
 def load_data(path: str) -> dataset.Dataset:

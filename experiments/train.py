@@ -8,6 +8,7 @@ WORKDIR/checkpoints/. Re-running the same command resumes from the newest checkp
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -15,12 +16,13 @@ from absl import flags
 
 from experiments import cli, common
 from pinnmsk import runner
+from pinnmsk.train import TrainConfig
 
 FLAGS = flags.FLAGS
 common.define_data_flags()
 common.define_train_flags()
-flags.DEFINE_float("physics_weight", 10.0, "λ: weight of the dynamics and Hill residuals (0 = "
-                                          "data-only baseline).")
+_LAMBDA = next(f for f in dataclasses.fields(TrainConfig) if f.name == "physics_weight")
+flags.DEFINE_float("physics_weight", _LAMBDA.default, _LAMBDA.metadata["help"])
 
 
 def main(argv):

@@ -349,6 +349,22 @@ def test_help_lists_flags():
     for name in ("train", "evaluate", "sweep", "predict", "simulate", "diagnose"):
         r = _bin(name, "--help")
         assert r.returncode == 0 and "--data_spec" in r.stdout, name
+        if name == "train":  # one flag per TrainConfig field, with the field's help
+            for f in dataclasses.fields(train.TrainConfig):
+                assert f"--{f.name}:" in r.stdout or f"--[no]{f.name}:" in r.stdout, f.name
+                assert f.metadata["help"].split()[0] in r.stdout, f.name
+
+
+def test_config_checks_itself():
+    """TrainConfig is the single definition of a run's settings; an invalid value is refused
+    on construction with the field's name (the binaries turn it into a usage error)."""
+    for bad, msg in ((dict(label_fraction=0.0), "label_fraction=0.0 must be in"),
+                     (dict(model="resnet"), "model=resnet must be one of cnn, mlp, gru"),
+                     (dict(epochs=0), "epochs=0 must be >= 1"),
+                     (dict(prior_weight=-1.0), "prior_weight=-1.0 must be >= 0"),
+                     (dict(grad_clip=0.0), "grad_clip=0.0 must be > 0")):
+        with pytest.raises(ValueError, match=msg):
+            train.TrainConfig(**bad)
 
 
 @pytest.mark.parametrize("kind,accel", [("mlp", "autodiff"), ("gru", "autodiff"), ("cnn", "fd")])
