@@ -13,7 +13,7 @@ import tensorboardX
 from absl import flags
 
 from experiments.cli import UsageError, WorkdirError
-from pinnmsk import diagnostics, losses, plots, runner, sharding, train
+from pinnmsk import checkpoint, diagnostics, losses, plots, runner, sharding, train
 from pinnmsk.data import dataset, spec
 from pinnmsk.train import TrainConfig
 
@@ -259,7 +259,7 @@ def restore_run(prep, config: TrainConfig):
     """(epoch, state, history, best) of --workdir's newest checkpoint; a usage error if none."""
     tx = train.make_optimizer(config, 1)  # the optimiser state's structure only
     template = jax.eval_shape(lambda: runner.new_state(prep, tx, config.seed))  # shapes only
-    epoch, state, history, best = runner.restore_latest(FLAGS.workdir, template)
+    epoch, state, history, best = checkpoint.restore_latest(FLAGS.workdir, template)
     if epoch == 0:
         raise UsageError(f"{FLAGS.workdir}/checkpoints: no checkpoint; train first")
     return epoch, state, history, best

@@ -7,20 +7,21 @@ batch there, and the host reads losses back once per epoch (to log and to detect
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import sys
 import time
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
-from pinnmsk import diagnostics, dynamics, losses, models, sharding, train
+from pinnmsk import checkpoint, diagnostics, dynamics, losses, models, sharding, train
+from pinnmsk.checkpoint import Best, ConfigMismatch
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.data.opensim import DataError
 from pinnmsk.losses import Batch, LossConstants
@@ -29,10 +30,6 @@ from pinnmsk.train import TrainConfig
 
 class TrainingDiverged(RuntimeError):
     """Loss became NaN/Inf; the message says which epoch and which checkpoint was kept."""
-
-
-class ConfigMismatch(DataError):
-    """The work directory holds a run with a different configuration."""
 
 
 @dataclasses.dataclass
@@ -143,54 +140,7 @@ def weights_for(config: TrainConfig, physics_weights) -> np.ndarray:
                      for lam in np.atleast_1d(physics_weights)])
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-
-def _manager(workdir: str) -> ocp.CheckpointManager:
-    return ocp.CheckpointManager(
-        os.path.abspath(os.path.join(workdir, "checkpoints")),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False))
-
-
-class Best(NamedTuple):
-    """The parameters selected on validation data: per model (K leading for a sweep) the
-    epoch with the lowest validation score (the last epoch when there is no validation data)."""
-
-    params: dict
-    epoch: np.ndarray  # (K,) 1-based epoch
-    score: np.ndarray  # (K,) validation score at that epoch (NaN: no validation data)
-
-
-def _save(mgr, epoch: int, state, history, best: Best) -> None:
-    meta = {"history": history, "best_epoch": np.asarray(best.epoch).tolist(),
-            "best_score": [None if not np.isfinite(x) else float(x) for x in best.score]}
-    mgr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                            best=ocp.args.StandardSave(best.params),
-                                            meta=ocp.args.JsonSave(meta)))
-    mgr.wait_until_finished()
-
-
-def restore_latest(workdir: str, template):
-    """(epoch, state, history, best) of the newest checkpoint, or (0, template, [], None)."""
-    mgr = _manager(workdir)
-    step = mgr.latest_step()
-    if step is None:
-        return 0, template, [], None
-    try:
-        got = mgr.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(template),
-            best=ocp.args.StandardRestore(template.params), meta=ocp.args.JsonRestore()))
-    except ValueError as e:  # orbax: the saved tree does not match the model's
-        if "tree structures do not match" not in str(e) and "shape" not in str(e):
-            raise
-        raise ConfigMismatch(
-            f"{os.path.join(workdir, 'checkpoints', str(step))}: the checkpoint's parameters do "
-            f"not fit this version's model (it was written by another pinnmsk version or "
-            f"model); use a new --workdir or delete the old one") from None
-    meta = got["meta"]
-    score = np.array([np.nan if x is None else x for x in meta["best_score"]], float)
-    return (int(step), got["state"], meta["history"],
-            Best(got["best"], np.asarray(meta["best_epoch"]), score))
+# --------------------------------------------------------------------------- run records
 
 
 def spec_fingerprint(path: str) -> str:
@@ -308,6 +258,14 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     (``benchmarks/README.md``) and needs ``mesh=None``.
     Raises :class:`TrainingDiverged` if every model's loss becomes NaN/Inf.
     """
+    with (checkpoint.Checkpoints(workdir) if workdir is not None
+          else contextlib.nullcontext()) as ckpt:
+        return _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh,
+                    on_epoch, sweep_layout)
+
+
+def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_epoch,
+         sweep_layout):
     sweep = weights.ndim == 2
     n = len(prep.train)
     bs = min(config.batch_size, n)
@@ -322,14 +280,12 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     state = train.stack_states([init()] * len(weights)) if sweep else init()
     n_models = len(weights) if sweep else 1
     start, history, best = 0, [], None
-    mgr = None
     if workdir is not None:
         _check_config(workdir, {**dataclasses.asdict(config), "data_spec": prep.data.spec.path,
                                 "data_spec_sha256": spec_fingerprint(prep.data.spec.path),
                                 "data_sha256": data_fingerprint(prep.data),
                                 "weights": np.asarray(weights).tolist()})
-        start, state, history, best = restore_latest(workdir, state)
-        mgr = _manager(workdir)
+        start, state, history, best = ckpt.restore(state)
         if start:
             log(f"resuming from the checkpoint of epoch {start} in {workdir}/checkpoints")
     data = _device_data(prep.train)
@@ -401,8 +357,8 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
         log(f"epoch {epoch + 1}/{config.epochs} loss={np.nanmean(ep_loss):.4g} [{tstr}]{vstr} "
             f"| {rate:,.0f} windows/s{' x ' + str(len(weights)) + ' models' if sweep else ''}"
             f" | ETA {eta:.0f} s")
-        if mgr is not None and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == end):
-            _save(mgr, epoch + 1, state, history, best)
+        if ckpt is not None and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == end):
+            ckpt.save(epoch + 1, state, history, best)
             last_saved = epoch + 1
     if best is None:  # nothing left to train: the run had already ended
         best = Best(jax.device_get(state.params), np.full(n_models, start), np.full(n_models,
@@ -447,7 +403,7 @@ def restore_from_record(workdir: str, rec: dict, spec, config: TrainConfig):
     template = jax.eval_shape(lambda: train.init_state(
         net, tx, (rec["window"], rec["n_muscles"]), len(rec["subjects"]), rec["n_muscles"],
         np.asarray(rec["bounds"], np.float32), rec["seed"]))
-    epoch, _, _, best = restore_latest(workdir, template)
+    epoch, _, _, best = checkpoint.restore_latest(workdir, template)
     if epoch == 0:
         raise ConfigMismatch(f"{workdir}/checkpoints: no checkpoint; train first")
     return net, best.params

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import emg, losses, models, runner, train
+from pinnmsk import checkpoint, emg, losses, models, runner, train
 from pinnmsk.data import dataset, spec, synthetic
 from pinnmsk.streaming import Streamer
 from tests.conftest import ROOT
@@ -124,8 +124,9 @@ def test_checkpoint_resume_equals_uninterrupted(data, tmp_path):
     other = runner.prepare(data, dataclasses.replace(cfg, model="mlp"))
     tx = train.make_optimizer(cfg, 1)
     template = jax.eval_shape(lambda: runner.new_state(other, tx, 0))
-    with pytest.raises(runner.ConfigMismatch, match="do not fit this version's model"):
-        runner.restore_latest(str(tmp_path / "b"), template)
+    named = r"do not fit this model \(the model has \['net'\]\['params'\]\['encoder'\]\['Dense_0'\]"
+    with pytest.raises(runner.ConfigMismatch, match=named):
+        checkpoint.restore_latest(str(tmp_path / "b"), template)
 
 
 def test_divergence_stops_and_keeps_checkpoint(data, tmp_path):

@@ -1,0 +1,113 @@
+"""A run's orbax checkpoints: one manager per work directory, used as a context manager.
+
+Each checkpoint holds the train state, the parameters selected on validation data so far
+(:class:`Best`) and JSON metadata: the history, the selection, and the *signature* of the state's
+parameters (every leaf's path, shape and dtype). Restoring compares the stored signature with the
+model's before reading any array, so a checkpoint written by another model or version is named
+as such (:class:`ConfigMismatch`) instead of surfacing as an orbax error.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from pinnmsk.data.opensim import DataError
+
+
+class ConfigMismatch(DataError):
+    """The work directory holds a run with a different configuration or model."""
+
+
+class Best(NamedTuple):
+    """The parameters selected on validation data: per model (K leading for a sweep) the
+    epoch with the lowest validation score (the last epoch when there is no validation data)."""
+
+    params: dict
+    epoch: np.ndarray  # (K,) 1-based epoch
+    score: np.ndarray  # (K,) validation score at that epoch (NaN: no validation data)
+
+
+def signature(tree) -> list:
+    """[[path, shape, dtype], ...] of every leaf of ``tree`` (arrays or ShapeDtypeStructs)."""
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return [[jax.tree_util.keystr(p), list(np.shape(x)), str(np.dtype(x.dtype))]
+            for p, x in leaves]
+
+
+class Checkpoints:
+    """``workdir/checkpoints``, keeping the newest two (synchronous writes)."""
+
+    def __init__(self, workdir: str):
+        self.dir = os.path.abspath(os.path.join(workdir, "checkpoints"))
+        self._mgr = ocp.CheckpointManager(self.dir, options=ocp.CheckpointManagerOptions(
+            max_to_keep=2, enable_async_checkpointing=False))
+
+    def __enter__(self) -> "Checkpoints":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._mgr.close()
+
+    def save(self, epoch: int, state, history: list, best: Best) -> None:
+        meta = {"history": history, "best_epoch": np.asarray(best.epoch).tolist(),
+                "best_score": [None if not np.isfinite(x) else float(x) for x in best.score],
+                "signature": signature(state.params)}
+        self._mgr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                      best=ocp.args.StandardSave(best.params),
+                                                      meta=ocp.args.JsonSave(meta)))
+        self._mgr.wait_until_finished()
+
+    def restore(self, template):
+        """(epoch, state, history, best) of the newest checkpoint, or (0, template, [], None).
+        ``template``: the state's structure (arrays or ``jax.eval_shape`` output)."""
+        step = self._mgr.latest_step()
+        if step is None:
+            return 0, template, [], None
+        path = os.path.join(self.dir, str(step))
+        meta = self._mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        stored = meta.get("signature")
+        if stored is not None and stored != signature(template.params):
+            raise ConfigMismatch(f"{path}: the checkpoint's parameters do not fit this model "
+                                 f"({_first_difference(stored, signature(template.params))}; it "
+                                 "was written by another pinnmsk version or model); use a new "
+                                 "--workdir or delete the old one")
+        try:
+            got = self._mgr.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(template),
+                best=ocp.args.StandardRestore(template.params)))
+        except ValueError:  # a checkpoint from before signatures were stored
+            if stored is not None:
+                raise
+            raise ConfigMismatch(f"{path}: the checkpoint's parameters do not fit this model "
+                                 "(it was written by another pinnmsk version or model); use a "
+                                 "new --workdir or delete the old one") from None
+        score = np.array([np.nan if x is None else x for x in meta["best_score"]], float)
+        return (int(step), got["state"], meta["history"],
+                Best(got["best"], np.asarray(meta["best_epoch"]), score))
+
+
+def _first_difference(stored: list, model: list) -> str:
+    old = {p: (s, d) for p, s, d in stored}
+    new = {p: (s, d) for p, s, d in model}
+    for p in sorted(set(old) | set(new)):
+        if old.get(p) != new.get(p):
+            if p not in new:
+                return f"it has {p}, the model does not"
+            if p not in old:
+                return f"the model has {p}, it does not"
+            return f"{p} is {old[p][0]} {old[p][1]} there, {new[p][0]} {new[p][1]} here"
+    return "same leaves, different order"
+
+
+def restore_latest(workdir: str, template):
+    """:meth:`Checkpoints.restore` of ``workdir``'s checkpoints."""
+    with Checkpoints(workdir) as ckpt:
+        return ckpt.restore(template)
