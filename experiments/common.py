@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import importlib.util
 import os
 import sys
 
@@ -62,6 +63,8 @@ def claim_workdir(path: str):
 def define_train_flags() -> None:
     """One flag per :class:`TrainConfig` field (same name, default, help and choices), plus the
     run's device and layout flags."""
+    flags.DEFINE_string("config", None, "A configs/*.py file whose get_config() returns the "
+                        "run's TrainConfig; flags given on the command line override its fields.")
     define = {"int": flags.DEFINE_integer, "float": flags.DEFINE_float,
               "str": flags.DEFINE_string, "bool": flags.DEFINE_boolean}
     for f in TrainConfig.flag_fields():
@@ -94,14 +97,39 @@ def mesh_from_flags():
         raise UsageError(f"--mesh_sweep/--mesh_data: {e}")
 
 
-def config_from_flags(physics_weight: float) -> TrainConfig:
-    """The run's :class:`TrainConfig` from the flags; an invalid value is a usage error naming
-    the flag."""
-    if physics_weight < 0:
-        raise UsageError("physics weights must be >= 0")
+def config_module():
+    """The module --config names (None without it); a usage error naming the file otherwise."""
+    if not FLAGS.config:
+        return None
+    path = FLAGS.config
+    if not os.path.isfile(path):
+        raise UsageError(f"--config={path}: no such file; give a configs/*.py file")
+    spec_ = importlib.util.spec_from_file_location("pinnmsk_run_config", path)
+    module = importlib.util.module_from_spec(spec_)
     try:
-        return TrainConfig(physics_weight=physics_weight,
-                           **{f.name: getattr(FLAGS, f.name) for f in TrainConfig.flag_fields()})
+        spec_.loader.exec_module(module)
+        config = module.get_config()
+    except Exception as e:  # a user's file: report it in one line
+        raise UsageError(f"--config={path}: get_config() failed ({type(e).__name__}: {e})")
+    if not isinstance(config, TrainConfig):
+        raise UsageError(f"--config={path}: get_config() must return a pinnmsk.train.TrainConfig")
+    module.config = config
+    return module
+
+
+def config_from_flags(physics_weight: float | None = None) -> TrainConfig:
+    """The run's :class:`TrainConfig`: --config's (or the defaults) with every flag given on
+    the command line applied over it, and ``physics_weight`` where given; an invalid value is a
+    usage error naming the flag."""
+    module = config_module()
+    base = module.config if module is not None else TrainConfig()
+    if physics_weight is not None and physics_weight < 0:
+        raise UsageError("physics weights must be >= 0")
+    values = {f.name: getattr(FLAGS, f.name) if FLAGS[f.name].present else getattr(base, f.name)
+              for f in TrainConfig.flag_fields()}
+    try:
+        return dataclasses.replace(base, **values, **(
+            {} if physics_weight is None else {"physics_weight": physics_weight}))
     except ValueError as e:
         raise UsageError(f"--{e}") from None
 

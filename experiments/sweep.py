@@ -22,12 +22,18 @@ from pinnmsk import runner
 FLAGS = flags.FLAGS
 common.define_data_flags()
 common.define_train_flags()
-flags.DEFINE_string("physics_weights", "0,0.1,1,10", "Comma-separated physics weights λ.")
+flags.DEFINE_string("physics_weights", "0,0.1,1,10", "Comma-separated physics weights λ "
+                    "(default: --config's PHYSICS_WEIGHTS where it has them).")
 
 
 def main(argv):
     del argv
-    lams = common.as_float_list(FLAGS.physics_weights, "physics_weights")
+    module = common.config_module()
+    if module is not None and not FLAGS["physics_weights"].present \
+            and hasattr(module, "PHYSICS_WEIGHTS"):
+        lams = common.as_float_list(",".join(map(str, module.PHYSICS_WEIGHTS)), "config")
+    else:
+        lams = common.as_float_list(FLAGS.physics_weights, "physics_weights")
     config = common.config_from_flags(float(lams[0]))
     lock = common.claim_workdir(FLAGS.workdir)  # noqa: F841 (held until the process ends)
     runner.check_resumable(FLAGS.workdir, FLAGS.data_spec)

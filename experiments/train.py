@@ -27,7 +27,8 @@ flags.DEFINE_float("physics_weight", _LAMBDA.default, _LAMBDA.metadata["help"])
 
 def main(argv):
     del argv
-    config = common.config_from_flags(FLAGS.physics_weight)
+    config = common.config_from_flags(
+        FLAGS.physics_weight if FLAGS["physics_weight"].present or not FLAGS.config else None)
     lock = common.claim_workdir(FLAGS.workdir)  # noqa: F841 (held until the process ends)
     runner.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)

@@ -394,3 +394,30 @@ def test_divergence_at_the_first_epoch_claims_no_checkpoint(data, tmp_path):
         runner.fit(prep, cfg, runner.weights_for(cfg, [1.0])[0], str(tmp_path / "w"),
                    log=lambda s: None)
     assert "epoch 0" not in str(err.value)
+
+
+def test_config_files_and_flag_precedence(tiny, tmp_path):
+    """configs/*.py give TrainConfigs; --config's fields apply, flags given on the command line
+    override them, and a bad file is a one-line usage error."""
+    import runpy
+
+    for path in sorted((ROOT / "configs").glob("*.py")):
+        assert isinstance(runpy.run_path(str(path))["get_config"](), train.TrainConfig), path
+    assert runpy.run_path(str(ROOT / "configs" / "sweep.py"))["PHYSICS_WEIGHTS"][0] == 0.0
+    cfg = tmp_path / "c.py"
+    cfg.write_text("from pinnmsk.train import TrainConfig\n\n\ndef get_config():\n"
+                   "    return TrainConfig(epochs=1, batch_size=64, n_colloc=2, seed=3,"
+                   " physics_weight=2.0)\n")
+    w = tmp_path / "run"
+    r = _bin("train", f"--data_spec={tiny}", f"--workdir={w}", f"--config={cfg}", "--seed=5")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rec = json.load(open(w / "config.json"))
+    assert (rec["epochs"], rec["batch_size"], rec["seed"], rec["physics_weight"]) == (1, 64, 5, 2.0)
+    r = _bin("train", f"--data_spec={tiny}", f"--workdir={tmp_path / 'x'}",
+             f"--config={tmp_path / 'none.py'}")
+    assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+    bad = tmp_path / "bad.py"
+    bad.write_text("from pinnmsk.train import TrainConfig\n\n\ndef get_config():\n"
+                   "    return TrainConfig(epochs=0)\n")
+    r = _bin("train", f"--data_spec={tiny}", f"--workdir={tmp_path / 'y'}", f"--config={bad}")
+    assert r.returncode == 2 and "epochs=0 must be >= 1" in r.stderr, r.stderr[-2000:]
