@@ -20,15 +20,17 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from pinnmsk.shapes import Coords, MassMatrix, MomentArms, MuscleVec, Scalar
+
 Array = jax.Array
 
 
 class BodyModel(Protocol):
     """What the dynamics functions need of a body."""
 
-    def lagrangian(self, q: Array, qd: Array) -> Array: ...
+    def lagrangian(self, q: Coords, qd: Coords) -> Scalar: ...
 
-    def passive_torque(self, q: Array, qd: Array) -> Array: ...
+    def passive_torque(self, q: Coords, qd: Coords) -> Coords: ...
 
 
 def _as_vec(x) -> Array:
@@ -44,44 +46,44 @@ def _terms(body: BodyModel, q: Array, qd: Array):
     return mass, dl_dq, cross
 
 
-def mass_matrix(body: BodyModel, q: Array, qd: Array | None = None) -> Array:
+def mass_matrix(body: BodyModel, q: Coords, qd: Coords | None = None) -> MassMatrix:
     """M(q) = ∂²L/∂q̇², shape (n, n) [kg m²]."""
     qd = jnp.zeros_like(q) if qd is None else qd
     return jax.hessian(body.lagrangian, argnums=1)(q, qd)
 
 
-def bias_forces(body: BodyModel, q: Array, qd: Array) -> Array:
+def bias_forces(body: BodyModel, q: Coords, qd: Coords) -> Coords:
     """h(q, q̇) = (∂²L/∂q̇∂q) q̇ − ∂L/∂q: Coriolis/centrifugal + gravity terms, (n,) [N m]."""
     _, dl_dq, cross = _terms(body, q, qd)
     return cross @ qd - dl_dq
 
 
-def forward_dynamics(body: BodyModel, q: Array, qd: Array, tau: Array) -> Array:
+def forward_dynamics(body: BodyModel, q: Coords, qd: Coords, tau: Coords) -> Coords:
     """q̈ (n,) [rad/s²] under applied generalised forces ``tau`` (n,) plus the body's passive torque."""
     mass, dl_dq, cross = _terms(body, q, qd)
     rhs = tau + body.passive_torque(q, qd) + dl_dq - cross @ qd
     return jnp.linalg.solve(mass, rhs)
 
 
-def inverse_dynamics(body: BodyModel, q: Array, qd: Array, qdd: Array) -> Array:
+def inverse_dynamics(body: BodyModel, q: Coords, qd: Coords, qdd: Coords) -> Coords:
     """Applied generalised force (n,) [N m] needed for ``qdd``: M q̈ + h − τ_passive."""
     mass, dl_dq, cross = _terms(body, q, qd)
     return mass @ qdd + cross @ qd - dl_dq - body.passive_torque(q, qd)
 
 
-def quasi_static_torque(body: BodyModel, q: Array, qd: Array) -> Array:
+def quasi_static_torque(body: BodyModel, q: Coords, qd: Coords) -> Coords:
     """Applied force (n,) [N m] that holds ``q`` against gravity and the passive torque at rates
     ``qd``, with no inertial forces: inverse dynamics with M q̈ and the Coriolis/centrifugal
     terms dropped (the no-inertia ablation of the physics term)."""
     return -jax.grad(body.lagrangian, argnums=0)(q, jnp.zeros_like(qd)) - body.passive_torque(q, qd)
 
 
-def muscle_torque(moment_arms_m: Array, forces_n: Array) -> Array:
+def muscle_torque(moment_arms_m: MomentArms, forces_n: MuscleVec) -> Coords:
     """Generalised forces Σ_i r_i(q) F_i = Rᵀ F, (n,) [N m]; R: (M, n) [m], F: (M,) [N]."""
     return moment_arms_m.T @ forces_n
 
 
-def energy(body: BodyModel, q: Array, qd: Array) -> Array:
+def energy(body: BodyModel, q: Coords, qd: Coords) -> Scalar:
     """Total mechanical energy E = q̇ ∂L/∂q̇ − L [J] (the Hamiltonian)."""
     return jnp.dot(qd, jax.grad(body.lagrangian, argnums=1)(q, qd)) - body.lagrangian(q, qd)
 

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from pinnmsk.shapes import Coords, MomentArms, MuscleVec
+
 Array = jax.Array
 
 
@@ -70,15 +72,15 @@ class PolynomialGeometry:
         cols = jnp.arange(self.n_coords)
         return jnp.stack([jnp.prod(table[np.asarray(e), cols]) for e in self.exponents])  # (K,)
 
-    def length(self, q: Array) -> Array:
+    def length(self, q: Coords) -> MuscleVec:
         """Musculotendon lengths (M,) [m] at one configuration ``q`` (n,) [rad]."""
         return self.coefficients_m @ self._features(q)
 
-    def moment_arms(self, q: Array) -> Array:
+    def moment_arms(self, q: Coords) -> MomentArms:
         """Moment arms r = −∂l_mt/∂q, shape (M, n) [m]; positive arm: force drives q positive."""
         return -jax.jacfwd(self.length)(q)
 
-    def length_and_velocity(self, q: Array, qd: Array) -> tuple[Array, Array]:
+    def length_and_velocity(self, q: Coords, qd: Coords) -> tuple[MuscleVec, MuscleVec]:
         """(l_mt (M,) [m], l̇_mt (M,) [m/s]) at ``q``, ``qd`` (n,), by one forward-mode pass."""
         return jax.jvp(self.length, (q,), (qd,))
 

@@ -10,8 +10,10 @@ import jax
 from flax import struct
 
 from pinnmsk import dynamics, muscle, ode
+from pinnmsk.dynamics import BodyModel
 from pinnmsk.geometry import PolynomialGeometry
 from pinnmsk.muscle import MuscleParams
+from pinnmsk.shapes import Coords, MuscleVec
 
 Array = jax.Array
 
@@ -21,7 +23,7 @@ class MskModel:
     """Attributes: ``body`` (a :class:`pinnmsk.dynamics.BodyModel` pytree), ``muscles``
     (:class:`MuscleParams`, (M,) leaves), ``geometry`` (:class:`PolynomialGeometry`)."""
 
-    body: object
+    body: BodyModel
     muscles: MuscleParams
     geometry: PolynomialGeometry
 
@@ -34,14 +36,14 @@ class MskModel:
         return self.geometry.n_coords
 
 
-def muscle_forces(model: MskModel, a: Array, q: Array, qd: Array) -> Array:
+def muscle_forces(model: MskModel, a: MuscleVec, q: Coords, qd: Coords) -> MuscleVec:
     """Hill forces (M,) [N] for activations ``a`` (M,), angles ``q`` (n,) [rad], rates ``qd``."""
     l_mt, ldot = model.geometry.length_and_velocity(q, qd)
     return muscle.hill_force(a, l_mt, ldot, model.muscles)
 
 
-def tendon_residual(model: MskModel, a: Array, q: Array, qd: Array, forces_n: Array,
-                    fdot_nps: Array, tendon: str = "compliant") -> Array:
+def tendon_residual(model: MskModel, a: MuscleVec, q: Coords, qd: Coords, forces_n: MuscleVec,
+                    fdot_nps: MuscleVec, tendon: str = "compliant") -> MuscleVec:
     """Hill consistency of tendon forces ``forces_n`` (M,) [N] (rate ``fdot_nps``) at activations
     ``a``: F − F_fibre [N]. ``"compliant"``: fibre-tendon equilibrium at the fibre state the tendon
     force implies (:func:`pinnmsk.muscle.tendon_equilibrium_residual`); ``"rigid"``: F minus the
@@ -52,13 +54,13 @@ def tendon_residual(model: MskModel, a: Array, q: Array, qd: Array, forces_n: Ar
     return muscle.tendon_equilibrium_residual(forces_n, fdot_nps, a, l_mt, ldot, model.muscles)
 
 
-def joint_torque(model: MskModel, forces_n: Array, q: Array) -> Array:
+def joint_torque(model: MskModel, forces_n: MuscleVec, q: Coords) -> Coords:
     """Generalised muscle forces Rᵀ F (n,) [N m]."""
     return dynamics.muscle_torque(model.geometry.moment_arms(q), forces_n)
 
 
-def dynamics_residual(model: MskModel, q: Array, qd: Array, qdd: Array, forces_n: Array,
-                      tau_ext: Array | None = None, inertial: bool = True) -> Array:
+def dynamics_residual(model: MskModel, q: Coords, qd: Coords, qdd: Coords, forces_n: MuscleVec,
+                      tau_ext: Coords | None = None, inertial: bool = True) -> Coords:
     """Equation-of-motion residual (n,) [N m]: M q̈ + h − τ_passive − Rᵀ F − τ_ext.
 
     ``inertial=False`` drops M q̈ and the velocity-product terms (the no-inertia ablation:
@@ -71,8 +73,8 @@ def dynamics_residual(model: MskModel, q: Array, qd: Array, qdd: Array, forces_n
     return dynamics.inverse_dynamics(model.body, q, qd, qdd) - tau
 
 
-def accelerations(model: MskModel, q: Array, qd: Array, forces_n: Array,
-                  tau_ext: Array | None = None) -> Array:
+def accelerations(model: MskModel, q: Coords, qd: Coords, forces_n: MuscleVec,
+                  tau_ext: Coords | None = None) -> Coords:
     """Forward dynamics q̈ (n,) [rad/s²] under muscle forces (and an optional external torque)."""
     tau = joint_torque(model, forces_n, q)
     if tau_ext is not None:

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from pinnmsk import ode
+from pinnmsk.shapes import MuscleSeries, MuscleVec
 
 Array = jax.Array
 
@@ -118,7 +119,8 @@ class MuscleParams:
 # --------------------------------------------------------------------------- activation
 
 
-def activation_rate(u: Array, a: Array, params: MuscleParams, smoothing: float = 10.0) -> Array:
+def activation_rate(u: MuscleVec, a: MuscleVec, params: MuscleParams, smoothing: float = 10.0
+                    ) -> MuscleVec:
     """ȧ of De Groote et al. 2016's smooth first-order activation dynamics [1/s].
 
     ȧ = [ (f + ½) / (τ_act (½ + 1.5 a)) + (½ + 1.5 a)(½ − f) / τ_deact ] (u − a),
@@ -131,7 +133,7 @@ def activation_rate(u: Array, a: Array, params: MuscleParams, smoothing: float =
     return rate * (u - a)
 
 
-def activation_shape(a: Array, shape_a: Array) -> Array:
+def activation_shape(a: MuscleVec, shape_a: MuscleVec) -> MuscleVec:
     """Nonlinear EMG-to-activation shape (e^{A a} − 1)/(e^{A} − 1), A ∈ (−3, 0); A = 0 → a."""
     small = jnp.abs(shape_a) < 1e-6
     safe = jnp.where(small, -1.0, shape_a)
@@ -149,8 +151,8 @@ def delay(t_s: Array, u: Array, delay_s: Array) -> Array:
                     out_axes=1)(u, d)
 
 
-def integrate_activation(u: Array, dt_s: float, params: MuscleParams, a0: Array | None = None
-                         ) -> Array:
+def integrate_activation(u: MuscleSeries, dt_s: float, params: MuscleParams,
+                         a0: MuscleVec | None = None) -> MuscleSeries:
     """Activations (T, M) from excitations ``u`` (T, M) sampled every ``dt_s``, RK4, ZOH input.
 
     The nonlinear shape is *not* applied here (see :func:`activation_shape`).
@@ -212,7 +214,8 @@ def fibre_force(a: Array, l_norm: Array, v_norm: Array, cos_phi: Array,
     return params.f_max_n * (active + passive_force_length(l_norm)) * cos_phi
 
 
-def hill_force(a: Array, l_mt_m: Array, ldot_mt_mps: Array, params: MuscleParams) -> Array:
+def hill_force(a: MuscleVec, l_mt_m: MuscleVec, ldot_mt_mps: MuscleVec, params: MuscleParams
+               ) -> MuscleVec:
     """Rigid-tendon force F = F_max [a f_L(l̃) f_V(ṽ) + f_PE(l̃)] cos φ  [N], shape (..., M).
 
     Args:
