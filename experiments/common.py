@@ -14,7 +14,7 @@ import tensorboardX
 from absl import flags
 
 from experiments.cli import UsageError, WorkdirError
-from pinnmsk import checkpoint, diagnostics, losses, plots, runner, sharding, train
+from pinnmsk import checkpoint, diagnostics, evaluation, losses, plots, runner, sharding, train
 from pinnmsk.data import dataset, spec
 from pinnmsk.train import TrainConfig
 
@@ -172,10 +172,11 @@ def metrics_block(prep, params, config: TrainConfig, selection: dict,
     "validation" and "test" blocks (pooled, per trial, per subject); "selection" says how
     ``params`` were chosen (on validation data only); "dataset" records the envelope mode and
     the EMG normalisers actually used."""
-    test, per_trial = runner.evaluate(prep, params)
+    test, per_trial = evaluation.evaluate(prep, params)
     data = prep.data
+    truth = {s: dataset.true_scales(data.spec, s) for s in data.subjects}  # model.json, if any
     out = {"test": test, "selection": selection,
-           "identified_params": runner.identified_params(prep, params),
+           "identified_params": evaluation.identified_params(prep, params, truth),
            "config": {**dataclasses.asdict(config), "data_spec": data.spec.path},
            "dataset": {"name": data.spec.name, "envelope": data.spec.emg.envelope
                        if data.spec.emg.input == "raw" else "given (emg.input = envelope)",
@@ -186,7 +187,7 @@ def metrics_block(prep, params, config: TrainConfig, selection: dict,
                        "test_trials": [t.id for t in prep.test_trials],
                        "emg_normalisation": data.normalisation,
                        "geometry": data.geometry_report}}
-    out["test"]["torque_budget"] = runner.torque_budgets(prep, params, per_trial)
+    out["test"]["torque_budget"] = evaluation.torque_budgets(prep, params, per_trial)
     if prep.consts.residual_torque:
         out["residual_torque_coef_nm"] = {
             subj: (np.asarray(params["physio"]["residual_torque"][s])
@@ -194,7 +195,7 @@ def metrics_block(prep, params, config: TrainConfig, selection: dict,
             for s, subj in enumerate(data.subjects)}
         out["residual_torque_basis"] = "per coordinate: [1, q [rad], q^2, qd [rad/s]]"
     if prep.val_trials:
-        out["validation"] = runner.evaluate(prep, params, prep.val_trials)[0]
+        out["validation"] = evaluation.evaluate(prep, params, prep.val_trials)[0]
     if extra:
         out.update(extra)
     return out, per_trial

@@ -17,7 +17,7 @@ import numpy as np
 from absl import flags
 
 from experiments import cli, common
-from pinnmsk import runner
+from pinnmsk import evaluation, runner
 
 FLAGS = flags.FLAGS
 common.define_data_flags()
@@ -67,9 +67,9 @@ def main(argv):
               f"{best.score[k]:.4g}); its test metrics are the ones to report")
         zero = [i for i in ok if lams[i] == 0]
         if zero and lams[k] != 0 and len(prep.val_trials) > 1:
-            per = lambda i: runner.validation_by_trial(
+            per = lambda i: evaluation.validation_by_trial(
                 prep, jax.tree_util.tree_map(lambda x: x[i], best.params))
-            chosen["vs_lambda0"] = runner.paired_vs_baseline(per(k), per(zero[0]))
+            chosen["vs_lambda0"] = evaluation.paired_vs_baseline(per(k), per(zero[0]))
             v = chosen["vs_lambda0"]
             print(f"  vs lambda=0 on the {v['n_trials']} validation trials: mean difference "
                   f"{v['mean_difference']:+.4g} (SE {v['standard_error']:.2g}, t {v['t']:.2f}): "

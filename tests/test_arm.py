@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import diagnostics, dynamics, geometry, msk, runner, train
+from pinnmsk import diagnostics, dynamics, evaluation, geometry, msk, runner, train
 from pinnmsk.data import dataset, opensim, spec, synthetic
 from tests.conftest import ROOT
 
@@ -159,7 +159,7 @@ def test_simulated_arm_closes_its_equation_of_motion_and_trains(simulated_arm):
     assert not diverged
     terms = np.array([h["terms"][0] for h in hist])
     assert np.all(terms[-1, [0, 1, 2]] < terms[0, [0, 1, 2]]), terms
-    pooled, per_trial = runner.evaluate(prep, best.params)
+    pooled, per_trial = evaluation.evaluate(prep, best.params)
     assert per_trial[0]["q_pred"].shape[1] == 2
     no_inertia = dataclasses.replace(cfg, accel="none", epochs=1)
     prep0 = runner.prepare(data, no_inertia)
@@ -172,7 +172,7 @@ def test_true_parameters_read_from_model_json(arm):
     """arm26's model.json lists the simulated muscles as they are (next to the generic
     "nominal_muscles"); the wrist v2 sample lists generic muscles and a scale."""
     s, _, _ = arm
-    truth = runner.true_scales(s, "S2")
+    truth = dataset.true_scales(s, "S2")
     doc = _truth("S2")
     for m, nominal in zip(doc["muscles"], doc["nominal_muscles"]):
         assert truth[m["name"]]["f_max"] == pytest.approx(m["max_isometric_force"])

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import checkpoint, emg, losses, models, runner, train
+from pinnmsk import checkpoint, emg, evaluation, losses, models, runner, train
 from pinnmsk.data import dataset, spec, synthetic
 from pinnmsk.streaming import Streamer
 from tests.conftest import ROOT
@@ -209,7 +209,7 @@ def test_predict_equals_evaluate_on_a_test_trial(data):
 
     prep = runner.prepare(data, CFG)
     state = runner.new_state(prep, train.make_optimizer(CFG, 1), 0)
-    _, per_trial = runner.evaluate(prep, state.params)
+    _, per_trial = evaluation.evaluate(prep, state.params)
     spec_ = data.spec
     trial = next(t for t in spec_.trials if t.id == per_trial[0]["id"])
     raw = opensim.read_table(spec_.resolve(trial.emg)).select(
@@ -378,10 +378,10 @@ def test_baselines_train(data, kind, accel):
 
 def test_paired_comparison_with_lambda0():
     base = np.array([0.10, 0.20, 0.15, 0.30])
-    better = runner.paired_vs_baseline(base - np.array([0.02, 0.021, 0.019, 0.02]), base)
+    better = evaluation.paired_vs_baseline(base - np.array([0.02, 0.021, 0.019, 0.02]), base)
     assert better["better_beyond_noise"] and better["mean_difference"] == pytest.approx(-0.02)
     assert better["standard_error"] == pytest.approx(np.std([0.02, 0.021, 0.019, 0.02], ddof=1) / 2)
-    noisy = runner.paired_vs_baseline(base + np.array([-0.05, 0.04, -0.03, 0.03]), base)
+    noisy = evaluation.paired_vs_baseline(base + np.array([-0.05, 0.04, -0.03, 0.03]), base)
     assert not noisy["better_beyond_noise"] and abs(noisy["t"]) < 2
 
 

@@ -7,6 +7,8 @@ Everything here runs once on the host (NumPy); the arrays it returns feed jitted
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import sys
 import time as _time
 
@@ -708,3 +710,29 @@ def make_windows(trials, window: int, history: int, stride: int = 1,
                         "shorter windows.length_s")
     cat = lambda xs: np.concatenate(xs, axis=0)
     return Windows(cat(emg_w), cat(q_w), cat(f_w), cat(has_f), cat(subj), cat(tri), cat(ends))
+
+
+def true_scales(spec, subject: str) -> dict | None:
+    """A simulated subject's true muscle parameters {muscle: {f_max, l_opt, l_ts}} in SI units,
+    when the dataset ships its simulation truth (``model.json``, for tests and diagnostics only):
+    ``<root>/<subject>/model.json`` (OpenSim samples: "muscles" × "scale", or "muscles" as they
+    are where the file also lists the generic "nominal_muscles", as arm26's does) or
+    ``<root>/model.json`` (``experiments.simulate``: nominal spec values × per-subject scales)."""
+    own = os.path.join(spec.root, subject, "model.json")
+    try:
+        if os.path.exists(own):
+            with open(own) as f:
+                doc = json.load(f)
+            sc = {"fmax": 1.0, "lopt": 1.0, "lts": 1.0} if "nominal_muscles" in doc \
+                else doc["scale"]
+            return {m["name"]: {"f_max": m["max_isometric_force"] * sc["fmax"],
+                                "l_opt": m["optimal_fiber_length"] * sc["lopt"],
+                                "l_ts": m["tendon_slack_length"] * sc["lts"]}
+                    for m in doc["muscles"]}
+        with open(os.path.join(spec.root, "model.json")) as f:
+            doc = json.load(f)
+        sc = doc["subjects"][subject]["scales"]
+        return {m.name: {"f_max": m.f_max_n * sc["f_max"][i], "l_opt": m.l_opt_m * sc["l_opt"][i],
+                         "l_ts": m.l_ts_m * sc["l_ts"][i]} for i, m in enumerate(spec.muscles)}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError, IndexError):
+        return None
