@@ -292,3 +292,14 @@ def restore_run(prep, config: TrainConfig):
     if epoch == 0:
         raise UsageError(f"{FLAGS.workdir}/checkpoints: no checkpoint; train first")
     return epoch, state, history, best
+
+
+def write_run_outputs(prep, config: TrainConfig, best, extra: dict, history: list) -> dict:
+    """The evaluation of ``best`` into --workdir: metrics.json (with ``extra``), the inference
+    record predict reads, and the plots; returns the metrics block."""
+    block, per_trial = metrics_block(prep, best.params, config, selection_record(best), extra)
+    runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
+    runner.write_json(os.path.join(FLAGS.workdir, runner.INFERENCE_RECORD),
+                      runner.inference_record(prep, config))
+    write_plots(FLAGS.workdir, prep, per_trial, history)
+    return block

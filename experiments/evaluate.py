@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 from absl import flags
@@ -25,13 +24,7 @@ def main(argv):
     data = common.load_data(FLAGS.data_spec)
     prep = runner.prepare(data, config)
     epoch, _, history, best = common.restore_run(prep, config)
-    block, per_trial = common.metrics_block(prep, best.params, config,
-                                            common.selection_record(best),
-                                            {"checkpoint_epoch": epoch})
-    runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
-    runner.write_json(os.path.join(FLAGS.workdir, runner.INFERENCE_RECORD),
-                      runner.inference_record(prep, config))
-    common.write_plots(FLAGS.workdir, prep, per_trial, history)
+    block = common.write_run_outputs(prep, config, best, {"checkpoint_epoch": epoch}, history)
     print(f"checkpoint of epoch {epoch}, selected epoch {int(best.epoch[0])}; test metrics:\n"
           f"{common.summary(block['test'])}")
 

@@ -39,14 +39,8 @@ def main(argv):
           f"{len(prep.train)} windows for {config.epochs} epochs", file=sys.stderr, flush=True)
     weights = runner.weights_for(config, config.physics_weight)[0]
     _, history, _, best = common.fit_or_exit(prep, config, weights, config.physics_weight)
-    block, per_trial = common.metrics_block(prep, best.params, config,
-                                            common.selection_record(best),
-                                            {"model_sanity": sanity})
-    runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
-    runner.write_json(os.path.join(FLAGS.workdir, runner.INFERENCE_RECORD),
-                      runner.inference_record(prep, config))
+    block = common.write_run_outputs(prep, config, best, {"model_sanity": sanity}, history)
     runner.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
-    common.write_plots(FLAGS.workdir, prep, per_trial, history)
     print(f"selected epoch {int(best.epoch[0])} by {block['selection']['by']}")
     print(f"test metrics ({', '.join(t.id for t in prep.test_trials)}):\n"
           f"{common.summary(block['test'])}\nwrote {FLAGS.workdir}/metrics.json")

@@ -88,11 +88,7 @@ def _parse_table(path: str, text_lines, delimiter, header: dict, in_degrees: boo
 
 def read_opensim(path: str) -> Table:
     """Read an OpenSim .mot/.sto file (header up to ``endheader``, then a TSV table)."""
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: file not found; fix the path in the data spec "
-                        "(relative paths resolve against the spec's folder)")
-    with open(path, "r", encoding="utf-8", errors="replace") as f:
-        lines = f.readlines()
+    lines = _read_lines(path)
     header, end = {}, None
     for i, ln in enumerate(lines):
         s = ln.strip()
@@ -111,12 +107,16 @@ def read_opensim(path: str) -> Table:
 
 def read_csv(path: str) -> Table:
     """Read a CSV whose first row names the columns and whose first column is time [s]."""
+    return _parse_table(path, _read_lines(path), ",", {}, False)
+
+
+def _read_lines(path: str) -> list:
+    """The text file's lines; a DataError naming the file if it is not there."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: file not found; fix the path in the data spec "
                         "(relative paths resolve against the spec's folder)")
     with open(path, "r", encoding="utf-8", errors="replace") as f:
-        lines = f.readlines()
-    return _parse_table(path, lines, ",", {}, False)
+        return f.readlines()
 
 
 def read_npz(path: str, time_key: str = "time") -> Table:
