@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = os.path.join(ROOT, "data_specs", "synthetic_wrist.toml")
 
 
-def _step_program(prep, cfg, weights, layout=None):
+def _step_program(prep, cfg, weights, layout="vmap"):
     """(jitted gather + train step, initial state, device data) as ``runner.fit`` builds them;
     ``layout``: the sweep layout (default "vmap")."""
     tx = train.make_optimizer(cfg, 100)
@@ -70,7 +70,7 @@ def _step_times(prep, cfg, programs, n_steps: int, block: int = 5) -> list[float
     return [float(np.median(t)) for t in times]
 
 
-def _step_time(prep, cfg, weights, n_steps: int, layout=None) -> float:
+def _step_time(prep, cfg, weights, n_steps: int, layout="vmap") -> float:
     """Median wall time [s] of one jitted train step over ``n_steps`` calls."""
     return _step_times(prep, cfg, [(weights, layout)], n_steps)[0]
 
@@ -102,7 +102,8 @@ def _flag(argv, name: str, default: str) -> str:
 
 def main(argv):
     """Sections: ``steps``, ``sweep``, ``inference`` (all unless some are named). Flags:
-    ``--quick``; ``--models=cnn,mlp,gru`` the step section's encoders; ``--ks=1,2,4`` the sweep sizes (default 1..16 on a CPU, 1..64 elsewhere);
+    ``--quick``; ``--models=cnn,mlp,gru`` the step section's encoders; ``--ks=1,2,4`` the
+    sweep sizes (default 1..16 on a CPU, 1..64 elsewhere);
     ``--out=PATH`` the JSON (default benchmarks/results_training[_<platform>].json)."""
     quick = "--quick" in argv
     wanted = {a for a in argv if not a.startswith("--")} or {"steps", "sweep", "inference"}
@@ -140,7 +141,7 @@ def main(argv):
 
     # 2. one K-model sweep program vs K sequential runs, in each sweep layout
     rows = []
-    one = (runner.weights_for(cfg, 1.0)[0], None)
+    one = (runner.weights_for(cfg, 1.0)[0], "vmap")
     t1s = []
     for k in ks if "sweep" in wanted else ():
         layouts = [lay for lay in train.SWEEP_LAYOUTS  # K encoder copies: compile time

@@ -117,11 +117,12 @@ def config_module():
     return module
 
 
-def config_from_flags(physics_weight: float | None = None) -> TrainConfig:
+def config_from_flags(physics_weight: float | None = None, module=None) -> TrainConfig:
     """The run's :class:`TrainConfig`: --config's (or the defaults) with every flag given on
     the command line applied over it, and ``physics_weight`` where given; an invalid value is a
-    usage error naming the flag."""
-    module = config_module()
+    usage error naming the flag. ``module``: --config's module when the caller has loaded it
+    (:func:`config_module`), so the file runs once."""
+    module = module or config_module()
     base = module.config if module is not None else TrainConfig()
     if physics_weight is not None and physics_weight < 0:
         raise UsageError("physics weights must be >= 0")

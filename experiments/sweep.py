@@ -34,7 +34,7 @@ def main(argv):
         lams = common.as_float_list(",".join(map(str, module.PHYSICS_WEIGHTS)), "config")
     else:
         lams = common.as_float_list(FLAGS.physics_weights, "physics_weights")
-    config = common.config_from_flags(float(lams[0]))
+    config = common.config_from_flags(float(lams[0]), module)
     lock = common.claim_workdir(FLAGS.workdir)  # noqa: F841 (held until the process ends)
     runner.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)

@@ -73,10 +73,10 @@ class Checkpoints:
             return 0, template, [], None
         path = os.path.join(self.dir, str(step))
         meta = self._mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-        stored = meta.get("signature")
-        if stored is not None and stored != signature(template.params):
+        stored, model = meta.get("signature"), signature(template.params)
+        if stored is not None and stored != model:
             raise ConfigMismatch(f"{path}: the checkpoint's parameters do not fit this model "
-                                 f"({_first_difference(stored, signature(template.params))}; it "
+                                 f"({_first_difference(stored, model)}; it "
                                  "was written by another pinnmsk version or model); use a new "
                                  "--workdir or delete the old one")
         try:

@@ -212,14 +212,13 @@ def _device_data(w: ds_lib.Windows) -> Batch:
 
 
 def make_train_step(prep: Prepared, tx, use_physics: bool, sweep: bool,
-                    layout: str | None = None):
+                    layout: str = "vmap"):
     """The pure train step for ``prep``'s model; for a sweep, the K-model step of
     ``layout`` (:data:`pinnmsk.train.SWEEP_LAYOUTS`, default "vmap"), whose "vmap" layout uses
     the model form that vmaps well (:func:`pinnmsk.models.for_sweep`: same parameters and
     function)."""
     if not sweep:
         return train.make_train_step(prep.net, tx, prep.data.models, prep.consts, use_physics)
-    layout = layout or "vmap"
     net = models.for_sweep(prep.net) if layout == "vmap" else prep.net
     return train.make_sweep_step(net, tx, prep.data.models, prep.consts, use_physics, layout)
 
@@ -246,7 +245,7 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
         stop_after_epochs: int | None = None, mesh=None,
         on_epoch: Callable[[dict], None] | None = None, sweep_layout: str = "vmap"):
-    """Train one model (``weights`` (5,)) or a vmapped sweep (``weights`` (K, 5)).
+    """Train one model (``weights`` (7,)) or a sweep of K models (``weights`` (K, 7)).
 
     Resumes from ``workdir``'s newest checkpoint if there is one. Returns (state, history);
     history is a list of per-epoch dicts. ``stop_after_epochs`` ends early (for tests of resume).
