@@ -32,7 +32,7 @@ import numpy as np
 
 from benchmarks.common import device_name, print_table
 from benchmarks.training import ROOT, SPEC, _flag, _step_program
-from pinnmsk import losses, muscle, runner, train
+from pinnmsk import losses, muscle, prepare, train
 from pinnmsk.data import dataset, spec
 
 try:
@@ -314,15 +314,15 @@ def main(argv):
     torch.set_num_threads(os.cpu_count() or 1)
     data = dataset.load_dataset(spec.load_spec(SPEC))
     cfg = train.TrainConfig(batch_size=256)
-    prep = runner.prepare(data, cfg)
+    prep = prepare.prepare(data, cfg)
     bs = cfg.batch_size
     rng = np.random.default_rng(0)
-    w_pi, w_data = runner.weights_for(cfg, 1.0)[0], runner.weights_for(cfg, 0.0)[0]
+    w_pi, w_data = prepare.weights_for(cfg, 1.0)[0], prepare.weights_for(cfg, 0.0)[0]
     tr = prep.train
     idx = rng.permutation(len(tr))[:bs * 8].reshape(8, bs)
     batches = [(tr.emg[i], tr.q[i], tr.forces[i], tr.has_forces[i].astype(np.float32),
                 tr.subject[i].astype(np.int64)) for i in idx]
-    state0 = runner.new_state(prep, train.make_optimizer(cfg, 100), 0)
+    state0 = prepare.new_state(prep, train.make_optimizer(cfg, 100), 0)
     err = fidelity(prep, cfg, state0, batches[0], w_pi)
     print(f"fidelity: largest relative difference of the 7 loss terms = {err:.2e}")
     if err > 1e-5:

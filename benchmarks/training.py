@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import device_name, print_table
-from pinnmsk import emg, losses, runner, train
+from pinnmsk import emg, losses, prepare, runner, train
 from pinnmsk.data import dataset, opensim, spec
 from pinnmsk.streaming import Streamer
 
@@ -32,8 +32,8 @@ def _step_program(prep, cfg, weights, layout="vmap"):
     tx = train.make_optimizer(cfg, 100)
     use_physics = losses.uses_physics(weights)
     sweep = weights.ndim == 2
-    step = runner.make_train_step(prep, tx, use_physics, sweep, layout)
-    init = lambda: runner.new_state(prep, tx, 0)
+    step = prepare.make_train_step(prep, tx, use_physics, sweep, layout)
+    init = lambda: prepare.new_state(prep, tx, 0)
     state = train.stack_states([init()] * len(weights)) if sweep else init()
     return runner.make_step_fn(step), state, runner._device_data(prep.train)
 
@@ -114,7 +114,7 @@ def main(argv):
     ks = [k for k in ks if k <= 4] if quick else ks
     data = dataset.load_dataset(spec.load_spec(SPEC))
     cfg = train.TrainConfig(batch_size=256)
-    prep = runner.prepare(data, cfg)
+    prep = prepare.prepare(data, cfg)
     out_path = _flag(argv, "out", os.path.join(
         ROOT, "benchmarks", "results_training" + ("" if platform == "cpu" else f"_{platform}")
         + ".json"))
@@ -124,11 +124,11 @@ def main(argv):
     # 1. PI step vs data-only step, CNN and baselines
     rows = []
     for model in _flag(argv, "models", "cnn,mlp,gru").split(",") if "steps" in wanted else ():
-        p = runner.prepare(data, train.TrainConfig(model=model))
-        t_data = _step_time(p, cfg, runner.weights_for(cfg, 0.0)[0], n_steps)
-        t_pi = _step_time(p, cfg, runner.weights_for(cfg, 1.0)[0], n_steps)
-        t_fd = _step_time(runner.prepare(data, train.TrainConfig(model=model, accel="fd")), cfg,
-                          runner.weights_for(cfg, 1.0)[0], n_steps)
+        p = prepare.prepare(data, train.TrainConfig(model=model))
+        t_data = _step_time(p, cfg, prepare.weights_for(cfg, 0.0)[0], n_steps)
+        t_pi = _step_time(p, cfg, prepare.weights_for(cfg, 1.0)[0], n_steps)
+        t_fd = _step_time(prepare.prepare(data, train.TrainConfig(model=model, accel="fd")), cfg,
+                          prepare.weights_for(cfg, 1.0)[0], n_steps)
         rows.append({"model": model, "data-only windows/s": f"{cfg.batch_size / t_data:,.0f}",
                      "PI (autodiff) windows/s": f"{cfg.batch_size / t_pi:,.0f}",
                      "PI (finite diff) windows/s": f"{cfg.batch_size / t_fd:,.0f}",
@@ -141,13 +141,13 @@ def main(argv):
 
     # 2. one K-model sweep program vs K sequential runs, in each sweep layout
     rows = []
-    one = (runner.weights_for(cfg, 1.0)[0], "vmap")
+    one = (prepare.weights_for(cfg, 1.0)[0], "vmap")
     t1s = []
     for k in ks if "sweep" in wanted else ():
         layouts = [lay for lay in train.SWEEP_LAYOUTS  # K encoder copies: compile time
                    if not (lay == "unrolled_encoder" and k > 16)]
         t1, *tks = _step_times(prep, cfg, [one] + [
-            (runner.weights_for(cfg, np.linspace(1, 10, k)), lay) for lay in layouts], n_steps)
+            (prepare.weights_for(cfg, np.linspace(1, 10, k)), lay) for lay in layouts], n_steps)
         t1s.append(t1)
         row = {"K": k, "K sequential steps ms": f"{k * t1 * 1e3:.1f}"}
         for layout in train.SWEEP_LAYOUTS:
@@ -159,7 +159,7 @@ def main(argv):
         print_table("sweep: one K-model program vs K sequential runs (per step, by layout)", rows)
         results["sweep"] = rows
         t1 = float(np.median(t1s))
-        gflop, peak = _step_gflop(prep, cfg, runner.weights_for(cfg, 1.0)[0]), _matmul_gflops()
+        gflop, peak = _step_gflop(prep, cfg, prepare.weights_for(cfg, 1.0)[0]), _matmul_gflops()
         bound = peak * t1 / gflop  # K·t1 / (K·gflop / peak): a sweep that ran at matmul peak
         print(f"one PI step: {gflop:.2f} GFLOP in {t1 * 1e3:.1f} ms = {gflop / t1:.0f} GFLOP/s; "
               f"float32 matmul peak {peak:.0f} GFLOP/s, so no sweep can beat {bound:.1f}x here\n")
@@ -171,7 +171,7 @@ def main(argv):
 
     # 3. inference latency at batch 1 and 4. streaming throughput
     tx = train.make_optimizer(cfg, 1)
-    st = runner.new_state(prep, tx, 0)
+    st = prepare.new_state(prep, tx, 0)
     predict = train.make_predict(prep.net)
     x = jnp.asarray(prep.train.emg[:1])
     jax.block_until_ready(predict(st.params["net"], x))

@@ -14,7 +14,8 @@ import tensorboardX
 from absl import flags
 
 from experiments.cli import UsageError, WorkdirError
-from pinnmsk import checkpoint, diagnostics, evaluation, losses, plots, runner, sharding, train
+from pinnmsk import (checkpoint, diagnostics, evaluation, losses, plots, prepare, records,
+                     runner, sharding, train)
 from pinnmsk.data import dataset, spec
 from pinnmsk.train import TrainConfig
 
@@ -149,7 +150,7 @@ def report_sanity(prep) -> dict:
 
 
 def load_config(workdir: str) -> tuple[TrainConfig, dict]:
-    rec = runner.read_run_record(workdir)
+    rec = records.read_run_record(workdir)
     if rec is None:
         raise UsageError(f"{os.path.join(workdir, 'config.json')}: not found; train first with "
                          f"python -m experiments.train --workdir={workdir}")
@@ -288,7 +289,7 @@ def fit_or_exit(prep, config: TrainConfig, weights, physics_weights):
 def restore_run(prep, config: TrainConfig):
     """(epoch, state, history, best) of --workdir's newest checkpoint; a usage error if none."""
     tx = train.make_optimizer(config, 1)  # the optimiser state's structure only
-    template = jax.eval_shape(lambda: runner.new_state(prep, tx, config.seed))  # shapes only
+    template = jax.eval_shape(lambda: prepare.new_state(prep, tx, config.seed))  # shapes only
     epoch, state, history, best = checkpoint.restore_latest(FLAGS.workdir, template)
     if epoch == 0:
         raise UsageError(f"{FLAGS.workdir}/checkpoints: no checkpoint; train first")
@@ -299,8 +300,9 @@ def write_run_outputs(prep, config: TrainConfig, best, extra: dict, history: lis
     """The evaluation of ``best`` into --workdir: metrics.json (with ``extra``), the inference
     record predict reads, and the plots; returns the metrics block."""
     block, per_trial = metrics_block(prep, best.params, config, selection_record(best), extra)
-    runner.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
-    runner.write_json(os.path.join(FLAGS.workdir, runner.INFERENCE_RECORD),
-                      runner.inference_record(prep, config))
+    records.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
+    sha = records.spec_fingerprint(prep.data.spec.path)
+    records.write_json(os.path.join(FLAGS.workdir, records.INFERENCE_RECORD),
+                       prepare.inference_record(prep, config, sha))
     write_plots(FLAGS.workdir, prep, per_trial, history)
     return block

@@ -26,7 +26,7 @@ import numpy as np
 from absl import flags
 
 from experiments import cli, common
-from pinnmsk import diagnostics, runner, train
+from pinnmsk import diagnostics, records, train
 from pinnmsk.data import opensim
 
 FLAGS = flags.FLAGS
@@ -170,7 +170,7 @@ def main(argv):
     for t in ("rigid", "compliant"):
         print(diagnostics.sanity_table(rows["model_sanity"][t]))
     if FLAGS.out:
-        runner.write_json(FLAGS.out, rows)
+        records.write_json(FLAGS.out, rows)
 
 
 ROWS = (("angle_from_emg", "angle from EMG"),

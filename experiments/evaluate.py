@@ -9,7 +9,7 @@ import numpy as np
 from absl import flags
 
 from experiments import cli, common
-from pinnmsk import runner
+from pinnmsk import prepare
 
 FLAGS = flags.FLAGS
 common.define_data_flags()
@@ -21,7 +21,7 @@ def main(argv):
     if np.asarray(record.get("weights")).ndim == 2:
         raise cli.UsageError(f"{FLAGS.workdir} holds a sweep; its metrics are in sweep.json")
     data = common.load_data(FLAGS.data_spec)
-    prep = runner.prepare(data, config)
+    prep = prepare.prepare(data, config)
     epoch, _, history, best = common.restore_run(prep, config)
     block = common.write_run_outputs(prep, config, best, {"checkpoint_epoch": epoch}, history)
     print(f"checkpoint of epoch {epoch}, selected epoch {int(best.epoch[0])}; test metrics:\n"

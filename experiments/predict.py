@@ -22,7 +22,7 @@ import numpy as np
 from absl import flags
 
 from experiments import cli, common
-from pinnmsk import emg, runner
+from pinnmsk import emg, prepare, records
 from pinnmsk.data import dataset, opensim
 from pinnmsk.data import spec as ds_spec
 from pinnmsk.streaming import Streamer
@@ -40,22 +40,22 @@ def _source(spec_path: str):
     """(spec, subjects, normaliser (S, M), rest (S, M), restore) for streaming: from the run's
     inference record when it matches the spec (no training data read), else by reloading the
     dataset as training did (runs written before the record existed)."""
-    path = os.path.join(FLAGS.workdir, runner.INFERENCE_RECORD)
+    path = os.path.join(FLAGS.workdir, records.INFERENCE_RECORD)
     spec = ds_spec.load_spec(spec_path, require_root=not os.path.exists(path))
     if os.path.exists(path):
         with open(path) as f:
             rec = json.load(f)
-        if rec.get("data_spec_sha256") != runner.spec_fingerprint(spec.path):
+        if rec.get("data_spec_sha256") != records.spec_fingerprint(spec.path):
             raise cli.UsageError(f"{spec.path}: not the spec {FLAGS.workdir} was trained with "
                                  f"(its contents differ from the run's record {path}); pass "
                                  "the run's own --data_spec")
-        restore = lambda config: runner.restore_from_record(FLAGS.workdir, rec, spec, config)
+        restore = lambda config: records.restore_from_record(FLAGS.workdir, rec, spec, config)
         return (spec, tuple(rec["subjects"]), np.asarray(rec["normaliser_v"]),
                 np.asarray(rec["rest_v"]), restore)
     data = common.load_data(spec_path)
 
     def restore(config):
-        prep = runner.prepare(data, config)
+        prep = prepare.prepare(data, config)
         _, _, _, best = common.restore_run(prep, config)
         return prep.net, best.params
 

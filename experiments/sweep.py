@@ -17,7 +17,7 @@ import numpy as np
 from absl import flags
 
 from experiments import cli, common
-from pinnmsk import evaluation, runner
+from pinnmsk import evaluation, prepare, records
 
 FLAGS = flags.FLAGS
 common.define_data_flags()
@@ -36,11 +36,11 @@ def main(argv):
         lams = common.as_float_list(FLAGS.physics_weights, "physics_weights")
     config = common.config_from_flags(float(lams[0]), module)
     lock = common.claim_workdir(FLAGS.workdir)  # noqa: F841 (held until the process ends)
-    runner.check_resumable(FLAGS.workdir, FLAGS.data_spec)
+    records.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)
-    prep = runner.prepare(data, config)
+    prep = prepare.prepare(data, config)
     sanity = common.report_sanity(prep)
-    weights = runner.weights_for(config, lams)
+    weights = prepare.weights_for(config, lams)
     print(f"sweep of {len(lams)} models (lambda = {', '.join(map(str, lams))}) on "
           f"{len(prep.train)} windows, {config.epochs} epochs", file=sys.stderr, flush=True)
     _, history, diverged, best = common.fit_or_exit(prep, config, weights, lams)
@@ -74,10 +74,10 @@ def main(argv):
             print(f"  vs lambda=0 on the {v['n_trials']} validation trials: mean difference "
                   f"{v['mean_difference']:+.4g} (SE {v['standard_error']:.2g}, t {v['t']:.2f}): "
                   f"{'better beyond' if v['better_beyond_noise'] else 'within'} noise")
-    runner.write_json(os.path.join(FLAGS.workdir, "sweep.json"),
+    records.write_json(os.path.join(FLAGS.workdir, "sweep.json"),
                       {"results": results, "chosen_on_validation": chosen,
                        "model_sanity": sanity})
-    runner.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
+    records.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
     print(f"wrote {FLAGS.workdir}/sweep.json")
 
 

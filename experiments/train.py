@@ -15,7 +15,7 @@ import sys
 from absl import flags
 
 from experiments import cli, common
-from pinnmsk import runner
+from pinnmsk import prepare, records
 from pinnmsk.train import TrainConfig
 
 FLAGS = flags.FLAGS
@@ -30,17 +30,17 @@ def main(argv):
     config = common.config_from_flags(
         FLAGS.physics_weight if FLAGS["physics_weight"].present or not FLAGS.config else None)
     lock = common.claim_workdir(FLAGS.workdir)  # noqa: F841 (held until the process ends)
-    runner.check_resumable(FLAGS.workdir, FLAGS.data_spec)
+    records.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)
-    prep = runner.prepare(data, config)
+    prep = prepare.prepare(data, config)
     sanity = common.report_sanity(prep)
     print(f"training {config.model} (lambda={config.physics_weight}, force labels "
           f"{'on' if config.force_labels else 'off'}, {prep.n_labelled} labelled windows) on "
           f"{len(prep.train)} windows for {config.epochs} epochs", file=sys.stderr, flush=True)
-    weights = runner.weights_for(config, config.physics_weight)[0]
+    weights = prepare.weights_for(config, config.physics_weight)[0]
     _, history, _, best = common.fit_or_exit(prep, config, weights, config.physics_weight)
     block = common.write_run_outputs(prep, config, best, {"model_sanity": sanity}, history)
-    runner.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
+    records.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
     print(f"selected epoch {int(best.epoch[0])} by {block['selection']['by']}")
     print(f"test metrics ({', '.join(t.id for t in prep.test_trials)}):\n"
           f"{common.summary(block['test'])}\nwrote {FLAGS.workdir}/metrics.json")

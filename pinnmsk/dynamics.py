@@ -163,19 +163,22 @@ class TwoLinkArm:
     linear spring about ``q_rest_rad`` [rad, model coordinates].
     """
 
+    # segments: upper arm, then forearm + hand (Winter's anthropometry)
     m1_kg: Array = 2.0
     m2_kg: Array = 1.6
+    i1_kgm2: Array = 0.02
+    i2_kgm2: Array = 0.011
+    # where the segments' lengths and centres of mass lie
     l1_m: Array = 0.30
     lc1_m: Array = 0.15
     lc2_m: Array = 0.16
-    i1_kgm2: Array = 0.02
-    i2_kgm2: Array = 0.011
-    gravity_mps2: Array = 9.81
-    damping_nms: Array = 0.0
-    q_offset_rad: Array = 0.0
     com1_offset_rad: Array = 0.0
-    stiffness_nm: Array = 0.0
-    q_rest_rad: Array = 0.0
+    gravity_mps2: Array = 9.81
+    # joints: one value shared by both, or (2,) per joint, in the model's coordinates
+    q_offset_rad: Array | float = 0.0
+    damping_nms: Array | float = 0.0
+    stiffness_nm: Array | float = 0.0
+    q_rest_rad: Array | float = 0.0
 
     def com_positions(self, q: Array) -> tuple[Array, Array]:
         """Centres of mass of link 1 and link 2, each (2,) [m], at model coordinates ``q``."""

@@ -14,8 +14,8 @@ import numpy as np
 from pinnmsk import diagnostics, losses, train
 from pinnmsk.data import dataset as ds_lib
 
-if TYPE_CHECKING:  # runner builds Prepared and imports this module
-    from pinnmsk.runner import Prepared
+if TYPE_CHECKING:  # prepare builds Prepared; runner imports this module
+    from pinnmsk.prepare import Prepared
 
 
 def validation_scorer(prep: Prepared, sweep: bool, batch: int = 1024):

@@ -18,8 +18,11 @@ import numpy as np
 from flax import struct
 
 from pinnmsk import msk, muscle
-from pinnmsk.models import kinematics, kinematics_fd
+from pinnmsk.models import Decoder, kinematics, kinematics_fd
 from pinnmsk.msk import MskModel
+from pinnmsk.shapes import (Activation, CoordHistory, Coords, EmgBatch, EmgWindow, ForceHistory,
+                            Latent, LatentBatch, MuscleVec, PerWindow, Scalar, Subjects,
+                            TermVector)
 
 Array = jax.Array
 
@@ -95,11 +98,11 @@ class Batch(NamedTuple):
     """A batch of windows (B leading). emg (B, W, M); q (B, H, n) [rad]; forces (B, H, M) [N]
     (zeros where unlabelled); has_forces (B,) 1.0/0.0; subject (B,) int."""
 
-    emg: Array
-    q: Array
-    forces: Array
-    has_forces: Array
-    subject: Array
+    emg: EmgBatch
+    q: CoordHistory
+    forces: ForceHistory
+    has_forces: PerWindow
+    subject: Subjects
 
 
 @struct.dataclass
@@ -177,8 +180,8 @@ def subject_model(base: MskModel, scales: dict, s: Array) -> MskModel:
     return m.replace(muscles=m.muscles.replace(shape_a=scales["shape_a"][s]))
 
 
-def window_activation(window: Array, gain: Array, delay_s: Array, params: muscle.MuscleParams,
-                      rate_hz: float) -> Array:
+def window_activation(window: EmgWindow, gain: MuscleVec, delay_s: MuscleVec,
+                      params: muscle.MuscleParams, rate_hz: float) -> Activation:
     """Activation (K, M) over the last K samples of an excitation window (W, M).
 
     Excitation is ``gain`` · the window, delayed by ``delay_s`` (M,) [s] (linear interpolation,
@@ -193,9 +196,10 @@ def window_activation(window: Array, gain: Array, delay_s: Array, params: muscle
     return muscle.integrate_activation(u, 1.0 / rate_hz, params)
 
 
-def physics_residuals(decode: Callable, model: MskModel, nominal_f_max: Array, activation: Array,
-                      consts: LossConstants, tau: Array, residual_coef: Array | None = None
-                      ) -> tuple[Array, Array, Array, Array]:
+def physics_residuals(decode: Decoder, model: MskModel, nominal_f_max: MuscleVec,
+                      activation: Activation, consts: LossConstants, tau: Scalar,
+                      residual_coef: Array | None = None
+                      ) -> tuple[Coords, MuscleVec, MuscleVec, Coords]:
     """Physics residuals at one time τ ≤ 0 of the head ``decode(τ) -> (q, F)``.
 
     Returns (dynamics (n,) / tau_scale, Hill (M,) / sigma_f, effort (M,) = F / F_max nominal,
@@ -219,7 +223,7 @@ def physics_residuals(decode: Callable, model: MskModel, nominal_f_max: Array, a
     return res, hill, f / nominal_f_max, tau_res / consts.tau_scale
 
 
-def _excitation_at(window: Array, tau: Array, rate_hz: float) -> Array:
+def _excitation_at(window: Activation, tau: Scalar, rate_hz: float) -> MuscleVec:
     """Excitation (M,) at time τ ≤ 0 by linear interpolation of the window (W, M)."""
     w = window.shape[0]
     pos = jnp.clip((w - 1) + tau * rate_hz, 0.0, w - 1.0)
@@ -228,9 +232,10 @@ def _excitation_at(window: Array, tau: Array, rate_hz: float) -> Array:
     return (1 - frac) * window[i0] + frac * window[i0 + 1]
 
 
-def example_losses(z: Array, decode: Callable, base: MskModel, physio_raw: dict,
-                   consts: LossConstants, window: Array, q_hist: Array, f_hist: Array,
-                   has_f: Array, subject: Array, key: Array, use_physics: bool) -> LossTerms:
+def example_losses(z: Latent, decode: Callable[[Latent, Scalar], tuple[Coords, MuscleVec]],
+                   base: MskModel, physio_raw: dict, consts: LossConstants, window: EmgWindow,
+                   q_hist: CoordHistory, f_hist: ForceHistory, has_f: Scalar, subject: Subjects,
+                   key: Array, use_physics: bool) -> LossTerms:
     """The unweighted per-window loss terms (the prior, which does not depend on the window,
     is 0 here; :func:`batch_loss` adds it). ``z``: the window's latent (the encoder's output
     for ``window``)."""
@@ -256,18 +261,22 @@ def example_losses(z: Array, decode: Callable, base: MskModel, physio_raw: dict,
                      jnp.mean(tres**2), zero)
 
 
-def batch_loss(encode: Callable, decode: Callable, base: MskModel, physio_raw: dict,
-               consts: LossConstants, batch: Batch, weights: Array, key: Array,
-               use_physics: bool) -> tuple[Array, Array]:
+def batch_loss(encode: Callable[[EmgWindow], Latent],
+               decode: Callable[[Latent, Scalar], tuple[Coords, MuscleVec]], base: MskModel,
+               physio_raw: dict, consts: LossConstants, batch: Batch,
+               weights: TermVector | LossTerms, key: Array, use_physics: bool
+               ) -> tuple[Scalar, TermVector]:
     """Weighted total loss and the mean terms (7,) over a batch (``encode``: window (W, C) →
     latent; ``weights``: (7,) in :class:`LossTerms` order, or a :class:`LossTerms`)."""
     return latent_batch_loss(jax.vmap(encode)(batch.emg), decode, base, physio_raw, consts,
                              batch, weights, key, use_physics)
 
 
-def latent_batch_loss(z: Array, decode: Callable, base: MskModel, physio_raw: dict,
-                      consts: LossConstants, batch: Batch, weights: Array, key: Array,
-                      use_physics: bool) -> tuple[Array, Array]:
+def latent_batch_loss(z: LatentBatch,
+                      decode: Callable[[Latent, Scalar], tuple[Coords, MuscleVec]],
+                      base: MskModel, physio_raw: dict, consts: LossConstants, batch: Batch,
+                      weights: TermVector | LossTerms, key: Array, use_physics: bool
+                      ) -> tuple[Scalar, TermVector]:
     """:func:`batch_loss` given the batch's latents ``z`` (B, latent) instead of the encoder.
 
     The force term is averaged over labelled windows only, so its scale does not depend on the

@@ -17,6 +17,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from pinnmsk.shapes import (Coords, CoordSeries, EmgWindow, ForceSeries, Latent, MuscleVec,
+                            QueryTimes, Scalar)
+
 Array = jax.Array
 
 
@@ -74,7 +77,7 @@ class CNNEncoder(nn.Module):
     deep_impl: str = "lax"
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: EmgWindow) -> Latent:
         h = x
         for i, (f, s) in enumerate(zip(self.features, self.strides)):
             impl = "lax" if i == 0 else self.deep_impl
@@ -91,7 +94,7 @@ class MLPEncoder(nn.Module):
     latent: int = 64
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: EmgWindow) -> Latent:
         h = nn.gelu(nn.Dense(self.hidden)(x.reshape(-1)))
         h = nn.gelu(nn.Dense(self.hidden)(h))
         return nn.Dense(self.latent)(h)
@@ -104,7 +107,7 @@ class GRUEncoder(nn.Module):
     latent: int = 64
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: EmgWindow) -> Latent:
         h = nn.RNN(nn.GRUCell(self.hidden))(x[None])[0]
         return nn.Dense(self.latent)(h[-1])
 
@@ -128,7 +131,7 @@ class ContinuousHead(nn.Module):
     n_freq: int = 4
 
     @nn.compact
-    def __call__(self, z: Array, tau_s: Array) -> tuple[Array, Array]:
+    def __call__(self, z: Latent, tau_s: Scalar) -> tuple[Coords, MuscleVec]:
         s = tau_s / max(self.horizon_s, 1e-3)
         k = jnp.arange(1, self.n_freq + 1) * (jnp.pi / 2)
         feats = jnp.concatenate([jnp.atleast_1d(s), jnp.sin(k * s), jnp.cos(k * s)])
@@ -155,14 +158,14 @@ class PINNModel(nn.Module):
     encoder: nn.Module
     head: ContinuousHead
 
-    def __call__(self, window: Array, taus: Array) -> tuple[Array, Array]:
+    def __call__(self, window: EmgWindow, taus: QueryTimes) -> tuple[CoordSeries, ForceSeries]:
         z = self.encode(window)
         return jax.vmap(lambda t: self.head(z, t))(taus)
 
-    def encode(self, window: Array) -> Array:
+    def encode(self, window: EmgWindow) -> Latent:
         return self.encoder(window)
 
-    def decode(self, z: Array, tau: Array) -> tuple[Array, Array]:
+    def decode(self, z: Latent, tau: Scalar) -> tuple[Coords, MuscleVec]:
         return self.head(z, tau)
 
 
@@ -192,7 +195,11 @@ def for_sweep(net: PINNModel) -> PINNModel:
     return net
 
 
-def kinematics(decode_fn: Callable[[Array], tuple[Array, Array]], tau: Array):
+Decoder = Callable[[Scalar], tuple[Coords, MuscleVec]]  # τ ↦ (q, F) of one window
+
+
+def kinematics(decode_fn: Decoder, tau: Scalar
+               ) -> tuple[Coords, Coords, Coords, MuscleVec, MuscleVec]:
     """(q, q̇, q̈, F, Ḟ) at one τ by forward-mode autodiff of ``decode_fn(τ) -> (q, F)``."""
 
     def first(t):
@@ -202,8 +209,8 @@ def kinematics(decode_fn: Callable[[Array], tuple[Array, Array]], tau: Array):
     return q, qd, qdd, f, fd
 
 
-def kinematics_fd(decode_fn: Callable[[Array], tuple[Array, Array]], tau: Array,
-                  step_s: float = 1e-2):
+def kinematics_fd(decode_fn: Decoder, tau: Scalar, step_s: float = 1e-2
+                  ) -> tuple[Coords, Coords, Coords, MuscleVec, MuscleVec]:
     """Baseline: q̇, q̈ (and Ḟ) by central finite differences of the head, step ``step_s`` [s]."""
     qm, fm = decode_fn(tau - step_s)
     q, f = decode_fn(tau)

@@ -9,18 +9,20 @@ checkpoints lives in :mod:`pinnmsk.runner`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Callable, TypedDict
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from jaxtyping import PyTree
 
 from pinnmsk import losses, ode
 from pinnmsk.losses import Batch, LossConstants
 from pinnmsk.models import PINNModel
 from pinnmsk.msk import MskModel
+from pinnmsk.shapes import CoordBatch, EmgBatch, ForceBatch, TermVector
 
 Array = jax.Array
 
@@ -140,13 +142,28 @@ class TrainConfig:
         return tuple(f for f in dataclasses.fields(cls) if f.metadata.get("flag", True))
 
 
-class TrainState(struct.PyTreeNode):
-    """params = {"net": Flax variables, "physio": raw θ (S, M) arrays}; opt_state; step; rng."""
+class Params(TypedDict):
+    """What the optimiser updates: the network's Flax variables, and per subject the raw
+    identified parameters (:func:`pinnmsk.losses.init_physio`: (S, M) arrays per name, the
+    residual torque's coefficients (S, n, basis))."""
 
-    params: Any
-    opt_state: Any
+    net: dict
+    physio: dict[str, Array]
+
+
+class TrainState(struct.PyTreeNode):
+    """params; the optimiser's state; step (int32 scalar); rng (PRNG key). In a sweep every
+    leaf has a leading model axis K (:func:`stack_states`)."""
+
+    params: Params
+    opt_state: PyTree[Array]  # optax state of the chain in make_optimizer
     step: Array
     rng: Array
+
+
+Metrics = dict  # {"loss": (), "terms": (7,), "grad_norm": ()}, with a leading K in a sweep
+StepFn = Callable[[TrainState, Batch, TermVector], tuple[TrainState, Metrics]]
+PredictFn = Callable[[dict, EmgBatch], tuple[CoordBatch, ForceBatch]]
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
@@ -160,9 +177,10 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
     return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(sched))
 
 
-def init_state(net: PINNModel, tx: optax.GradientTransformation, window_shape, n_subjects: int,
-               n_muscles: int, bounds, seed: int) -> TrainState:
-    """Initial state for ``seed``; ``window_shape``: (W, M)."""
+def init_state(net: PINNModel, tx: optax.GradientTransformation, window_shape: tuple[int, int],
+               n_subjects: int, n_muscles: int, bounds, seed: int) -> TrainState:
+    """Initial state for ``seed``; ``window_shape``: (W, M); ``bounds`` (5, 2)
+    (:class:`pinnmsk.losses.LossConstants`)."""
     key = jax.random.PRNGKey(seed)
     k_init, k_run = jax.random.split(key)
     variables = net.init(k_init, jnp.zeros(window_shape, jnp.float32), jnp.zeros((1,)))
@@ -179,7 +197,7 @@ def _fns(net: PINNModel, variables):
 
 
 def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskModel,
-                    consts: LossConstants, use_physics: bool = True):
+                    consts: LossConstants, use_physics: bool = True) -> StepFn:
     """The pure step ``(state, batch, weights) -> (state, metrics)`` (not jitted: jit or vmap it).
 
     metrics: {"loss": scalar, "terms": (7,) unweighted means, "grad_norm": scalar}.
@@ -191,7 +209,7 @@ def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
         return losses.batch_loss(encode, decode, base, params["physio"], consts, batch, weights,
                                  key, use_physics)
 
-    def step(state: TrainState, batch: Batch, weights: Array):
+    def step(state: TrainState, batch: Batch, weights: TermVector):
         key, sub = jax.random.split(state.rng)
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, batch, weights, sub)
@@ -207,7 +225,8 @@ SWEEP_LAYOUTS = ("vmap", "unrolled_encoder")
 
 
 def make_sweep_step(net: PINNModel, tx: optax.GradientTransformation, base: MskModel,
-                    consts: LossConstants, use_physics: bool = True, layout: str = "vmap"):
+                    consts: LossConstants, use_physics: bool = True, layout: str = "vmap"
+                    ) -> StepFn:
     """K models at once: ``(states, batch, weights (K, 7)) -> (states, metrics)``, the states
     stacked on axis 0 and the batch shared; each model's numbers are those of
     :func:`make_train_step` (a sum of independent losses has the per-model gradients).
@@ -259,7 +278,7 @@ def unstack_state(states: TrainState, k: int) -> TrainState:
     return ode.tree_index(states, k)
 
 
-def make_predict(net: PINNModel):
+def make_predict(net: PINNModel) -> PredictFn:
     """``predict(variables, windows (B, W, M)) -> (q (B, n), F (B, M))`` at τ = 0 (causal)."""
 
     def predict(variables, windows):

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import diagnostics, dynamics, evaluation, geometry, msk, runner, train
+from pinnmsk import diagnostics, dynamics, evaluation, geometry, msk, prepare, runner, train
 from pinnmsk.data import dataset, opensim, spec, synthetic
 from tests.conftest import ROOT
 
@@ -152,9 +152,9 @@ def test_simulated_arm_closes_its_equation_of_motion_and_trains(simulated_arm):
     q = np.concatenate([t.q_rad for t in data.trials])
     assert np.all(np.ptp(q, axis=0) > np.deg2rad(10))
     cfg = train.TrainConfig(epochs=4, batch_size=64, n_colloc=2, latent=16)
-    prep = runner.prepare(data, cfg)
+    prep = prepare.prepare(data, cfg)
     assert prep.consts.tau_scale.shape == (2,)
-    _, hist, diverged, best = runner.fit(prep, cfg, runner.weights_for(cfg, 1.0)[0], None,
+    _, hist, diverged, best = runner.fit(prep, cfg, prepare.weights_for(cfg, 1.0)[0], None,
                                          log=lambda s: None)
     assert not diverged
     terms = np.array([h["terms"][0] for h in hist])
@@ -162,8 +162,8 @@ def test_simulated_arm_closes_its_equation_of_motion_and_trains(simulated_arm):
     pooled, per_trial = evaluation.evaluate(prep, best.params)
     assert per_trial[0]["q_pred"].shape[1] == 2
     no_inertia = dataclasses.replace(cfg, accel="none", epochs=1)
-    prep0 = runner.prepare(data, no_inertia)
-    _, hist0, _, _ = runner.fit(prep0, no_inertia, runner.weights_for(no_inertia, 1.0)[0], None,
+    prep0 = prepare.prepare(data, no_inertia)
+    _, hist0, _, _ = runner.fit(prep0, no_inertia, prepare.weights_for(no_inertia, 1.0)[0], None,
                                 log=lambda s: None)
     assert np.isfinite(hist0[-1]["loss"][0])
 

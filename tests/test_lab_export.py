@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from pinnmsk import diagnostics, msk, runner
+from pinnmsk import diagnostics, msk, prepare
 from pinnmsk.data import dataset, opensim, spec
 from pinnmsk.data.opensim import DataError
 from pinnmsk.train import TrainConfig
@@ -163,10 +163,10 @@ def test_model_sanity_flags_implausible_muscles(knee):
 def test_spec_chooses_the_tendon_unless_the_config_does(knee):
     s = spec.load_spec(str(knee))
     assert s.tendon == "compliant"
-    assert runner.tendon_of(TrainConfig(), s) == "compliant"
-    assert runner.tendon_of(TrainConfig(tendon="rigid"), s) == "rigid"
+    assert prepare.tendon_of(TrainConfig(), s) == "compliant"
+    assert prepare.tendon_of(TrainConfig(tendon="rigid"), s) == "rigid"
     v2 = spec.load_spec(str(ROOT / "data_specs" / "opensim_wrist_v2.toml"))
-    assert runner.tendon_of(TrainConfig(), v2) == "rigid"
+    assert prepare.tendon_of(TrainConfig(), v2) == "rigid"
 
 
 def test_shipped_knee_spec_loads_every_subject():

@@ -6,7 +6,6 @@ the expected exit status, and that nothing good is overwritten."""
 
 import fcntl
 import json
-import os
 import subprocess
 import sys
 

@@ -53,3 +53,63 @@ def test_annotations_match_what_the_physics_returns():
         pass
     else:
         raise AssertionError("a transposed shape passed the check")
+
+
+def test_annotations_match_what_the_network_and_losses_return():
+    """models/losses/train: one size per dimension name across the calls (W window, M muscles,
+    n coordinates, L latent, P query times, B batch)."""
+    import jax
+
+    from pinnmsk import losses, models, train
+
+    model = dataset.build_model(spec.load_spec(str(ROOT / "data_specs" / "opensim_arm26.toml")))
+    n, m, w, b = model.n_coords, model.n_muscles, 40, 3
+    net = models.make_model("cnn", n, m, 0.05, np.zeros(n), np.ones(n), np.full(m, 100.0),
+                            latent=16)
+    tx = train.make_optimizer(train.TrainConfig(epochs=1), 1)
+    bounds = np.asarray([[0.5, 1.5], [0.9, 1.1], [0.9, 1.1], [0.5, 2.0], [0.0, 0.1]], np.float32)
+    state = train.init_state(net, tx, (w, m), 2, m, bounds, 0)
+    variables = state.params["net"]
+    win = jnp.full((w, m), 0.2)
+    encode, decode = train._fns(net, variables)
+    z = encode(win)
+    consts = losses.LossConstants(jnp.full(n, 0.1), jnp.full(m, 10.0), jnp.ones(n),
+                                  jnp.asarray(bounds), 100.0, 0.05)
+    act = losses.window_activation(win, jnp.ones(m), jnp.zeros(m), model.muscles, 100.0)
+    h = 6
+    batch = losses.Batch(jnp.full((b, w, m), 0.2), jnp.zeros((b, h, n)), jnp.zeros((b, h, m)),
+                         jnp.ones(b), jnp.zeros(b, jnp.int32))
+    base = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), model)
+    weights = jnp.asarray(losses.loss_weights())
+    calls = [
+        (models.PINNModel.__call__, lambda: net.apply(variables, win, jnp.zeros(5) - 0.01)),
+        (models.PINNModel.encode, lambda: z),
+        (models.PINNModel.decode, lambda: decode(z, jnp.zeros(()))),
+        (models.kinematics, lambda: models.kinematics(lambda t: decode(z, t), jnp.zeros(()))),
+        (losses.window_activation, lambda: act),
+        (losses.physics_residuals, lambda: losses.physics_residuals(
+            lambda t: decode(z, t), model, model.muscles.f_max_n, act, consts, jnp.zeros(()))),
+        (losses.batch_loss, lambda: losses.batch_loss(
+            encode, decode, base, state.params["physio"], consts, batch, weights,
+            jax.random.PRNGKey(0), True)),
+    ]
+    sizes = {"n": n, "M": m, "W": w, "L": 16, "P": 5, "B": b, "7": 7}
+    checked = 0
+    for fn, run in calls:
+        ret = typing.get_type_hints(fn)["return"]
+        out = run()
+        parts = typing.get_args(ret) if typing.get_origin(ret) is tuple else (ret,)
+        outs = out if isinstance(out, tuple) else (out,)
+        assert len(parts) == len(outs), fn
+        for ann, val in zip(parts, outs):
+            _dims(ann, val, dict(sizes))
+        checked += 1
+    assert checked >= 7
+    # the step and predict functions: their Callable types name the shapes they return
+    pred_ret = typing.get_args(typing.get_type_hints(train.make_predict)["return"])[1]
+    q, f = train.make_predict(net)(variables, batch.emg)
+    for ann, val in zip(typing.get_args(pred_ret), (q, f)):
+        _dims(ann, val, dict(sizes))
+    batch_hints = typing.get_type_hints(losses.Batch)
+    for name, val in batch._asdict().items():
+        _dims(batch_hints[name], val, dict(sizes, H=h))

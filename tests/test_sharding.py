@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 SCRIPT = textwrap.dedent("""
     import dataclasses, sys
     import jax, numpy as np
-    from pinnmsk import runner, sharding, train
+    from pinnmsk import prepare, runner, sharding, train
     from pinnmsk.data import dataset, spec, synthetic
     assert len(jax.devices()) == 8, jax.devices()
     base = spec.load_spec("data_specs/synthetic_wrist.toml")
@@ -21,8 +21,8 @@ SCRIPT = textwrap.dedent("""
     open(path, "w").write(text)
     data = dataset.load_dataset(spec.load_spec(path))
     cfg = train.TrainConfig(epochs=2, batch_size=64, n_colloc=2, latent=16)
-    prep = runner.prepare(data, cfg)
-    w = runner.weights_for(cfg, [0.0, 1.0])
+    prep = prepare.prepare(data, cfg)
+    w = prepare.weights_for(cfg, [0.0, 1.0])
     one, h1, _, _ = runner.fit(prep, cfg, w, None, log=lambda s: None)
     mesh = sharding.make_mesh(2, 4)
     many, h8, _, _ = runner.fit(prep, cfg, w, None, log=lambda s: None, mesh=mesh)

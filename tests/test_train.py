@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import checkpoint, emg, evaluation, losses, models, runner, train
+from pinnmsk import checkpoint, emg, evaluation, losses, models, prepare, runner, train
 from pinnmsk.data import dataset, spec, synthetic
 from pinnmsk.streaming import Streamer
 from tests.conftest import ROOT
@@ -44,8 +44,8 @@ def _params_close(a, b, rtol, atol):
 
 def test_training_reduces_loss(data):
     cfg = dataclasses.replace(CFG, epochs=6)
-    prep = runner.prepare(data, cfg)
-    _, hist, _, _ = runner.fit(prep, cfg, runner.weights_for(cfg, 0.1)[0], None, log=lambda s: None)
+    prep = prepare.prepare(data, cfg)
+    _, hist, _, _ = runner.fit(prep, cfg, prepare.weights_for(cfg, 0.1)[0], None, log=lambda s: None)
     losses_ = [h["loss"][0] for h in hist]
     assert losses_[-1] < 0.6 * losses_[0], losses_
     terms = np.array([h["terms"][0] for h in hist])
@@ -54,9 +54,9 @@ def test_training_reduces_loss(data):
 
 def test_effort_term_lowers_unlabelled_forces(data):
     cfg = dataclasses.replace(CFG, epochs=6, force_labels=False, effort_weight=50.0, hill_weight=1.0)
-    w = runner.weights_for(cfg, [0.0, 1.0])
+    w = prepare.weights_for(cfg, [0.0, 1.0])
     np.testing.assert_array_equal(w, [[1, 0, 0, 0, 0, 0, 0], [1, 0, 1, 1, 50, 0, 0]])  # effort: λ > 0
-    prep = runner.prepare(data, cfg)
+    prep = prepare.prepare(data, cfg)
     effort = {}
     for e in (0.0, 50.0):
         we = w[1].copy()
@@ -69,7 +69,7 @@ def test_effort_term_lowers_unlabelled_forces(data):
 def test_weights_for_scales_hill_and_effort_with_lambda():
     cfg = dataclasses.replace(CFG, hill_weight=10.0, effort_weight=0.5, force_labels=False,
                               residual_weight=0.1, prior_weight=3.0)
-    np.testing.assert_allclose(runner.weights_for(cfg, [0.0, 2.0]),
+    np.testing.assert_allclose(prepare.weights_for(cfg, [0.0, 2.0]),
                                [[1, 0, 0, 0, 0, 0, 0], [1, 0, 2, 20, 0.5, 0.2, 6]])
 
 
@@ -77,10 +77,10 @@ def test_prior_keeps_identified_parameters_near_the_lab_model(data):
     """Label-free, the physics terms move F_max, l_opt, l_ts; the prior (strong here) holds them
     within a fraction of its width of the lab's values."""
     cfg = dataclasses.replace(CFG, epochs=4, force_labels=False)
-    prep = runner.prepare(data, cfg)
+    prep = prepare.prepare(data, cfg)
     drift = {}
     for pw in (0.0, 100.0):
-        w = runner.weights_for(dataclasses.replace(cfg, prior_weight=pw), [1.0])[0]
+        w = prepare.weights_for(dataclasses.replace(cfg, prior_weight=pw), [1.0])[0]
         state, hist, _, _ = runner.fit(prep, cfg, w, None, log=lambda s: None)
         sc = losses.physio_scales(state.params["physio"], prep.consts.bounds)
         drift[pw] = max(float(np.abs(np.asarray(sc[k]) - 1).max()) for k in ("l_opt", "l_ts"))
@@ -92,9 +92,9 @@ def test_prior_keeps_identified_parameters_near_the_lab_model(data):
 
 @pytest.mark.parametrize("layout", train.SWEEP_LAYOUTS)
 def test_vmapped_sweep_equals_separate_runs(data, layout):
-    prep = runner.prepare(data, CFG)
+    prep = prepare.prepare(data, CFG)
     lams = [0.0, 3.0]
-    w = runner.weights_for(CFG, lams)
+    w = prepare.weights_for(CFG, lams)
     swept, hist, _, _ = runner.fit(prep, CFG, w, None, log=lambda s: None, sweep_layout=layout)
     for k in range(len(lams)):
         single, h1, _, _ = runner.fit(prep, CFG, w[k], None, log=lambda s: None)
@@ -105,8 +105,8 @@ def test_vmapped_sweep_equals_separate_runs(data, layout):
 
 def test_checkpoint_resume_equals_uninterrupted(data, tmp_path):
     cfg = dataclasses.replace(CFG, epochs=3)
-    prep = runner.prepare(data, cfg)
-    w = runner.weights_for(cfg, 1.0)[0]
+    prep = prepare.prepare(data, cfg)
+    w = prepare.weights_for(cfg, 1.0)[0]
     full, hist_full, _, _ = runner.fit(prep, cfg, w, str(tmp_path / "a"), log=lambda s: None)
     runner.fit(prep, cfg, w, str(tmp_path / "b"), log=lambda s: None, stop_after_epochs=1)
     assert sorted(os.listdir(tmp_path / "b" / "checkpoints")) == ["1"]
@@ -117,21 +117,21 @@ def test_checkpoint_resume_equals_uninterrupted(data, tmp_path):
     _params_close(full.params, resumed.params, rtol=1e-6, atol=1e-7)
     assert int(resumed.step) == int(full.step)
     # a different config in the same workdir is refused
-    with pytest.raises(runner.ConfigMismatch, match="different seed"):
+    with pytest.raises(checkpoint.ConfigMismatch, match="different seed"):
         runner.fit(prep, dataclasses.replace(cfg, seed=1), w, str(tmp_path / "b"),
                    log=lambda s: None)
     # a checkpoint whose parameters do not fit the model (e.g. from another version): one line
-    other = runner.prepare(data, dataclasses.replace(cfg, model="mlp"))
+    other = prepare.prepare(data, dataclasses.replace(cfg, model="mlp"))
     tx = train.make_optimizer(cfg, 1)
-    template = jax.eval_shape(lambda: runner.new_state(other, tx, 0))
+    template = jax.eval_shape(lambda: prepare.new_state(other, tx, 0))
     named = r"do not fit this model \(the model has \['net'\]\['params'\]\['encoder'\]\['Dense_0'\]"
-    with pytest.raises(runner.ConfigMismatch, match=named):
+    with pytest.raises(checkpoint.ConfigMismatch, match=named):
         checkpoint.restore_latest(str(tmp_path / "b"), template)
 
 
 def test_divergence_stops_and_keeps_checkpoint(data, tmp_path):
-    prep = runner.prepare(data, CFG)
-    w = runner.weights_for(CFG, 1.0)[0]
+    prep = prepare.prepare(data, CFG)
+    w = prepare.weights_for(CFG, 1.0)[0]
     runner.fit(prep, CFG, w, str(tmp_path / "d"), log=lambda s: None, stop_after_epochs=1)
     prep.train.emg[:] = np.nan  # from here on every loss is NaN
     with pytest.raises(runner.TrainingDiverged,
@@ -207,8 +207,8 @@ def test_predict_equals_evaluate_on_a_test_trial(data):
     does) gives evaluate's predictions for that trial, window for window."""
     from pinnmsk.data import opensim
 
-    prep = runner.prepare(data, CFG)
-    state = runner.new_state(prep, train.make_optimizer(CFG, 1), 0)
+    prep = prepare.prepare(data, CFG)
+    state = prepare.new_state(prep, train.make_optimizer(CFG, 1), 0)
     _, per_trial = evaluation.evaluate(prep, state.params)
     spec_ = data.spec
     trial = next(t for t in spec_.trials if t.id == per_trial[0]["id"])
@@ -231,9 +231,9 @@ def test_predict_equals_evaluate_on_a_test_trial(data):
 
 
 def test_streaming_chunk_size_invariant(data):
-    prep = runner.prepare(data, CFG)
+    prep = prepare.prepare(data, CFG)
     tx = train.make_optimizer(CFG, 1)
-    st = runner.new_state(prep, tx, 0)
+    st = prepare.new_state(prep, tx, 0)
     cfg = emg.EnvelopeConfig(fs_hz=1000.0)
     raw = 1e-4 * np.random.default_rng(0).standard_normal((1500, 5)).astype(np.float32)
 
@@ -371,8 +371,8 @@ def test_config_checks_itself():
 @pytest.mark.parametrize("kind,accel", [("mlp", "autodiff"), ("gru", "autodiff"), ("cnn", "fd")])
 def test_baselines_train(data, kind, accel):
     cfg = dataclasses.replace(CFG, model=kind, accel=accel, epochs=3)
-    prep = runner.prepare(data, cfg)
-    _, hist, _, _ = runner.fit(prep, cfg, runner.weights_for(cfg, 1.0)[0], None, log=lambda s: None)
+    prep = prepare.prepare(data, cfg)
+    _, hist, _, _ = runner.fit(prep, cfg, prepare.weights_for(cfg, 1.0)[0], None, log=lambda s: None)
     assert np.isfinite(hist[-1]["loss"][0]) and hist[-1]["loss"][0] < hist[0]["loss"][0]
 
 
@@ -389,9 +389,9 @@ def test_divergence_at_the_first_epoch_claims_no_checkpoint(data, tmp_path):
     """A loss that is NaN from the start stops the run; the message must not point at a
     checkpoint of epoch 0 that was never written."""
     cfg = dataclasses.replace(CFG, epochs=1, learning_rate=1e30)
-    prep = runner.prepare(data, cfg)
+    prep = prepare.prepare(data, cfg)
     with pytest.raises(runner.TrainingDiverged, match="no checkpoint was written") as err:
-        runner.fit(prep, cfg, runner.weights_for(cfg, [1.0])[0], str(tmp_path / "w"),
+        runner.fit(prep, cfg, prepare.weights_for(cfg, [1.0])[0], str(tmp_path / "w"),
                    log=lambda s: None)
     assert "epoch 0" not in str(err.value)
 

@@ -1,0 +1,175 @@
+"""What a run builds from its data and configuration before the first step, without files.
+
+Data statistics and loss scales (:func:`prepare`), loss weights per physics weight
+(:func:`weights_for`), the network and its initial state (:func:`new_state`), the train step
+(:func:`make_train_step`), and what inference needs that the training data determined
+(:func:`inference_record`, :func:`net_from_record`). Pure: the dataset comes in loaded, the
+record goes out as a dict; :mod:`pinnmsk.records` reads and writes files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pinnmsk import diagnostics, dynamics, losses, models, train
+from pinnmsk.data import dataset as ds_lib
+from pinnmsk.data.opensim import DataError
+from pinnmsk.losses import LossConstants
+from pinnmsk.train import TrainConfig
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Everything a run needs that depends on data and config, built once."""
+
+    data: ds_lib.Dataset
+    train: ds_lib.Windows
+    val: ds_lib.Windows | None  # validation windows (forces NaN where unlabelled), or None
+    test_trials: list
+    val_trials: list
+    consts: LossConstants
+    net: models.PINNModel
+    window: int
+    history: int
+    n_labelled: int
+    predict: train.PredictFn  # jitted, at τ = 0; compiled once per run
+
+
+def _label_mask(trials, fraction: float, seed: int, segment_s: float = 2.0) -> list:
+    """Per trial, a boolean (T,) mask of samples whose force labels are used: a seeded random
+    ``fraction`` of 2-s segments (at least one segment overall)."""
+    segs = []
+    for k, tr in enumerate(trials):
+        n = len(tr.time_s)
+        seg = max(1, int(round(segment_s * (1.0 / np.median(np.diff(tr.time_s))))))
+        for lo in range(0, n, seg):
+            segs.append((k, lo, min(lo + seg, n)))
+    rng = np.random.default_rng([seed, 7])
+    n_keep = min(len(segs), max(1, int(round(fraction * len(segs)))))
+    keep = rng.choice(len(segs), n_keep, replace=False)
+    masks = [np.zeros(len(tr.time_s), bool) for tr in trials]
+    for i in keep:
+        k, lo, hi = segs[i]
+        masks[k][lo:hi] = True
+    return masks
+
+
+def tendon_of(config: TrainConfig, spec) -> str:
+    """The Hill term's tendon: the config's, or the data spec's where the config says "spec"."""
+    return spec.tendon if config.tendon == "spec" else config.tendon
+
+
+def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
+    spec = data.spec
+    rate = spec.labels.rate_hz
+    window = int(round(spec.windows.length_s * rate))
+    history = int(round(spec.windows.history_s * rate)) + 1
+    parts = data.split()
+    if not parts["train"]:
+        raise DataError(f"{spec.path}: field 'split' leaves no training trials")
+    if not parts["test"]:
+        raise DataError(f"{spec.path}: field 'split.test' selects no trials")
+    tr = ds_lib.make_windows(parts["train"], window, history, spec.windows.stride)
+    has_labels = tr.has_forces.copy()
+    if not config.force_labels:
+        has_labels[:] = False
+    elif config.label_fraction < 1.0:
+        masks = _label_mask(parts["train"], config.label_fraction, config.seed)
+        has_labels &= np.array([masks[t][e] for t, e in zip(tr.trial, tr.end_index)])
+    tr.has_forces = has_labels
+    tr.forces = np.where(has_labels[:, None, None], np.nan_to_num(tr.forces), 0.0).astype(np.float32)
+
+    q_all = np.concatenate([t.q_rad for t in parts["train"]])
+    q_mean, q_std = q_all.mean(0), np.maximum(q_all.std(0), 1e-3)
+    f_nom = np.asarray(data.models.muscles.f_max_n).mean(0)  # (M,) mean over subjects
+    lab_f = [t.forces_n for t in parts["train"] if t.forces_n is not None]
+    if has_labels.any() and lab_f:
+        f_all = np.concatenate(lab_f)
+        sigma_f, f_scale = np.maximum(f_all.std(0), 1e-3 * f_nom), np.maximum(f_all.mean(0), 1.0)
+    else:  # label-free: nominal scales
+        sigma_f, f_scale = 0.1 * f_nom, 0.1 * f_nom
+    # Torque scale: RMS of the inverse-dynamics torque along the training motions.
+    torques = []
+    for t in parts["train"]:
+        qd, qdd = diagnostics.derivatives(t.time_s, t.q_rad.astype(np.float64))
+        body = data.model_of(t.subject).body
+        torques.append(np.asarray(jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(
+            body, a, b, c))(jnp.asarray(t.q_rad, jnp.float32), jnp.asarray(qd, jnp.float32),
+                            jnp.asarray(qdd, jnp.float32))))
+    tau_scale = np.maximum(np.sqrt(np.mean(np.concatenate(torques) ** 2, axis=0)), 1e-3)
+    bounds = np.asarray([spec.identification[k] for k in losses.PHYSIO_NAMES], np.float32)
+    consts = LossConstants(jnp.asarray(q_std, jnp.float32), jnp.asarray(sigma_f, jnp.float32),
+                           jnp.asarray(tau_scale, jnp.float32), jnp.asarray(bounds), rate,
+                           spec.windows.history_s, config.n_colloc, config.accel,
+                           tendon_of(config, spec),
+                           jnp.asarray([spec.identification["prior_width"][k]
+                                        for k in ("f_max", "l_opt", "l_ts")], jnp.float32),
+                           config.residual_weight > 0)
+    net = models.make_model(config.model, data.model_of(0).n_coords, data.model_of(0).n_muscles,
+                            spec.windows.history_s, q_mean, q_std, f_scale, config.latent)
+    val = (ds_lib.make_windows(parts["validation"], window, 1) if parts["validation"] else None)
+    if val is not None and not config.force_labels:
+        val.has_forces[:] = False  # label-free: forces are not there to select by
+    return Prepared(data, tr, val, parts["test"], parts["validation"], consts, net, window,
+                    history, int(has_labels.sum()), train.make_predict(net))
+
+
+def weights_for(config: TrainConfig, physics_weights) -> np.ndarray:
+    """Loss weight vectors (K, 5) for physics weights λ_k: angle 1, force 1 (0 without labels),
+    dynamics λ, Hill ``config.hill_weight`` · λ, effort ``config.effort_weight`` where λ > 0,
+    residual torque ``config.residual_weight`` · λ, prior ``config.prior_weight`` · λ."""
+    wf = 1.0 if config.force_labels else 0.0
+    return np.stack([np.asarray(losses.loss_weights(1.0, wf, lam, config.hill_weight * lam,
+                                                    config.effort_weight if lam > 0 else 0.0,
+                                                    config.residual_weight * lam,
+                                                    config.prior_weight * lam))
+                     for lam in np.atleast_1d(physics_weights)])
+
+
+def new_state(prep: Prepared, tx, seed: int) -> train.TrainState:
+    """The initial train state of ``prep``'s network and identified parameters (initialised in
+    one compiled program: run eagerly, the initialisers compile ~120 small ones, ~5 s)."""
+    return jax.jit(lambda: train.init_state(
+        prep.net, tx, prep.train.emg.shape[1:], len(prep.data.subjects),
+        prep.data.model_of(0).n_muscles, np.asarray(prep.consts.bounds), seed))()
+
+
+def make_train_step(prep: Prepared, tx, use_physics: bool, sweep: bool,
+                    layout: str = "vmap"):
+    """The pure train step for ``prep``'s model; for a sweep, the K-model step of
+    ``layout`` (:data:`pinnmsk.train.SWEEP_LAYOUTS`, default "vmap"), whose "vmap" layout uses
+    the model form that vmaps well (:func:`pinnmsk.models.for_sweep`: same parameters and
+    function)."""
+    if not sweep:
+        return train.make_train_step(prep.net, tx, prep.data.models, prep.consts, use_physics)
+    net = models.for_sweep(prep.net) if layout == "vmap" else prep.net
+    return train.make_sweep_step(net, tx, prep.data.models, prep.consts, use_physics, layout)
+
+
+def inference_record(prep: Prepared, config: TrainConfig, spec_sha256: str) -> dict:
+    """What inference needs that training data determined: per subject the EMG normaliser and
+    rest values (muscle order), the network's output scalings and window, and the spec's
+    fingerprint ``spec_sha256`` (:func:`pinnmsk.records.spec_fingerprint`). Saved beside a run so
+    that ``predict`` starts without the training data."""
+    head = prep.net.head
+    return {"data_spec_sha256": spec_sha256,
+            "subjects": list(prep.data.subjects),
+            "normaliser_v": np.asarray(prep.data.normaliser_v).tolist(),
+            "rest_v": np.asarray(prep.data.rest_v).tolist(),
+            "q_mean": list(head.q_mean), "q_std": list(head.q_std),
+            "f_scale": list(head.f_scale), "window": prep.window,
+            "n_coords": head.n_coords, "n_muscles": head.n_muscles,
+            "model": config.model, "latent": config.latent,
+            "bounds": np.asarray(prep.consts.bounds).tolist(), "seed": config.seed}
+
+
+def net_from_record(rec: dict, spec) -> models.PINNModel:
+    """The run's network rebuilt from its :func:`inference_record` and its spec."""
+    return models.make_model(rec["model"], rec["n_coords"], rec["n_muscles"],
+                             spec.windows.history_s, np.asarray(rec["q_mean"]),
+                             np.asarray(rec["q_std"]), np.asarray(rec["f_scale"]),
+                             rec["latent"])
