@@ -10,7 +10,6 @@ import sys
 
 import jax
 import numpy as np
-import tensorboardX
 from absl import flags
 
 from experiments.cli import UsageError, WorkdirError
@@ -253,6 +252,9 @@ class Scalars:
 
     def __call__(self, record: dict) -> None:
         if not self.writers:
+            # imported here: tensorboardX imports torch where it is installed (~1 s of start-up
+            # for every binary, --help included)
+            import tensorboardX
             self.writers = [tensorboardX.SummaryWriter(d) for d in self.dirs]
         for w, loss, terms in zip(self.writers, record["loss"], record["terms"]):
             w.add_scalar("loss/total", loss, record["epoch"])

@@ -1,16 +1,25 @@
-"""PNG plots of predictions and training curves (matplotlib, Agg backend; explicit paths)."""
+"""PNG plots of predictions and training curves (matplotlib, Agg backend; explicit paths).
+
+matplotlib is imported at the first plot, not with the module: the binaries import this module
+and a run that fails early, ``--help`` or ``predict`` should not pay its ~0.35 s start-up."""
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def plot_trial(path: str, trial: dict, coords, muscles, title: str = "") -> None:
     """Predicted vs true joint angles [deg] and muscle forces [N] over one test trial."""
+    plt = _pyplot()
     has_f = trial["f_true"] is not None
     n = len(coords) + (len(muscles) if has_f else 0)
     fig, axes = plt.subplots(n, 1, figsize=(10, 1.8 * n + 0.6), sharex=True, squeeze=False)
@@ -36,6 +45,7 @@ def plot_trial(path: str, trial: dict, coords, muscles, title: str = "") -> None
 
 def plot_losses(path: str, history: list, labels=None) -> None:
     """Total loss and its unweighted terms per epoch (log scale)."""
+    plt = _pyplot()
     from pinnmsk.losses import WEIGHT_NAMES
 
     ep = [h["epoch"] for h in history]

@@ -3,6 +3,7 @@ functions return, with one size per dimension name across a call (n coordinates,
 
 import typing
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -43,7 +44,7 @@ def test_annotations_match_what_the_physics_returns():
         sizes = {"n": n, "M": m}
         for fn, args in calls:
             hints = typing.get_type_hints(fn)
-            _dims(hints["return"], fn(*args), dict(sizes))
+            _dims(hints["return"], jax.jit(lambda: fn(*args))(), dict(sizes))
         assert typing.get_type_hints(msk.MskModel)["body"] is dynamics.BodyModel
     # the check itself can fail: a moment-arm matrix is not (n, M)
     bad = Float[Array, "n M"]
@@ -58,8 +59,6 @@ def test_annotations_match_what_the_physics_returns():
 def test_annotations_match_what_the_network_and_losses_return():
     """models/losses/train: one size per dimension name across the calls (W window, M muscles,
     n coordinates, L latent, P query times, B batch)."""
-    import jax
-
     from pinnmsk import losses, models, train
 
     model = dataset.build_model(spec.load_spec(str(ROOT / "data_specs" / "opensim_arm26.toml")))
@@ -68,14 +67,15 @@ def test_annotations_match_what_the_network_and_losses_return():
                             latent=16)
     tx = train.make_optimizer(train.TrainConfig(epochs=1), 1)
     bounds = np.asarray([[0.5, 1.5], [0.9, 1.1], [0.9, 1.1], [0.5, 2.0], [0.0, 0.1]], np.float32)
-    state = train.init_state(net, tx, (w, m), 2, m, bounds, 0)
+    state = jax.jit(lambda: train.init_state(net, tx, (w, m), 2, m, bounds, 0))()
     variables = state.params["net"]
     win = jnp.full((w, m), 0.2)
     encode, decode = train._fns(net, variables)
-    z = encode(win)
+    z = jax.jit(encode)(win)
     consts = losses.LossConstants(jnp.full(n, 0.1), jnp.full(m, 10.0), jnp.ones(n),
                                   jnp.asarray(bounds), 100.0, 0.05)
-    act = losses.window_activation(win, jnp.ones(m), jnp.zeros(m), model.muscles, 100.0)
+    act = jax.jit(lambda w: losses.window_activation(w, jnp.ones(m), jnp.zeros(m), model.muscles,
+                                                     100.0))(win)
     h = 6
     batch = losses.Batch(jnp.full((b, w, m), 0.2), jnp.zeros((b, h, n)), jnp.zeros((b, h, m)),
                          jnp.ones(b), jnp.zeros(b, jnp.int32))
@@ -84,14 +84,15 @@ def test_annotations_match_what_the_network_and_losses_return():
     calls = [
         (models.PINNModel.__call__, lambda: net.apply(variables, win, jnp.zeros(5) - 0.01)),
         (models.PINNModel.encode, lambda: z),
-        (models.PINNModel.decode, lambda: decode(z, jnp.zeros(()))),
-        (models.kinematics, lambda: models.kinematics(lambda t: decode(z, t), jnp.zeros(()))),
+        (models.PINNModel.decode, lambda: jax.jit(decode)(z, jnp.zeros(()))),
+        (models.kinematics, lambda: jax.jit(lambda t: models.kinematics(
+            lambda u: decode(z, u), t))(jnp.zeros(()))),
         (losses.window_activation, lambda: act),
-        (losses.physics_residuals, lambda: losses.physics_residuals(
-            lambda t: decode(z, t), model, model.muscles.f_max_n, act, consts, jnp.zeros(()))),
-        (losses.batch_loss, lambda: losses.batch_loss(
+        (losses.physics_residuals, jax.jit(lambda: losses.physics_residuals(
+            lambda t: decode(z, t), model, model.muscles.f_max_n, act, consts, jnp.zeros(())))),
+        (losses.batch_loss, jax.jit(lambda: losses.batch_loss(
             encode, decode, base, state.params["physio"], consts, batch, weights,
-            jax.random.PRNGKey(0), True)),
+            jax.random.PRNGKey(0), True))),
     ]
     sizes = {"n": n, "M": m, "W": w, "L": 16, "P": 5, "B": b, "7": 7}
     checked = 0
