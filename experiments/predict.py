@@ -97,13 +97,13 @@ def main(argv):
         if c not in table.columns:
             raise cli.UsageError(f"{FLAGS.emg}: no EMG column '{c}' (columns: "
                                  f"{', '.join(table.columns)}); the spec's emg.channels names it")
-    raw = table.select([spec.channel_of[m] for m in spec.muscle_names])
+    raw = table.select(chans)
     try:
         emg.check_finite(raw, FLAGS.emg)
     except ValueError as e:
         raise cli.UsageError(str(e))
-    raw = dataset.check_outliers(spec, FLAGS.emg, raw,
-                                 [spec.channel_of[m] for m in spec.muscle_names])
+    # muscle order: a channel's column for each muscle it drives; zeros where none does
+    raw = dataset.in_muscle_order(spec, dataset.check_outliers(spec, FLAGS.emg, raw, chans))
     net, params = restore(config)
     s = subjects.index(subject)
     window = int(round(spec.windows.length_s * spec.labels.rate_hz))

@@ -131,7 +131,8 @@ def torque_budgets(prep: Prepared, params, per_trial) -> dict:
 
 def identified_params(prep: Prepared, params, truth: dict | None = None) -> dict:
     """Subject-specific parameters: scales of the subject's nominal values and absolute values
-    per muscle, the EMG gain and delay; with the truth where ``truth`` ({subject:
+    per muscle, the EMG gain and delay (or, for a muscle without a channel, its identified
+    constant activation); with the truth where ``truth`` ({subject:
     :func:`pinnmsk.data.dataset.true_scales`}) has it."""
     scales = jax.device_get(losses.physio_scales(params["physio"], prep.consts.bounds))
     units = {"f_max": "f_max_n", "l_opt": "l_opt_m", "l_ts": "l_ts_m"}
@@ -149,8 +150,11 @@ def identified_params(prep: Prepared, params, truth: dict | None = None) -> dict
                 d[units[k]] = float(scales[k][s, i] * nominal[k][i])
                 if true is not None:
                     d[f"{units[k]}_true"] = float(true[mus][k])
-            d["emg_gain"] = float(scales["emg_gain"][s, i])
-            d["delay_s"] = float(scales["delay_s"][s, i])
+            if prep.consts.measured is not None and not prep.consts.measured[i]:
+                d["unmeasured_activation"] = float(scales["unmeasured_activation"][s, i])
+            else:
+                d["emg_gain"] = float(scales["emg_gain"][s, i])
+                d["delay_s"] = float(scales["delay_s"][s, i])
             d["activation_shape_a"] = float(scales["shape_a"][s, i])
             out[subj][mus] = d
     return out

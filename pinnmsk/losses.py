@@ -69,8 +69,9 @@ def uses_physics(weights) -> bool:
 # unmodelled muscle group at constant drive.
 RESIDUAL_BASIS = 4
 # Identified per subject and muscle, each bounded by a row of LossConstants.bounds: scales of
-# nominal F_max, l_opt, l_ts; the EMG-to-excitation gain; the electromechanical delay [s].
-PHYSIO_NAMES = ("f_max", "l_opt", "l_ts", "emg_gain", "delay_s")
+# nominal F_max, l_opt, l_ts; the EMG-to-excitation gain; the electromechanical delay [s]; the
+# constant activation of a muscle without an EMG channel (LossConstants.measured).
+PHYSIO_NAMES = ("f_max", "l_opt", "l_ts", "emg_gain", "delay_s", "unmeasured_activation")
 # Activation dynamics are integrated over the last ACTIVATION_TAIL_S of each window: enough for
 # the largest delay (0.1 s) plus ~5 deactivation time constants.
 ACTIVATION_TAIL_S = 0.5
@@ -112,12 +113,15 @@ class LossConstants:
     sigma_q (n,) [rad], sigma_f (M,) [N], tau_scale (n,) [N m]: normalisers of the residuals.
     The Hill residual is divided by sigma_f, the scale of the force data term, so the Hill and
     force terms are in the same units and ``hill`` weights are ratios of comparable terms.
-    bounds (5, 2): [lo, hi] for F_max, l_opt, l_ts (fractions of nominal), the EMG gain
-    (excitation = gain · normalised envelope) and the electromechanical delay [s].
+    bounds (6, 2): [lo, hi] for F_max, l_opt, l_ts (fractions of nominal), the EMG gain
+    (excitation = gain · normalised envelope), the electromechanical delay [s] and the constant
+    activation of muscles without an EMG channel (:data:`PHYSIO_NAMES` order).
     rate_hz: label rate. accel: "autodiff" | "fd" | "none" (:func:`physics_residuals`).
     tendon: "compliant" (fibre-tendon equilibrium, De Groote's tendon curve) | "rigid".
     prior_width (3,): widths of the Gaussian prior on the F_max, l_opt, l_ts scales (fractions).
     residual_torque: whether the identified residual joint torque enters the equation of motion.
+    measured (M,): 1.0 for a muscle driven by an EMG channel, 0.0 for one without (its
+    activation is the subject's identified constant ``unmeasured_activation``); None: all are.
     """
 
     sigma_q: Array
@@ -131,6 +135,7 @@ class LossConstants:
     tendon: str = struct.field(pytree_node=False, default="rigid")
     prior_width: Array = struct.field(default_factory=lambda: jnp.asarray([0.3, 0.05, 0.05]))
     residual_torque: bool = struct.field(pytree_node=False, default=False)
+    measured: Array | None = None
 
 
 def init_physio(n_subjects: int, n_muscles: int, bounds, n_coords: int = 1) -> dict:
@@ -139,8 +144,10 @@ def init_physio(n_subjects: int, n_muscles: int, bounds, n_coords: int = 1) -> d
     raw = {}
     for k, name in enumerate(PHYSIO_NAMES):
         lo, hi = float(bounds[k][0]), float(bounds[k][1])
-        # scales start at nominal (1); the EMG gain and the delay at the middle of their bounds
-        p = 0.5 if name in ("emg_gain", "delay_s") or hi <= lo else (1.0 - lo) / (hi - lo)
+        # scales start at nominal (1); the EMG gain, the delay and the unmeasured muscles'
+        # activation at the middle of their bounds
+        p = (0.5 if name in ("emg_gain", "delay_s", "unmeasured_activation") or hi <= lo
+             else (1.0 - lo) / (hi - lo))
         p = min(max(p, 1e-3), 1 - 1e-3)
         raw[name] = jnp.full((n_subjects, n_muscles), jnp.log(p / (1 - p)), jnp.float32)
     raw["shape_a"] = jnp.full((n_subjects, n_muscles), -3.0, jnp.float32)  # A ≈ −0.14
@@ -163,7 +170,8 @@ def prior_penalty(scales: dict, width: Array) -> Array:
 
 def physio_scales(raw: dict, bounds: Array) -> dict:
     """Bounded {f_max, l_opt, l_ts} (S, M) fractions of nominal, emg_gain (S, M) excitation per
-    unit normalised envelope, delay_s (S, M) [s], and shape_a ∈ (−3, 0)."""
+    unit normalised envelope, delay_s (S, M) [s], unmeasured_activation (S, M), and
+    shape_a ∈ (−3, 0)."""
     out = {}
     for k, name in enumerate(PHYSIO_NAMES):
         lo, hi = bounds[k, 0], bounds[k, 1]
@@ -252,6 +260,9 @@ def example_losses(z: Latent, decode: Callable[[Latent, Scalar], tuple[Coords, M
     model = subject_model(base, scales, subject)
     activation = window_activation(window, scales["emg_gain"][subject],
                                    scales["delay_s"][subject], model.muscles, consts.rate_hz)
+    if consts.measured is not None:  # muscles without a channel: a constant, bounded activation
+        activation = jnp.where(consts.measured > 0, activation,
+                               scales["unmeasured_activation"][subject])
     f_nom = base.muscles.f_max_n[subject]  # nominal: the effort term does not move θ
     tau_c = -consts.horizon_s * jax.random.uniform(key, (consts.n_colloc,))
     coef = physio_raw["residual_torque"][subject]

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import diagnostics, dynamics, evaluation, geometry, msk, prepare, runner, train
+from pinnmsk import (diagnostics, dynamics, evaluation, geometry, losses, msk, prepare, runner,
+                     train)
 from pinnmsk.data import dataset, opensim, spec, synthetic
 from tests.conftest import ROOT
 
@@ -249,3 +250,89 @@ def test_held_coordinate_errors(tmp_path):
     s = spec.load_spec(_elbow_only_spec(tmp_path, "{ r_shoulder_elev = 2.5 }"))
     with pytest.raises(spec.DataError, match="outside the table's range"):
         dataset.build_model(s, "S1")
+
+
+ONE_TO_ONE = ('channels = { TRIlong = "TRIlong", TRIlat = "TRIlat", TRImed = "TRImed", '
+              'BIClong = "BIClong", BICshort = "BICshort", BRA = "BRA" }')
+
+
+def _grouped_spec(tmp_path, extra: str = "", channels: str | None = None):
+    """arm26 with two EMG channels: TRIlong's drives the triceps group, BIClong's the biceps
+    group; BRA has none."""
+    text = ARM_SPEC.read_text().replace('root = "../data/opensim_arm26"', f'root = "{ARM}"')
+    assert ONE_TO_ONE in text
+    text = text.replace(ONE_TO_ONE, (channels or 'channels = { TRIlong = ["TRIlong", "TRIlat", '
+                                     '"TRImed"], BIClong = ["BIClong", "BICshort"] }') + extra)
+    text = text.replace('channels = ["BIClong", "BICshort", "BRA"]', 'channels = ["BIClong"]')
+    text = text.replace('channels = ["TRIlong", "TRIlat", "TRImed"]', 'channels = ["TRIlong"]')
+    p = tmp_path / "grouped.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_channel_groups_and_unmeasured_muscles(tmp_path):
+    """A channel drives a muscle group (its envelope and normaliser for each member); a muscle
+    without a channel gets a bounded, identified constant activation, and the physics still uses
+    its force; or it is left out with a note."""
+    s = spec.load_spec(_grouped_spec(tmp_path))
+    names = list(s.muscle_names)
+    assert names == ["TRIlong", "TRIlat", "TRImed", "BIClong", "BICshort", "BRA"]
+    np.testing.assert_array_equal(s.measured, [1, 1, 1, 1, 1, 0])
+    assert any("BRA" in n and "identified constant activation" in n for n in s.notes)
+    d = dataset.load_dataset(s)
+    full = dataset.load_dataset(spec.load_spec(str(ARM_SPEC)))
+    for tr, ref in zip(d.trials, full.trials):
+        e = tr.excitation
+        for member, channel in (("TRIlat", "TRIlong"), ("TRImed", "TRIlong"),
+                                ("BICshort", "BIClong")):
+            np.testing.assert_array_equal(e[:, names.index(member)], e[:, names.index(channel)])
+            # the channel's own excitation, as in the one-channel-per-muscle spec
+            np.testing.assert_allclose(e[:, names.index(channel)],
+                                       ref.excitation[:, names.index(channel)], atol=1e-4)
+        assert not e[:, names.index("BRA")].any()
+    # physics: BRA's force enters the torque with its identified activation, nothing else moves it
+    cfg = train.TrainConfig(epochs=1, force_labels=False, n_colloc=2)
+    prep = prepare.prepare(d, cfg)
+    np.testing.assert_array_equal(prep.consts.measured, [1, 1, 1, 1, 1, 0])
+    state = prepare.new_state(prep, train.make_optimizer(cfg, 1), 0)
+    w = prep.train
+    idx = np.linspace(0, len(w) - 1, 8).astype(int)
+    batch = runner._device_data(w)._replace(
+        **{k: v[idx] for k, v in runner._device_data(w)._asdict().items()})
+    encode, decode = train._fns(prep.net, state.params["net"])
+
+    @jax.jit
+    def grads(physio):
+        return jax.grad(lambda p: losses_total(encode, decode, prep, p, batch))(physio)
+
+    g = grads(state.params["physio"])
+    bra = names.index("BRA")
+    assert np.all(np.abs(np.asarray(g["unmeasured_activation"])[:, bra]) > 0)
+    assert not np.asarray(g["unmeasured_activation"])[:, :bra].any()
+    assert not np.asarray(g["emg_gain"])[:, bra].any()  # BRA's EMG gain drives nothing
+    assert np.all(np.abs(np.asarray(g["f_max"])[:, bra]) > 0)  # its force is in the torque
+    level = evaluation.identified_params(prep, state.params)["S1"]["BRA"]["unmeasured_activation"]
+    assert 0.0 <= level <= 0.3
+    assert "emg_gain" in evaluation.identified_params(prep, state.params)["S1"]["BIClong"]
+    # or left out
+    dropped = spec.load_spec(_grouped_spec(tmp_path, '\nunmeasured = "drop"'))
+    assert "BRA" not in dropped.muscle_names and dropped.measured.all()
+    assert any("left out" in n and "BRA" in n for n in dropped.notes)
+    assert dataset.build_model(dropped, "S1").n_muscles == 5
+
+
+def losses_total(encode, decode, prep, physio, batch):
+    weights = losses.loss_weights(1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0)
+    return losses.batch_loss(encode, decode, prep.data.models, physio, prep.consts, batch,
+                             weights, jax.random.PRNGKey(0), True)[0]
+
+
+@pytest.mark.parametrize("channels,msg", [
+    ('channels = { TRIlong = ["TRIlong", "BRA"], BIClong = ["BIClong", "BRA"] }',
+     "drives muscle 'BRA' from two channels"),
+    ('channels = { TRIlong = [] }', "must be a name or a non-empty list of names"),
+    ('channels = { TRIlong = "TRIlong" }\nunmeasured = "guess"', "must be one of"),
+])
+def test_channel_mapping_errors(tmp_path, channels, msg):
+    with pytest.raises(spec.DataError, match=msg):
+        spec.load_spec(_grouped_spec(tmp_path, channels=channels))

@@ -66,7 +66,8 @@ def test_annotations_match_what_the_network_and_losses_return():
     net = models.make_model("cnn", n, m, 0.05, np.zeros(n), np.ones(n), np.full(m, 100.0),
                             latent=16)
     tx = train.make_optimizer(train.TrainConfig(epochs=1), 1)
-    bounds = np.asarray([[0.5, 1.5], [0.9, 1.1], [0.9, 1.1], [0.5, 2.0], [0.0, 0.1]], np.float32)
+    bounds = np.asarray([[0.5, 1.5], [0.9, 1.1], [0.9, 1.1], [0.5, 2.0], [0.0, 0.1], [0.0, 0.3]],
+                        np.float32)
     state = jax.jit(lambda: train.init_state(net, tx, (w, m), 2, m, bounds, 0))()
     variables = state.params["net"]
     win = jnp.full((w, m), 0.2)

@@ -478,9 +478,18 @@ def _load_trial(spec: DataSpec, ts, envelope_fn: EnvelopeFn, min_samples: int):
         fv = _interp_nonfinite(fv, bad_f)
         forces = np.stack([np.interp(t, f_tab.time, fv[:, j]) for j in range(fv.shape[1])], 1)
         valid &= ~(np.interp(t, f_tab.time, bad_f.astype(float)) > 0)
-    # Envelope columns in muscle order (the spec guarantees one channel per muscle).
-    order = [channels.index(spec.channel_of[m]) for m in spec.muscle_names]
-    return t, env_t[:, order], q, forces, valid
+    return t, in_muscle_order(spec, env_t), q, forces, valid
+
+
+def in_muscle_order(spec: DataSpec, per_channel: np.ndarray, missing: float = 0.0) -> np.ndarray:
+    """Columns (..., C) in ``emg.channels`` order → (..., M) in muscle order: a channel's column
+    for every muscle it drives, ``missing`` for a muscle without a channel."""
+    chans = list(spec.emg.channels)
+    owner = spec.channel_of
+    cols = [per_channel[..., chans.index(owner[m])] if m in owner
+            else np.full(per_channel.shape[:-1], missing, per_channel.dtype)
+            for m in spec.muscle_names]
+    return np.stack(cols, axis=-1)
 
 
 def _recording_envelope(spec: DataSpec, rel: str, channels, envelope_fn: EnvelopeFn):
@@ -518,7 +527,6 @@ def _normalisers(spec: DataSpec, subjects, trials, envelope_fn: EnvelopeFn, wind
     """
     e = spec.emg
     chans = list(e.channels)
-    order = [chans.index(spec.channel_of[m]) for m in spec.muscle_names]
     fs = e.sampling_rate_hz
     train = split_trials(spec, trials, window)["train"]
     mvc = np.zeros((len(subjects), len(chans)))
@@ -563,8 +571,10 @@ def _normalisers(spec: DataSpec, subjects, trials, envelope_fn: EnvelopeFn, wind
             mvc[s] = best
         else:
             mine = [t for t in train if t.subject == s] or [t for t in trials if t.subject == s]
-            env = np.concatenate([t.raw_envelope[t.valid] for t in mine], axis=0)
-            mvc[s, order] = emg.robust_max(env, e.robust_quantile)
+            env = np.concatenate([t.raw_envelope[t.valid] for t in mine], axis=0)  # muscle order
+            first = {c: spec.muscle_names.index(next(m for m in e.channels[c]
+                                                     if m in spec.muscle_names)) for c in chans}
+            mvc[s] = emg.robust_max(env, e.robust_quantile)[[first[c] for c in chans]]
             src["mvc"] = {c: f"robust max ({e.robust_quantile:g} quantile of training EMG)"
                           for c in chans}
         low = mvc[s] <= rest[s]
@@ -577,7 +587,8 @@ def _normalisers(spec: DataSpec, subjects, trials, envelope_fn: EnvelopeFn, wind
         sources[subj] = {"mvc_v": dict(zip(chans, mvc[s].tolist())), "mvc_source": src["mvc"],
                          "rest_v": dict(zip(chans, rest[s].tolist())),
                          "rest_source": src["rest"]}
-    return mvc[:, order], rest[:, order], sources
+    # muscles without a channel: normaliser 1, rest 0 (their excitation column stays 0)
+    return in_muscle_order(spec, mvc, 1.0), in_muscle_order(spec, rest), sources
 
 
 def _check_duplicates(spec: DataSpec, trials) -> None:
@@ -598,6 +609,8 @@ def load_dataset(spec: DataSpec, progress: bool = False) -> Dataset:
     """Read every trial of ``spec``; errors are ``DataError`` naming the file and field."""
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
     envelope_fn = EnvelopeFn(spec)
+    for note in spec.notes:
+        log(f"  note: {note}")
     subjects = tuple(dict.fromkeys(t.subject for t in spec.trials))
     models, geo_report = build_models(spec, subjects)
     for subj, rep in geo_report.items():

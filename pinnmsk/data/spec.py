@@ -96,6 +96,12 @@ def _check_type(v, kind, err):
         if not isinstance(v, dict):
             raise err(f"must be a table, got {v!r}")
         return {k: _check_type(x, kind[1], err) for k, x in v.items()}
+    if kind == "names":  # one name, or a list of names
+        vals = (v,) if isinstance(v, str) else v
+        if not isinstance(vals, (list, tuple)) or not vals or not all(
+                isinstance(x, str) for x in vals):
+            raise err(f"must be a name or a non-empty list of names, got {v!r}")
+        return tuple(vals)
     if isinstance(kind, tuple) and kind[0] == "map_any":
         if not isinstance(v, dict):
             raise err(f"must be a table, got {v!r}")
@@ -110,7 +116,7 @@ def _check_type(v, kind, err):
 @dataclasses.dataclass(frozen=True)
 class EmgSpec:
     sampling_rate_hz: float
-    channels: dict  # file column -> muscle name
+    channels: dict  # file column -> muscle names it drives (a tuple: one muscle, or a group)
     bandpass_hz: tuple = (20.0, 450.0)
     bandpass_order: int = 4
     lowpass_hz: float = 6.0
@@ -126,6 +132,9 @@ class EmgSpec:
     rest_subtraction: str = "quadrature"  # or "linear": see pinnmsk.emg.normalise
     outliers: str = "error"  # samples beyond outlier_z robust SDs: "error" | "clip" | "drop"
     outlier_z: float = 1000.0
+    # modelled muscles with no channel: "identify" (a bounded constant activation per subject,
+    # identified: identification.unmeasured_activation) | "drop" (left out of the model)
+    unmeasured: str = "identify"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,6 +290,7 @@ class DataSpec:
     text: TextSpec = TextSpec()
     osim: str | None = None  # dataset-wide OpenSim model (a generic one); a subject's own wins
     tendon: str = "rigid"  # the Hill term's tendon for this dataset's muscles: rigid | compliant
+    notes: tuple = ()  # what loading should tell the user (e.g. muscles left out), one line each
 
     def subject(self, name: str) -> SubjectSpec:
         """The subject's sources (an empty :class:`SubjectSpec` when the spec names none)."""
@@ -292,8 +302,13 @@ class DataSpec:
 
     @property
     def channel_of(self) -> dict:
-        """Muscle name → EMG column (the inverse of ``emg.channels``)."""
-        return {m: c for c, m in self.emg.channels.items()}
+        """Muscle name → the EMG column that drives it (muscles without a channel are absent)."""
+        return {m: c for c, group in self.emg.channels.items() for m in group}
+
+    @property
+    def measured(self) -> np.ndarray:
+        """(M,) bool, muscle order: whether the muscle has an EMG channel."""
+        return np.array([m in self.channel_of for m in self.muscle_names])
 
     def resolve(self, rel: str) -> str:
         return rel if os.path.isabs(rel) else os.path.normpath(os.path.join(self.root, rel))
@@ -313,7 +328,8 @@ _PER_JOINT = ("damping_nms", "q_offset_rad", "stiffness_nm", "q_rest_rad")
 # scale with the segment (±5 %).
 _PRIOR_WIDTHS = {"f_max": 0.3, "l_opt": 0.05, "l_ts": 0.05}
 _ID_DEFAULTS = {"f_max": (0.5, 1.5), "l_opt": (0.8, 1.2), "l_ts": (0.95, 1.05),
-                "emg_gain": (0.05, 1.0), "delay_s": (0.01, 0.1)}
+                "emg_gain": (0.05, 1.0), "delay_s": (0.01, 0.1),
+                "unmeasured_activation": (0.0, 0.3)}
 
 
 def _table_list(top: _Fields, raw: dict, key: str, what: str, build) -> list:
@@ -356,7 +372,7 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
     e = top.sub("emg")
     emg = EmgSpec(
         sampling_rate_hz=e.get("sampling_rate_hz", float),
-        channels=e.get("channels", ("map", str)),
+        channels=e.get("channels", ("map", "names")),
         bandpass_hz=e.get("bandpass_hz", ("pair",), (20.0, 450.0)),
         bandpass_order=e.get("bandpass_order", int, 4),
         lowpass_hz=e.get("lowpass_hz", float, 6.0),
@@ -373,6 +389,7 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
                                "quadrature"),
         outliers=e.get("outliers", ("choice", ("error", "clip", "drop")), "error"),
         outlier_z=e.get("outlier_z", float, 1000.0),
+        unmeasured=e.get("unmeasured", ("choice", ("identify", "drop")), "identify"),
     )
     if not emg.outlier_z > 10:
         raise DataError(f"{path}: field 'emg.outlier_z' = {emg.outlier_z} must be > 10 (robust "
@@ -422,14 +439,32 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
         f.get("l_ts_m", float, None), f.get("phi_opt_rad", float, None),
         f.get("osim_name", str, None)))
     names = [m.name for m in muscles]
-    for col, mus in emg.channels.items():
-        if mus not in names:
-            raise DataError(f"{path}: field 'emg.channels.{col}' maps to unknown muscle '{mus}' "
-                            f"(muscles: {', '.join(names)}); fix the name")
-    unmapped = [m for m in names if m not in emg.channels.values()]
-    if unmapped:
-        raise DataError(f"{path}: field 'emg.channels' maps no channel to muscle "
-                        f"'{unmapped[0]}'; every muscle needs one EMG channel")
+    driven = {}
+    for col, group in emg.channels.items():
+        for mus in group:
+            if mus not in names:
+                raise DataError(f"{path}: field 'emg.channels.{col}' maps to unknown muscle "
+                                f"'{mus}' (muscles: {', '.join(names)}); fix the name")
+            if mus in driven:
+                raise DataError(f"{path}: field 'emg.channels' drives muscle '{mus}' from two "
+                                f"channels ('{driven[mus]}' and '{col}'); a muscle has one")
+            driven[mus] = col
+    unmapped = [m for m in names if m not in driven]
+    notes = []
+    if len(unmapped) == len(names):
+        raise DataError(f"{path}: field 'emg.channels' drives none of the muscles; map at least "
+                        "one EMG channel to a muscle")
+    if unmapped and emg.unmeasured == "drop":
+        muscles = [m for m in muscles if m.name in driven]
+        notes.append(f"muscles without an EMG channel left out of the model (emg.unmeasured = "
+                     f"\"drop\"): {', '.join(unmapped)}; the joint torque lacks their share")
+    elif unmapped:
+        notes.append(f"muscles without an EMG channel get an identified constant activation in "
+                     f"identification.unmeasured_activation (emg.unmeasured = \"identify\"): "
+                     f"{', '.join(unmapped)}")
+    grouped = {c: g for c, g in emg.channels.items() if len(g) > 1}
+    for c, g in grouped.items():
+        notes.append(f"channel '{c}' drives the muscle group {', '.join(g)}")
 
     idf = top.sub("identification", required=False)
     ident = {k: idf.get(k, ("pair",), v) for k, v in _ID_DEFAULTS.items()}
@@ -447,6 +482,10 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
     if not 0 < lo <= hi:
         raise DataError(f"{path}: field 'identification.emg_gain' = [{lo}, {hi}] must satisfy "
                         "0 < low <= high, e.g. [0.05, 1.0]")
+    lo, hi = ident["unmeasured_activation"]
+    if not 0 <= lo <= hi <= 1:
+        raise DataError(f"{path}: field 'identification.unmeasured_activation' = [{lo}, {hi}] "
+                        "must satisfy 0 <= low <= high <= 1 (activation), e.g. [0.0, 0.3]")
     lo, hi = ident["delay_s"]
     if not 0 <= lo <= hi <= 0.5:
         raise DataError(f"{path}: field 'identification.delay_s' = [{lo}, {hi}] must satisfy "
@@ -549,7 +588,7 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
     top.finish()
     return DataSpec(path, name, root, emg, labels, BodySpec(model, params), tuple(muscles),
                     ident, geometry, tuple(trials), split, windows, tuple(subjects), activation,
-                    text, osim, tendon)
+                    text, osim, tendon, tuple(notes))
 
 
 def _check_channel_values(path: str, field: str, values: dict, channels: dict) -> None:
