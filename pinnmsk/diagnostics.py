@@ -192,7 +192,8 @@ class MuscleSanity(NamedTuple):
 
 
 def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray,
-                 tendon: str = "rigid", torque_ratio: float = 10.0) -> MuscleSanity:
+                 tendon: str = "rigid", torque_ratio: float = 10.0,
+                 max_activation: np.ndarray | None = None) -> MuscleSanity:
     """Check a model against the motion it will be trained on (q, q̇, q̈: (T, n) SI).
 
     Warns when a muscle is slack over the whole motion (it can make no force at all), when its
@@ -201,8 +202,11 @@ def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.
     activation of the modelled muscles can make the torque the motion needs (the model lacks
     muscles or its passive forces are too high): the physics term would then fight the data.
     ``tendon``: "rigid" or "compliant" (passive force in fibre-tendon equilibrium).
+    ``max_activation`` (M,): the most activation each muscle can have (default 1; a muscle
+    without an EMG channel: the upper bound of its identified constant activation).
     """
     p = model.muscles
+    a_max = np.ones(model.n_muscles) if max_activation is None else np.asarray(max_activation)
     qj = jnp.asarray(q, jnp.float32)
     l_mt, passive, full = (np.asarray(x, float) for x in _rigid_isometric(model, qj))
     l_norm, _, _ = muscle.fibre_kinematics(jnp.asarray(l_mt), jnp.zeros_like(l_mt), p)
@@ -211,7 +215,9 @@ def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.
     zeros = np.zeros((len(q), model.n_muscles))
     if tendon == "compliant":
         passive = compliant_hill_forces(model, zeros, q, np.zeros_like(q))
-        full = compliant_hill_forces(model, zeros + 1.0, q, np.zeros_like(q))
+        full = compliant_hill_forces(model, zeros + a_max[None], q, np.zeros_like(q))
+    else:  # isometric rigid-tendon force is linear in activation
+        full = passive + a_max[None] * (full - passive)
     arms, tau = (np.asarray(x, float) for x in _arms_and_torque(
         model, qj, jnp.asarray(qd, jnp.float32), jnp.asarray(qdd, jnp.float32)))
     p_torque = np.abs(arms * passive[:, :, None]).max(0)  # (M, n)
@@ -265,8 +271,10 @@ def sanity_by_subject(data, trials, tendon: str) -> dict:
         qd = np.concatenate([r[0] for r in rates])
         qdd = np.concatenate([r[1] for r in rates])
         step = max(1, len(q) // 2000)  # the report needs the motion's range, not every sample
+        a_max = np.where(data.spec.measured, 1.0,
+                         data.spec.identification["unmeasured_activation"][1])
         r = model_sanity(data.model_of(s), data.spec.muscle_names, q[::step], qd[::step],
-                         qdd[::step], tendon)
+                         qdd[::step], tendon, max_activation=a_max)
         names = data.spec.muscle_names
         out[subject] = {
             "tendon": tendon,

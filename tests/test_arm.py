@@ -252,21 +252,18 @@ def test_held_coordinate_errors(tmp_path):
         dataset.build_model(s, "S1")
 
 
-ONE_TO_ONE = ('channels = { TRIlong = "TRIlong", TRIlat = "TRIlat", TRImed = "TRImed", '
-              'BIClong = "BIClong", BICshort = "BICshort", BRA = "BRA" }')
+GROUPED_SPEC = ROOT / "data_specs" / "opensim_arm26_grouped.toml"
+GROUPS = ('channels = { TRIlong = ["TRIlong", "TRIlat", "TRImed"], BIClong = ["BIClong", '
+          '"BICshort"] }\nunmeasured = "identify"')
 
 
-def _grouped_spec(tmp_path, extra: str = "", channels: str | None = None):
-    """arm26 with two EMG channels: TRIlong's drives the triceps group, BIClong's the biceps
-    group; BRA has none."""
-    text = ARM_SPEC.read_text().replace('root = "../data/opensim_arm26"', f'root = "{ARM}"')
-    assert ONE_TO_ONE in text
-    text = text.replace(ONE_TO_ONE, (channels or 'channels = { TRIlong = ["TRIlong", "TRIlat", '
-                                     '"TRImed"], BIClong = ["BIClong", "BICshort"] }') + extra)
-    text = text.replace('channels = ["BIClong", "BICshort", "BRA"]', 'channels = ["BIClong"]')
-    text = text.replace('channels = ["TRIlong", "TRIlat", "TRImed"]', 'channels = ["TRIlong"]')
+def _grouped_spec(tmp_path, channels: str | None = None):
+    """The shipped two-electrode arm26 spec (TRIlong's channel drives the triceps group,
+    BIClong's the biceps group, BRA has none), with its channel lines replaced by ``channels``."""
+    text = GROUPED_SPEC.read_text().replace('root = "../data/opensim_arm26"', f'root = "{ARM}"')
+    assert GROUPS in text
     p = tmp_path / "grouped.toml"
-    p.write_text(text)
+    p.write_text(text.replace(GROUPS, channels or GROUPS))
     return str(p)
 
 
@@ -274,7 +271,7 @@ def test_channel_groups_and_unmeasured_muscles(tmp_path):
     """A channel drives a muscle group (its envelope and normaliser for each member); a muscle
     without a channel gets a bounded, identified constant activation, and the physics still uses
     its force; or it is left out with a note."""
-    s = spec.load_spec(_grouped_spec(tmp_path))
+    s = spec.load_spec(str(GROUPED_SPEC))
     names = list(s.muscle_names)
     assert names == ["TRIlong", "TRIlat", "TRImed", "BIClong", "BICshort", "BRA"]
     np.testing.assert_array_equal(s.measured, [1, 1, 1, 1, 1, 0])
@@ -315,7 +312,7 @@ def test_channel_groups_and_unmeasured_muscles(tmp_path):
     assert 0.0 <= level <= 0.3
     assert "emg_gain" in evaluation.identified_params(prep, state.params)["S1"]["BIClong"]
     # or left out
-    dropped = spec.load_spec(_grouped_spec(tmp_path, '\nunmeasured = "drop"'))
+    dropped = spec.load_spec(_grouped_spec(tmp_path, GROUPS.replace("identify", "drop")))
     assert "BRA" not in dropped.muscle_names and dropped.measured.all()
     assert any("left out" in n and "BRA" in n for n in dropped.notes)
     assert dataset.build_model(dropped, "S1").n_muscles == 5

@@ -150,3 +150,9 @@ def test_model_sanity_of_a_feasible_model(model, trajectory):
                                     "rigid")
     assert weak.infeasible_fraction[0] > 0.1
     assert any("no activation of the modelled muscles" in w for w in weak.warnings)
+    # muscles without a channel reach only their identified activation's upper bound: at 1 %
+    # of full activation the same motion is out of reach (rigid and compliant alike)
+    for tendon in ("rigid", "compliant"):
+        capped = diagnostics.model_sanity(model, names, q, qd, qdd, tendon,
+                                          max_activation=np.full(model.n_muscles, 0.01))
+        assert capped.infeasible_fraction[0] > 0.1, tendon
