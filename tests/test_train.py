@@ -303,6 +303,9 @@ def test_binaries_end_to_end(tiny, tmp_path):
     lines = open(out).read().splitlines()
     assert lines[0] == "time,wrist_flex_deg,FCR_n,FCU_n,ECRL_n,ECRB_n,ECU_n"
     assert len(lines) == 401
+
+
+def test_sweep_binary_end_to_end(tiny, tmp_path):
     sw = tmp_path / "sweep"
     r = _bin("sweep", f"--data_spec={tiny}", f"--workdir={sw}", "--epochs=1", "--batch_size=64",
              "--n_colloc=2", "--physics_weights=0,1")
