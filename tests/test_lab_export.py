@@ -175,3 +175,23 @@ def test_shipped_knee_spec_loads_every_subject():
     data = dataset.load_dataset(s)
     for t in data.trials:  # flexion positive and standing near zero in every recording
         assert 75 < np.rad2deg(t.q_rad.max()) < 125 and -6 < np.rad2deg(t.q_rad.min()) < 1
+
+
+def test_knee_flexors_spec_groups_channels_and_its_table_matches_the_lab_table():
+    """The twelve-muscle knee spec: its OpenSim export (hip and ankle at 0) equals the lab's
+    four-muscle table where they overlap, and the electrodes drive muscle groups with the
+    gastrocnemii, gracilis and sartorius identified."""
+    s = spec.load_spec(str(KNEE_SPEC.parent / "uci_knee_standing_flexors.toml"))
+    model_dir = ROOT / "data" / "uci_knee_standing" / "model"
+    new = opensim.read_table(str(model_dir / "knee_muscle_analysis_Length_hip0_ankle0.sto"))
+    old = opensim.read_table(str(model_dir / "knee_muscle_analysis_Length_hip0.sto"))
+    for col, osim_name in (("RF", "recfem_r"), ("BF", "bflh_r"), ("VM", "vasmed_r"),
+                           ("ST", "semiten_r")):
+        np.testing.assert_allclose(new.select([osim_name]), old.select([col]), atol=1e-7)
+    names = np.array(s.muscle_names)
+    assert list(names[s.measured]) == ["recfem_r", "bflh_r", "bfsh_r", "vasmed_r",
+                                                "vaslat_r", "vasint_r", "semiten_r",
+                                                "semimem_r"]
+    assert list(names[~s.measured]) == ["gaslat_r", "gasmed_r", "grac_r", "sart_r"]
+    model = dataset.build_model(s, "S1")
+    assert model.n_muscles == 12
