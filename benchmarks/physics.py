@@ -18,7 +18,7 @@ import numpy as np
 
 from benchmarks.common import print_table, timeit
 from pinnmsk import emg, simulator
-from pinnmsk.data import dataset, opensim, spec
+from pinnmsk.data import loading, opensim, spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -82,7 +82,7 @@ def bench_loading(minutes: float) -> dict:
         with open(f"{d}/spec.toml", "w") as f:
             f.write(text)
         t0 = time.perf_counter()
-        ds = dataset.load_dataset(spec.load_spec(f"{d}/spec.toml"))
+        ds = loading.load_dataset(spec.load_spec(f"{d}/spec.toml"))
         wall = time.perf_counter() - t0
     hours = n_trials * per / fs / 3600
     return {"benchmark": f"load dataset: {hours * 60:.0f} min of 8-ch 2 kHz EMG CSV "
@@ -93,7 +93,7 @@ def bench_loading(minutes: float) -> dict:
 
 def main(argv):
     quick = "--quick" in argv
-    model = dataset.build_model(spec.load_spec(os.path.join(ROOT, "data_specs",
+    model = loading.build_model(spec.load_spec(os.path.join(ROOT, "data_specs",
                                                             "synthetic_wrist.toml")))
     rows = [bench_simulator(model, 1, 10.0), bench_simulator(model, 1000, 1.0 if quick else 2.0)]
     rows += bench_emg(200_000 if quick else 2_000_000, 8)

@@ -33,7 +33,7 @@ import numpy as np
 from benchmarks.common import device_name, print_table
 from benchmarks.training import ROOT, SPEC, _flag, _step_program
 from pinnmsk import losses, muscle, prepare, train
-from pinnmsk.data import dataset, spec
+from pinnmsk.data import loading, spec
 
 try:
     import torch
@@ -312,7 +312,7 @@ def main(argv):
     quick = "--quick" in argv
     rounds = 2 if quick else 6
     torch.set_num_threads(os.cpu_count() or 1)
-    data = dataset.load_dataset(spec.load_spec(SPEC))
+    data = loading.load_dataset(spec.load_spec(SPEC))
     cfg = train.TrainConfig(batch_size=256)
     prep = prepare.prepare(data, cfg)
     bs = cfg.batch_size

@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmarks.common import device_name, print_table
 from pinnmsk import emg, losses, prepare, runner, train
-from pinnmsk.data import dataset, opensim, spec
+from pinnmsk.data import loading, opensim, spec
 from pinnmsk.streaming import Streamer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,7 +112,7 @@ def main(argv):
     ks = [int(k) for k in _flag(argv, "ks", "1,2,4,8,16" if platform == "cpu" else
                                 "1,2,4,8,16,32,64").split(",")]
     ks = [k for k in ks if k <= 4] if quick else ks
-    data = dataset.load_dataset(spec.load_spec(SPEC))
+    data = loading.load_dataset(spec.load_spec(SPEC))
     cfg = train.TrainConfig(batch_size=256)
     prep = prepare.prepare(data, cfg)
     out_path = _flag(argv, "out", os.path.join(

@@ -15,7 +15,7 @@ from absl import flags
 from experiments.cli import UsageError, WorkdirError
 from pinnmsk import (checkpoint, diagnostics, evaluation, losses, plots, prepare, records,
                      runner, sharding, train)
-from pinnmsk.data import dataset, spec
+from pinnmsk.data import dataset, loading, spec
 from pinnmsk.train import TrainConfig
 
 FLAGS = flags.FLAGS
@@ -137,7 +137,7 @@ def config_from_flags(physics_weight: float | None = None, module=None) -> Train
 
 def load_data(path: str) -> dataset.Dataset:
     print(f"loading {path}", file=sys.stderr, flush=True)
-    return dataset.load_dataset(spec.load_spec(path), progress=True)
+    return loading.load_dataset(spec.load_spec(path), progress=True)
 
 
 def report_sanity(prep) -> dict:
@@ -175,7 +175,7 @@ def metrics_block(prep, params, config: TrainConfig, selection: dict,
     the EMG normalisers actually used."""
     test, per_trial = evaluation.evaluate(prep, params)
     data = prep.data
-    truth = {s: dataset.true_scales(data.spec, s) for s in data.subjects}  # model.json, if any
+    truth = {s: loading.true_scales(data.spec, s) for s in data.subjects}  # model.json, if any
     out = {"test": test, "selection": selection,
            "identified_params": evaluation.identified_params(prep, params, truth),
            "config": {**dataclasses.asdict(config), "data_spec": data.spec.path},

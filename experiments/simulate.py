@@ -14,7 +14,7 @@ import time
 from absl import flags
 
 from experiments import cli
-from pinnmsk.data import dataset, spec, synthetic
+from pinnmsk.data import loading, spec, synthetic
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_spec", "data_specs/synthetic_wrist.toml",
@@ -50,7 +50,7 @@ def main(argv):
         raise cli.UsageError(f"--label_rate_hz={FLAGS.label_rate_hz:g} must divide "
                              f"--emg_rate_hz={FLAGS.emg_rate_hz:g}")
     base_spec = spec.load_spec(FLAGS.data_spec)
-    base = dataset.build_model(base_spec)
+    base = loading.build_model(base_spec)
     cfg = synthetic.SyntheticConfig(
         n_subjects=FLAGS.subjects, n_trials=FLAGS.trials, duration_s=FLAGS.duration_s,
         emg_rate_hz=FLAGS.emg_rate_hz, label_rate_hz=FLAGS.label_rate_hz,

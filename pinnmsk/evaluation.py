@@ -133,7 +133,7 @@ def identified_params(prep: Prepared, params, truth: dict | None = None) -> dict
     """Subject-specific parameters: scales of the subject's nominal values and absolute values
     per muscle, the EMG gain and delay (or, for a muscle without a channel, its identified
     constant activation); with the truth where ``truth`` ({subject:
-    :func:`pinnmsk.data.dataset.true_scales`}) has it."""
+    :func:`pinnmsk.data.loading.true_scales`}) has it."""
     scales = jax.device_get(losses.physio_scales(params["physio"], prep.consts.bounds))
     units = {"f_max": "f_max_n", "l_opt": "l_opt_m", "l_ts": "l_ts_m"}
     out = {}

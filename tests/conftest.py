@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # programs. Keyed by the program, jax version and flags, so a stale entry is never used; under
 # .pytest_cache, so a fresh clone (CI) starts empty.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".pytest_cache" / "xla"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 # Less LLVM optimisation of XLA:CPU code: the tests' programs run briefly and compile often, so
 # compile time dominates (-30 % on tests/test_arm.py); semantics are unchanged.
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"

@@ -13,7 +13,7 @@ import pytest
 
 from pinnmsk import (diagnostics, dynamics, evaluation, geometry, losses, msk, prepare, runner,
                      train)
-from pinnmsk.data import dataset, opensim, spec, synthetic
+from pinnmsk.data import loading, opensim, spec, synthetic
 from tests.conftest import ROOT
 
 ARM = ROOT / "data" / "opensim_arm26"
@@ -24,7 +24,7 @@ COORDS = ["r_shoulder_elev", "r_elbow_flex"]
 @pytest.fixture(scope="module")
 def arm():
     s = spec.load_spec(str(ARM_SPEC))
-    models, report = dataset.build_models(s, ["S1", "S2"])
+    models, report = loading.build_models(s, ["S1", "S2"])
     return s, models, report
 
 
@@ -134,7 +134,7 @@ def simulated_arm(tmp_path_factory):
     """A 2-DOF arm simulated from the arm26 spec: 1 subject x 2 trials x 3 s."""
     out = tmp_path_factory.mktemp("arm") / "data"
     base = spec.load_spec(str(ARM_SPEC))
-    path = synthetic.generate(base, dataset.build_model(base), str(out),
+    path = synthetic.generate(base, loading.build_model(base), str(out),
                               synthetic.SyntheticConfig(n_subjects=1, n_trials=2, duration_s=3.0,
                                                         emg_format="npz"), log=lambda s: None)
     text = open(path).read().replace("length_s = 1.0", "length_s = 0.3")
@@ -147,7 +147,7 @@ def test_simulated_arm_closes_its_equation_of_motion_and_trains(simulated_arm):
     """The 2-DOF path end to end without the shared files: the generator's tables load back
     (moment arms exact), both coordinates move, and physics-informed training lowers every
     term it should for both joints."""
-    data = dataset.load_dataset(spec.load_spec(simulated_arm))
+    data = loading.load_dataset(spec.load_spec(simulated_arm))
     arms = data.geometry_report["s0"]["moment_arm_max_error_m"]
     assert set(arms) == set(COORDS) and max(arms.values()) < 2e-4
     q = np.concatenate([t.q_rad for t in data.trials])
@@ -173,7 +173,7 @@ def test_true_parameters_read_from_model_json(arm):
     """arm26's model.json lists the simulated muscles as they are (next to the generic
     "nominal_muscles"); the wrist v2 sample lists generic muscles and a scale."""
     s, _, _ = arm
-    truth = dataset.true_scales(s, "S2")
+    truth = loading.true_scales(s, "S2")
     doc = _truth("S2")
     for m, nominal in zip(doc["muscles"], doc["nominal_muscles"]):
         assert truth[m["name"]]["f_max"] == pytest.approx(m["max_isometric_force"])
@@ -226,7 +226,7 @@ def test_held_shoulder_gives_the_elbow_model_of_the_table_at_that_angle(tmp_path
     lengths = {}
     for held in shoulders[[12, 16]]:
         s = spec.load_spec(_elbow_only_spec(tmp_path, f"{{ r_shoulder_elev = {float(held)!r} }}"))
-        geo = dataset.build_model(s, "S1").geometry
+        geo = loading.build_model(s, "S1").geometry
         rows = np.isclose(grid[:, 0], held) & (grid[:, 1] >= 0.2) & (grid[:, 1] <= 1.8)
         assert rows.sum() >= 10
         e = jnp.asarray(grid[rows, 1:], jnp.float32)
@@ -249,7 +249,7 @@ def test_held_coordinate_errors(tmp_path):
         spec.load_spec(_elbow_only_spec(tmp_path, "{ r_elbow_flex = 0.5 }"))
     s = spec.load_spec(_elbow_only_spec(tmp_path, "{ r_shoulder_elev = 2.5 }"))
     with pytest.raises(spec.DataError, match="outside the table's range"):
-        dataset.build_model(s, "S1")
+        loading.build_model(s, "S1")
 
 
 GROUPED_SPEC = ROOT / "data_specs" / "opensim_arm26_grouped.toml"
@@ -276,8 +276,8 @@ def test_channel_groups_and_unmeasured_muscles(tmp_path):
     assert names == ["TRIlong", "TRIlat", "TRImed", "BIClong", "BICshort", "BRA"]
     np.testing.assert_array_equal(s.measured, [1, 1, 1, 1, 1, 0])
     assert any("BRA" in n and "identified constant activation" in n for n in s.notes)
-    d = dataset.load_dataset(s)
-    full = dataset.load_dataset(spec.load_spec(str(ARM_SPEC)))
+    d = loading.load_dataset(s)
+    full = loading.load_dataset(spec.load_spec(str(ARM_SPEC)))
     for tr, ref in zip(d.trials, full.trials):
         e = tr.excitation
         for member, channel in (("TRIlat", "TRIlong"), ("TRImed", "TRIlong"),
@@ -315,7 +315,7 @@ def test_channel_groups_and_unmeasured_muscles(tmp_path):
     dropped = spec.load_spec(_grouped_spec(tmp_path, GROUPS.replace("identify", "drop")))
     assert "BRA" not in dropped.muscle_names and dropped.measured.all()
     assert any("left out" in n and "BRA" in n for n in dropped.notes)
-    assert dataset.build_model(dropped, "S1").n_muscles == 5
+    assert loading.build_model(dropped, "S1").n_muscles == 5
 
 
 def losses_total(encode, decode, prep, physio, batch):

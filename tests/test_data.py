@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from pinnmsk.data import dataset, opensim, spec
+from pinnmsk.data import dataset, loading, opensim, spec
 from pinnmsk.data.opensim import DataError
 from tests.conftest import ROOT, V2, V2_SPEC
 
 def test_v2_sample_end_to_end():
     """The shipped v2 spec: per-subject .osim muscles, MuscleAnalysis geometry within 0.5 mm of
     the MomentArm tables, MVC/rest-normalised excitations, a time-blocked validation split."""
-    ds = dataset.load_dataset(spec.load_spec(str(V2_SPEC)))
+    ds = loading.load_dataset(spec.load_spec(str(V2_SPEC)))
     assert ds.models.muscles.f_max_n.shape == (2, 5) and len(ds.trials) == 8
     # S2's lab model has its own (scaled) fibre lengths: the subjects' models differ
     assert not np.allclose(ds.models.muscles.l_opt_m[0], ds.models.muscles.l_opt_m[1])
@@ -69,7 +69,7 @@ def test_subject_split_keeps_subjects_apart(tmp_path):
 
 
 def _load(p):
-    return dataset.load_dataset(spec.load_spec(str(p)))
+    return loading.load_dataset(spec.load_spec(str(p)))
 
 
 def _edit(p, old, new):
@@ -288,7 +288,7 @@ def test_mvc_and_rest_from_recordings_match_scipy(lab, mode):
 def test_normalised_excitations_track_the_true_ones():
     """MVC/rest-normalised causal excitations of the v2 sample against its true excitations
     (excitations.sto), pooled over each channel's trials: r >= 0.75."""
-    ds = dataset.load_dataset(spec.load_spec(str(V2_SPEC)))
+    ds = loading.load_dataset(spec.load_spec(str(V2_SPEC)))
     est, true = [], []
     for tr in ds.trials:
         tab = opensim.read_table(str(V2 / tr.id / "excitations.sto"))

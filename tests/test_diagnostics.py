@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from pinnmsk import diagnostics, simulator
-from pinnmsk.data import dataset, spec, synthetic
+from pinnmsk.data import loading, spec, synthetic
 from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
 def model():
     path = ROOT / "data_specs" / "synthetic_wrist.toml"
-    return dataset.build_model(spec.load_spec(str(path)))
+    return loading.build_model(spec.load_spec(str(path)))
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def _diagnose(*args):
 
 def test_diagnose_binary(tmp_path):
     base = spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml"))
-    path = synthetic.generate(base, dataset.build_model(base), str(tmp_path / "d"),
+    path = synthetic.generate(base, loading.build_model(base), str(tmp_path / "d"),
                               synthetic.SyntheticConfig(n_subjects=1, n_trials=3, duration_s=6.0,
                                                         variation=0.0),
                               log=lambda s: None)

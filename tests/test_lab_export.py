@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT
 from pinnmsk import diagnostics, msk, prepare
-from pinnmsk.data import dataset, opensim, spec
+from pinnmsk.data import loading, opensim, spec
 from pinnmsk.data.opensim import DataError
 from pinnmsk.train import TrainConfig
 
@@ -72,7 +72,7 @@ def test_incomplete_row_is_an_error_or_nan(tmp_path):
 
 
 def test_knee_spec_signs_offsets_and_label_rate(knee):
-    data = dataset.load_dataset(spec.load_spec(str(knee)))
+    data = loading.load_dataset(spec.load_spec(str(knee)))
     by_id = {t.id: t for t in data.trials}
     s3 = by_id["S3/standing_flexion"]
     np.testing.assert_allclose(np.diff(s3.time_s), 0.01, atol=1e-9)
@@ -91,7 +91,7 @@ def test_knee_spec_signs_offsets_and_label_rate(knee):
 
 
 def test_last_segment_is_test_and_parts_do_not_touch(knee):
-    data = dataset.load_dataset(spec.load_spec(str(knee)))
+    data = loading.load_dataset(spec.load_spec(str(knee)))
     parts = data.split()
     assert sorted(t.id for t in parts["test"]) == ["S11/standing_flexion@test",
                                                      "S3/standing_flexion@test"]
@@ -115,7 +115,7 @@ def test_duplicate_recording_is_refused(knee, tmp_path):
     knee.write_text(knee_spec_text("d", extra_trials=dup))
     with pytest.raises(DataError, match=r"3copy.txt: its EMG is identical to trial "
                                         r"'S3/standing_flexion'"):
-        dataset.load_dataset(spec.load_spec(str(knee)))
+        loading.load_dataset(spec.load_spec(str(knee)))
 
 
 @pytest.mark.parametrize("old,new,msg", [
@@ -128,11 +128,11 @@ def test_duplicate_recording_is_refused(knee, tmp_path):
 def test_knee_spec_errors(knee, old, new, msg):
     knee.write_text(knee.read_text().replace(old, new, 1))
     with pytest.raises(DataError, match=msg):
-        dataset.load_dataset(spec.load_spec(str(knee)))
+        loading.load_dataset(spec.load_spec(str(knee)))
 
 
 def test_model_sanity_flags_implausible_muscles(knee):
-    data = dataset.load_dataset(spec.load_spec(str(knee)))
+    data = loading.load_dataset(spec.load_spec(str(knee)))
     t = next(t for t in data.trials if t.id == "S3/standing_flexion")
     qd, qdd = diagnostics.derivatives(t.time_s, t.q_rad.astype(float))
     model = data.model_of(t.subject)
@@ -172,7 +172,7 @@ def test_spec_chooses_the_tendon_unless_the_config_does(knee):
 def test_shipped_knee_spec_loads_every_subject():
     s = spec.load_spec(str(KNEE_SPEC))
     assert [t.subject for t in s.trials] == [f"S{i}" for i in (1, 3, 4, 5, 6, 7, 8, 9, 10, 11)]
-    data = dataset.load_dataset(s)
+    data = loading.load_dataset(s)
     for t in data.trials:  # flexion positive and standing near zero in every recording
         assert 75 < np.rad2deg(t.q_rad.max()) < 125 and -6 < np.rad2deg(t.q_rad.min()) < 1
 
@@ -193,5 +193,5 @@ def test_knee_flexors_spec_groups_channels_and_its_table_matches_the_lab_table()
                                                 "vaslat_r", "vasint_r", "semiten_r",
                                                 "semimem_r"]
     assert list(names[~s.measured]) == ["gaslat_r", "gasmed_r", "grac_r", "sart_r"]
-    model = dataset.build_model(s, "S1")
+    model = loading.build_model(s, "S1")
     assert model.n_muscles == 12

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from pinnmsk import diagnostics, losses, msk, muscle
-from pinnmsk.data import dataset, spec
+from pinnmsk.data import loading, spec
 from tests.conftest import ROOT
 
 
 def _model():
-    return dataset.build_model(spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml")))
+    return loading.build_model(spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml")))
 
 
 def _consts(tau_scale=1.0, accel="autodiff", tendon="compliant"):

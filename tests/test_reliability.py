@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from pinnmsk.data import dataset, opensim, spec
+from pinnmsk.data import loading, opensim, spec
 from pinnmsk.data.opensim import DataError
 from tests.conftest import ROOT
 
@@ -101,7 +101,7 @@ def test_bad_data_stops_with_one_clear_line(lab, case):
     breaker, words = CASES[case]
     breaker(lab)
     with pytest.raises(DataError) as err:
-        dataset.load_dataset(spec.load_spec(str(lab)))
+        loading.load_dataset(spec.load_spec(str(lab)))
     msg = str(err.value)
     assert "\n" not in msg and "usecols" not in msg
     for w in words:
@@ -110,12 +110,12 @@ def test_bad_data_stops_with_one_clear_line(lab, case):
 
 @pytest.mark.parametrize("mode", ["clip", "drop"])
 def test_outliers_can_be_clipped_or_dropped_on_request(lab, mode):
-    clean = next(t for t in dataset.load_dataset(spec.load_spec(str(lab))).trials
+    clean = next(t for t in loading.load_dataset(spec.load_spec(str(lab))).trials
                  if t.id == "S1/trial_0")
     _rewrite(_emg(lab), _set(4000, 1, 1e30))
     lab.write_text(lab.read_text().replace('envelope = "causal"',
                                            f'envelope = "causal"\noutliers = "{mode}"'))
-    data = dataset.load_dataset(spec.load_spec(str(lab)))
+    data = loading.load_dataset(spec.load_spec(str(lab)))
     tr = next(t for t in data.trials if t.id == "S1/trial_0")
     assert np.isfinite(tr.excitation).all()
     # away from the bad sample (t = 4 s) the channel reads as it did before the corruption

@@ -9,7 +9,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from pinnmsk import dynamics, msk, muscle
-from pinnmsk.data import dataset, spec
+from pinnmsk.data import loading, spec
 from tests.conftest import ROOT
 
 
@@ -24,7 +24,7 @@ def _dims(annotation, value, sizes: dict) -> None:
 
 def test_annotations_match_what_the_physics_returns():
     for path in ("synthetic_wrist.toml", "opensim_arm26.toml"):
-        model = dataset.build_model(spec.load_spec(str(ROOT / "data_specs" / path)))
+        model = loading.build_model(spec.load_spec(str(ROOT / "data_specs" / path)))
         n, m = model.n_coords, model.n_muscles
         q, qd, qdd = jnp.full(n, 0.3), jnp.full(n, 0.1), jnp.full(n, -0.2)
         a, f = jnp.full(m, 0.2), jnp.full(m, 50.0)
@@ -61,7 +61,7 @@ def test_annotations_match_what_the_network_and_losses_return():
     n coordinates, L latent, P query times, B batch)."""
     from pinnmsk import losses, models, train
 
-    model = dataset.build_model(spec.load_spec(str(ROOT / "data_specs" / "opensim_arm26.toml")))
+    model = loading.build_model(spec.load_spec(str(ROOT / "data_specs" / "opensim_arm26.toml")))
     n, m, w, b = model.n_coords, model.n_muscles, 40, 3
     net = models.make_model("cnn", n, m, 0.05, np.zeros(n), np.ones(n), np.full(m, 100.0),
                             latent=16)

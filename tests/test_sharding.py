@@ -11,15 +11,15 @@ SCRIPT = textwrap.dedent("""
     import dataclasses, sys
     import jax, numpy as np
     from pinnmsk import prepare, runner, sharding, train
-    from pinnmsk.data import dataset, spec, synthetic
+    from pinnmsk.data import dataset, loading, spec, synthetic
     assert len(jax.devices()) == 8, jax.devices()
     base = spec.load_spec("data_specs/synthetic_wrist.toml")
-    path = synthetic.generate(base, dataset.build_model(base), sys.argv[1],
+    path = synthetic.generate(base, loading.build_model(base), sys.argv[1],
                               synthetic.SyntheticConfig(n_subjects=1, n_trials=2, duration_s=3.0),
                               log=lambda s: None)
     text = open(path).read().replace("length_s = 1.0", "length_s = 0.3")
     open(path, "w").write(text)
-    data = dataset.load_dataset(spec.load_spec(path))
+    data = loading.load_dataset(spec.load_spec(path))
     cfg = train.TrainConfig(epochs=2, batch_size=64, n_colloc=2, latent=16)
     prep = prepare.prepare(data, cfg)
     w = prepare.weights_for(cfg, [0.0, 1.0])

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from pinnmsk import msk, simulator
-from pinnmsk.data import dataset, opensim, spec
+from pinnmsk.data import loading, opensim, spec
 from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
 def model():
-    return dataset.build_model(spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml")))
+    return loading.build_model(spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml")))
 
 
 def test_tracking_follows_target_and_vmaps_over_subjects(model):
@@ -64,7 +64,7 @@ def test_simulate_binary_writes_loadable_dataset(tmp_path):
     r = _run([f"--out={out}", "--subjects=2", "--trials=2", "--duration_s=3"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("subject s") == 2 or r.stderr.count("subject s") == 2
-    ds = dataset.load_dataset(spec.load_spec(str(out / "spec.toml")))
+    ds = loading.load_dataset(spec.load_spec(str(out / "spec.toml")))
     assert len(ds.trials) == 4 and ds.subjects == ("s0", "s1")
     assert [t.id for t in ds.split()["test"]] == ["s0/trial_1", "s1/trial_1"]
     emg = opensim.read_table(str(out / "s0" / "trial_0" / "emg.csv"))

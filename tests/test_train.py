@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pinnmsk import checkpoint, emg, evaluation, losses, models, prepare, runner, train
-from pinnmsk.data import dataset, spec, synthetic
+from pinnmsk.data import loading, spec, synthetic
 from pinnmsk.streaming import Streamer
 from tests.conftest import ROOT
 
@@ -23,7 +23,7 @@ def tiny(tmp_path_factory):
     """A tiny synthetic dataset: 2 subjects x 2 trials x 4 s, 1 s windows."""
     out = tmp_path_factory.mktemp("tiny") / "data"
     base = spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml"))
-    path = synthetic.generate(base, dataset.build_model(base), str(out),
+    path = synthetic.generate(base, loading.build_model(base), str(out),
                               synthetic.SyntheticConfig(n_subjects=2, n_trials=2, duration_s=4.0),
                               log=lambda s: None)
     text = open(path).read().replace("length_s = 1.0", "length_s = 0.3")
@@ -34,7 +34,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(tiny):
-    return dataset.load_dataset(spec.load_spec(tiny))
+    return loading.load_dataset(spec.load_spec(tiny))
 
 
 def _params_close(a, b, rtol, atol):

@@ -1,16 +1,13 @@
 """Synthetic lab-shaped datasets: subjects with parameter variation, tracking motions with
 co-contraction, raw sEMG synthesised from the excitations, written like the OpenSim sample.
 
-The physics runs in JAX (:mod:`pinnmsk.simulator`, vmapped over a subject's trials); the sEMG
-synthesis and the file writing run on the host.
+The physics runs in JAX (:mod:`pinnmsk.simulator`, vmapped over a subject's trials), the sEMG
+synthesis on the host (:func:`simulate_dataset`); :mod:`pinnmsk.data.writing` writes the files.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import shutil
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +15,8 @@ import numpy as np
 import scipy.signal
 
 from pinnmsk import msk, simulator
-from pinnmsk.data import opensim
-from pinnmsk.data.spec import DataSpec, dumps_toml
+from pinnmsk.data import writing
+from pinnmsk.data.spec import DataSpec
 from pinnmsk.msk import MskModel
 
 Array = jax.Array
@@ -116,13 +113,37 @@ def synthesize_emg(rng: np.random.Generator, u: np.ndarray, fs_hz: float, gains_
     return sources @ mix.T + hum + noise_v * rng.standard_normal((t_len, m))
 
 
-def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: SyntheticConfig,
-             log=print) -> str:
-    """Simulate and write a dataset under ``out_dir``; returns the path of its ``spec.toml``.
+@dataclasses.dataclass
+class SyntheticDataset:
+    """A simulated dataset in memory, what :func:`pinnmsk.data.writing.write_dataset` writes.
 
-    Files are written to a temporary folder first and moved into place at the end, so a failed
-    run leaves nothing half-written.
+    Attributes:
+      t_s: (N,) EMG sample times [s]; labels are every ``decimation``-th sample.
+      muscles, coordinates: column names (muscle and coordinate order).
+      emg_format: ``"csv"`` or ``"npz"``.
+      subjects: per subject ``{"name", "trials": [{"name", "raw_emg_v" (N, M), "q_rad" (N, n),
+        "forces_n", "activations", "excitations" (N, M)}]}``.
+      truth: the simulated truth (model.json's content).
+      geometry_tables: MuscleAnalysis-shaped tables, ``(name, index (R,), columns, values
+        (R, C), index_label)``: index_label None for a row-index time column.
+      spec: the dataset's spec as a TOML document (dict).
     """
+
+    t_s: np.ndarray
+    decimation: int
+    muscles: tuple
+    coordinates: tuple
+    emg_format: str
+    subjects: list
+    truth: dict
+    geometry_tables: list
+    spec: dict
+
+
+def simulate_dataset(base_spec: DataSpec, base: MskModel, config: SyntheticConfig,
+                     log=print) -> SyntheticDataset:
+    """Simulate every subject and trial of ``config`` from the spec's model ``base``: subject
+    variation, tracking motions, raw sEMG. No files (write with :func:`generate`)."""
     ratio = config.emg_rate_hz / config.label_rate_hz
     if abs(ratio - round(ratio)) > 1e-9 or ratio < 1:
         raise ValueError(f"label rate {config.label_rate_hz:g} Hz must divide the EMG rate "
@@ -140,11 +161,8 @@ def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: Syntheti
         body_params["stiffness_nm"] = float(config.joint_stiffness_nm)
         stiffness = jnp.float32(config.joint_stiffness_nm)
         base = base.replace(body=base.body.replace(stiffness_nm=stiffness))
-    tmp = out_dir.rstrip("/") + ".partial"
-    if os.path.exists(tmp):
-        shutil.rmtree(tmp)
-    os.makedirs(tmp)
-    truth, trials_doc = {}, []
+    truth, trials_doc, subjects = {}, [], []
+    emg_name = f"emg.{config.emg_format}"
     for s in range(config.n_subjects):
         subject = f"s{s}"
         model, scales = vary_subject(base, rng, config.variation)
@@ -155,44 +173,35 @@ def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: Syntheti
             raise FloatingPointError(f"simulation of subject {subject} diverged")
         gains = rng.uniform(*config.gain_v, size=len(names))
         truth[subject] = {"scales": scales, "emg_gain_v": gains.tolist()}
+        trials = []
         for k in range(config.n_trials):
-            name = f"trial_{k}"
-            d = os.path.join(tmp, subject, name)
-            os.makedirs(d)
             raw = synthesize_emg(rng, np.asarray(traj.u[k]), config.emg_rate_hz, gains,
                                  config.crosstalk, config.hum_v, config.noise_v)
-            emg_name = f"emg.{config.emg_format}"
-            if config.emg_format == "npz":
-                np.savez(os.path.join(d, emg_name), time=np.asarray(t, np.float64),
-                         **{m: raw[:, j].astype(np.float32) for j, m in enumerate(names)})
-            else:
-                opensim.write_csv(os.path.join(d, emg_name), np.asarray(t), names, raw)
-            tl = np.asarray(t[::decim])
-            opensim.write_opensim(os.path.join(d, "kinematics.mot"), "kinematics", tl, coords,
-                                  np.rad2deg(traj.q[k][::decim]), in_degrees=True)
-            for fname, arr in (("muscle_forces", traj.forces), ("activations", traj.a),
-                               ("excitations", traj.u)):
-                opensim.write_opensim(os.path.join(d, f"{fname}.sto"), fname, tl, names,
-                                      arr[k][::decim])
-            rel = f"{subject}/{name}"
-            trials_doc.append({"subject": subject, "name": name, "emg": f"{rel}/{emg_name}",
-                               "kinematics": f"{rel}/kinematics.mot",
+            trials.append({"name": f"trial_{k}", "raw_emg_v": raw, "q_rad": traj.q[k],
+                           "forces_n": traj.forces[k], "activations": traj.a[k],
+                           "excitations": traj.u[k]})
+            rel = f"{subject}/trial_{k}"
+            trials_doc.append({"subject": subject, "name": f"trial_{k}",
+                               "emg": f"{rel}/{emg_name}", "kinematics": f"{rel}/kinematics.mot",
                                "forces": f"{rel}/muscle_forces.sto"})
+        subjects.append({"name": subject, "trials": trials})
         rms = np.sqrt(np.mean(np.square(traj.q)))
         log(f"subject {subject}: {config.n_trials} trials x {config.duration_s:g} s simulated, "
             f"angle RMS {np.rad2deg(rms):.1f} deg, mean force {np.mean(traj.forces):.1f} N")
-    _write_geometry(tmp, base, names, coords, q_lo, q_hi)
-    with open(os.path.join(tmp, "model.json"), "w") as f:
-        json.dump({"generated_by": "python -m experiments.simulate", "config":
-                   dataclasses.asdict(config), "subjects": truth}, f, indent=1)
-    doc = _spec_doc(base_spec, base.muscles, body_params, trials_doc, config)
-    with open(os.path.join(tmp, "spec.toml"), "w") as f:
-        f.write(dumps_toml(doc, "Synthetic dataset written by python -m experiments.simulate.\n"
-                                "Field reference: data_specs/README.md."))
-    if os.path.exists(out_dir):
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return os.path.join(out_dir, "spec.toml")
+    return SyntheticDataset(
+        np.asarray(t), decim, tuple(names), tuple(coords), config.emg_format, subjects,
+        {"generated_by": "python -m experiments.simulate", "config": dataclasses.asdict(config),
+         "subjects": truth},
+        _geometry_tables(base, names, coords, q_lo, q_hi),
+        _spec_doc(base_spec, base.muscles, body_params, trials_doc, config))
+
+
+def generate(base_spec: DataSpec, base: MskModel, out_dir: str, config: SyntheticConfig,
+             log=print) -> str:
+    """Simulate (:func:`simulate_dataset`) and write (:func:`pinnmsk.data.writing.write_dataset`)
+    a dataset under ``out_dir``; returns the path of its ``spec.toml``. A failed run leaves
+    nothing half-written."""
+    return writing.write_dataset(simulate_dataset(base_spec, base, config, log), out_dir)
 
 
 def target_range(model: MskModel, config: SyntheticConfig) -> tuple[Array, Array]:
@@ -204,26 +213,26 @@ def target_range(model: MskModel, config: SyntheticConfig) -> tuple[Array, Array
     return g.centre_rad - 0.8 * g.scale_rad, g.centre_rad + 0.8 * g.scale_rad
 
 
-def _write_geometry(out_dir, model: MskModel, names, coords, q_lo, q_hi) -> None:
+def _geometry_tables(model: MskModel, names, coords, q_lo, q_hi) -> list:
     """MuscleAnalysis-shaped Length and MomentArm tables over a grid 0.2 rad beyond the targets'
     range: 1-DOF, indexed by the coordinate (121 rows); several coordinates, a full grid (21 per
     coordinate) with the coordinates as columns after a row-index time column, as OpenSim's
-    Analyze tool writes for a grid motion."""
+    Analyze tool writes for a grid motion. Entries as :attr:`SyntheticDataset.geometry_tables`."""
     axes = [np.linspace(lo - 0.2, hi + 0.2, 121 if model.n_coords == 1 else 21)
             for lo, hi in zip(np.asarray(q_lo, float), np.asarray(q_hi, float))]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, model.n_coords)
     qg = jnp.asarray(grid, jnp.float32)
     lengths = np.asarray(jax.vmap(model.geometry.length)(qg))
     arms = np.asarray(jax.vmap(model.geometry.moment_arms)(qg))  # (N, M, n)
+    tables = []
     for name, values in [("Length", lengths)] + [(f"MomentArm_{c}", arms[:, :, j])
                                                  for j, c in enumerate(coords)]:
-        path = os.path.join(out_dir, f"muscle_analysis_{name}.sto")
         if model.n_coords == 1:
-            opensim.write_opensim(path, name.split("_")[0], grid[:, 0], names, values,
-                                  time_label=coords[0])
+            tables.append((name, grid[:, 0], list(names), values, coords[0]))
         else:
-            opensim.write_opensim(path, name.split("_")[0], 0.01 * np.arange(len(grid)),
-                                  list(coords) + list(names), np.column_stack([grid, values]))
+            tables.append((name, 0.01 * np.arange(len(grid)), list(coords) + list(names),
+                           np.column_stack([grid, values]), None))
+    return tables
 
 
 def _spec_doc(base: DataSpec, muscles, body_params: dict, trials, config: SyntheticConfig
