@@ -75,8 +75,8 @@ def main(argv):
                   f"{v['mean_difference']:+.4g} (SE {v['standard_error']:.2g}, t {v['t']:.2f}): "
                   f"{'better beyond' if v['better_beyond_noise'] else 'within'} noise")
     records.write_json(os.path.join(FLAGS.workdir, "sweep.json"),
-                      {"results": results, "chosen_on_validation": chosen,
-                       "model_sanity": sanity})
+                       {"results": results, "chosen_on_validation": chosen,
+                        "model_sanity": sanity})
     records.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
     print(f"wrote {FLAGS.workdir}/sweep.json")
 

@@ -136,6 +136,7 @@ def identified_params(prep: Prepared, params, truth: dict | None = None) -> dict
     :func:`pinnmsk.data.loading.true_scales`}) has it."""
     scales = jax.device_get(losses.physio_scales(params["physio"], prep.consts.bounds))
     units = {"f_max": "f_max_n", "l_opt": "l_opt_m", "l_ts": "l_ts_m"}
+    measured = prep.data.spec.measured
     out = {}
     for s, subj in enumerate(prep.data.subjects):
         m = prep.data.model_of(s).muscles
@@ -150,7 +151,7 @@ def identified_params(prep: Prepared, params, truth: dict | None = None) -> dict
                 d[units[k]] = float(scales[k][s, i] * nominal[k][i])
                 if true is not None:
                     d[f"{units[k]}_true"] = float(true[mus][k])
-            if prep.consts.measured is not None and not prep.consts.measured[i]:
+            if not measured[i]:
                 d["unmeasured_activation"] = float(scales["unmeasured_activation"][s, i])
             else:
                 d["emg_gain"] = float(scales["emg_gain"][s, i])

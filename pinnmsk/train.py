@@ -179,7 +179,7 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
 
 def init_state(net: PINNModel, tx: optax.GradientTransformation, window_shape: tuple[int, int],
                n_subjects: int, n_muscles: int, bounds, seed: int) -> TrainState:
-    """Initial state for ``seed``; ``window_shape``: (W, M); ``bounds`` (5, 2)
+    """Initial state for ``seed``; ``window_shape``: (W, M); ``bounds`` (6, 2)
     (:class:`pinnmsk.losses.LossConstants`)."""
     key = jax.random.PRNGKey(seed)
     k_init, k_run = jax.random.split(key)

@@ -323,9 +323,9 @@ def _normalisers(spec: DataSpec, subjects, trials, envelope_fn: EnvelopeFn, wind
         else:
             mine = [t for t in train if t.subject == s] or [t for t in trials if t.subject == s]
             env = np.concatenate([t.raw_envelope[t.valid] for t in mine], axis=0)  # muscle order
-            first = {c: spec.muscle_names.index(next(m for m in e.channels[c]
-                                                     if m in spec.muscle_names)) for c in chans}
-            mvc[s] = emg.robust_max(env, e.robust_quantile)[[first[c] for c in chans]]
+            # each channel's column: that of the first muscle it drives
+            first = [spec.muscle_names.index(e.channels[c][0]) for c in chans]
+            mvc[s] = emg.robust_max(env, e.robust_quantile)[first]
             src["mvc"] = {c: f"robust max ({e.robust_quantile:g} quantile of training EMG)"
                           for c in chans}
         low = mvc[s] <= rest[s]
