@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from pinnmsk.data.opensim import DataError
 
@@ -43,6 +42,9 @@ class Checkpoints:
     """``workdir/checkpoints``, keeping the newest two (synchronous writes)."""
 
     def __init__(self, workdir: str):
+        import orbax.checkpoint as ocp  # here: 0.25 s to import; only runs with a workdir need it
+
+        self._args = ocp.args
         self.dir = os.path.abspath(os.path.join(workdir, "checkpoints"))
         self._mgr = ocp.CheckpointManager(self.dir, options=ocp.CheckpointManagerOptions(
             max_to_keep=2, enable_async_checkpointing=False))
@@ -60,9 +62,10 @@ class Checkpoints:
         meta = {"history": history, "best_epoch": np.asarray(best.epoch).tolist(),
                 "best_score": [None if not np.isfinite(x) else float(x) for x in best.score],
                 "signature": signature(state.params)}
-        self._mgr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                      best=ocp.args.StandardSave(best.params),
-                                                      meta=ocp.args.JsonSave(meta)))
+        a = self._args
+        self._mgr.save(epoch, args=a.Composite(state=a.StandardSave(state),
+                                               best=a.StandardSave(best.params),
+                                               meta=a.JsonSave(meta)))
         self._mgr.wait_until_finished()
 
     def restore(self, template):
@@ -72,7 +75,8 @@ class Checkpoints:
         if step is None:
             return 0, template, [], None
         path = os.path.join(self.dir, str(step))
-        meta = self._mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        a = self._args
+        meta = self._mgr.restore(step, args=a.Composite(meta=a.JsonRestore()))["meta"]
         stored, model = meta.get("signature"), signature(template.params)
         if stored is not None and stored != model:
             raise ConfigMismatch(f"{path}: the checkpoint's parameters do not fit this model "
@@ -80,9 +84,8 @@ class Checkpoints:
                                  "was written by another pinnmsk version or model); use a new "
                                  "--workdir or delete the old one")
         try:
-            got = self._mgr.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(template),
-                best=ocp.args.StandardRestore(template.params)))
+            got = self._mgr.restore(step, args=a.Composite(
+                state=a.StandardRestore(template), best=a.StandardRestore(template.params)))
         except ValueError:  # a checkpoint from before signatures were stored
             if stored is not None:
                 raise

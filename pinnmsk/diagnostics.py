@@ -25,10 +25,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.interpolate import make_interp_spline
-from scipy.optimize import nnls
 
-from pinnmsk import dynamics, msk, muscle
+from pinnmsk import dynamics, geometry, msk, muscle
 from pinnmsk.msk import MskModel
 
 
@@ -62,6 +60,8 @@ def ridge_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_tes
 
 def derivatives(time_s: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """q̇, q̈ (T, n) of a sampled trajectory q (T, n) by a quintic interpolating spline."""
+    from scipy.interpolate import make_interp_spline  # here: 0.3 s to import
+
     s = make_interp_spline(time_s, q, k=5, axis=0)
     return s.derivative(1)(time_s), s.derivative(2)(time_s)
 
@@ -82,15 +82,20 @@ class TorqueTerms(NamedTuple):
 def torque_terms(model: MskModel, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray
                  ) -> TorqueTerms:
     """:class:`TorqueTerms` of rigid-tendon Hill muscles at q, q̇, q̈ (T, n) [rad, rad/s, rad/s²]."""
+    arms, tau, passive, full = _torque_terms(model, *(jnp.asarray(x, jnp.float32)
+                                                      for x in (q, qd, qdd)))
+    passive = np.asarray(passive, float)
+    return TorqueTerms(np.asarray(arms, float), np.asarray(tau, float), passive,
+                       np.asarray(full, float) - passive)
+
+
+@jax.jit
+def _torque_terms(model: MskModel, q, qd, qdd):
+    """(moment arms, inverse-dynamics torque, passive forces, full-activation forces) along a
+    motion, one program."""
     f = jax.vmap(lambda a, q_, qd_: msk.muscle_forces(model, a, q_, qd_), in_axes=(None, 0, 0))
-    qj, qdj = jnp.asarray(q, jnp.float32), jnp.asarray(qd, jnp.float32)
-    m = model.n_muscles
-    passive = np.asarray(f(jnp.zeros(m), qj, qdj), float)
-    active = np.asarray(f(jnp.ones(m), qj, qdj), float) - passive
-    arms = np.asarray(jax.vmap(model.geometry.moment_arms)(qj), float)
-    tau = np.asarray(jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(model.body, a, b, c))(
-        qj, qdj, jnp.asarray(qdd, jnp.float32)), float)
-    return TorqueTerms(arms, tau, passive, active)
+    arms, tau = _arms_and_torque(model, q, qd, qdd)
+    return arms, tau, f(jnp.zeros(model.n_muscles), q, qd), f(jnp.ones(model.n_muscles), q, qd)
 
 
 def compliant_hill_forces(model: MskModel, a: np.ndarray, q: np.ndarray, qd: np.ndarray,
@@ -146,6 +151,8 @@ def net_and_gross_torque(arms: np.ndarray, forces_n: np.ndarray) -> tuple[np.nda
 
 def calibrate_gains(a_mat: np.ndarray, b_vec: np.ndarray) -> tuple[np.ndarray, float]:
     """Non-negative least-squares gains g (M,) for ``A g = b`` and the RMS torque residual [N m]."""
+    from scipy.optimize import nnls
+
     g, _ = nnls(a_mat, b_vec)
     return g, float(np.sqrt(np.mean((a_mat @ g - b_vec) ** 2)))
 
@@ -161,6 +168,8 @@ def static_optimisation(a_mat: np.ndarray, b_vec: np.ndarray, n_coords: int = 1,
     b2 = b_vec.reshape(-1, n_coords)
     m = a3.shape[2]
     out = np.empty((len(a3), m))
+    from scipy.optimize import nnls
+
     for k in range(len(a3)):
         lhs = np.vstack([torque_weight * a3[k], np.eye(m)])
         out[k], _ = nnls(lhs, np.concatenate([torque_weight * b2[k], np.zeros(m)]))
@@ -326,9 +335,8 @@ def sanity_table(report: dict) -> str:
 @jax.jit
 def _arms_and_torque(model: MskModel, q, qd, qdd):
     """(moment arms (T, M, n), inverse-dynamics torque (T, n)) along a motion, one program."""
-    arms = jax.vmap(model.geometry.moment_arms)(q)
-    tau = jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(model.body, a, b, c))(q, qd, qdd)
-    return arms, tau
+    return (geometry.moment_arms_along(model.geometry, q),
+            dynamics.inverse_dynamics_along(model.body, q, qd, qdd))
 
 
 @jax.jit

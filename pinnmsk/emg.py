@@ -25,7 +25,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.signal
 
 Array = jax.Array
 
@@ -103,6 +102,8 @@ def butter_sos(order: int, cutoff_hz, fs_hz: float, btype: str) -> np.ndarray:
         raise ValueError(f"band-pass edges {edges.tolist()} Hz must be increasing")
     if order < 1:
         raise ValueError(f"filter order must be >= 1, got {order}")
+    import scipy.signal  # here: 0.4 s to import, and only filter design needs it
+
     return scipy.signal.butter(order, edges if edges.size > 1 else edges[0], btype=btype,
                                fs=fs_hz, output="sos")
 
@@ -149,6 +150,8 @@ def sosfilt(sos, x: Array, zi: Array | None = None) -> tuple[Array, Array]:
 
 def sosfilt_zi(sos) -> np.ndarray:
     """Steady-state initial condition ``(S, 2)`` for a unit step (``scipy.signal.sosfilt_zi``)."""
+    import scipy.signal
+
     return scipy.signal.sosfilt_zi(np.asarray(sos))
 
 

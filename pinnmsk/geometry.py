@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from pinnmsk.shapes import Coords, MomentArms, MuscleVec
+from pinnmsk.shapes import ArmSeries, Coords, MomentArms, Motion, MuscleVec
 
 Array = jax.Array
 
@@ -83,6 +83,12 @@ class PolynomialGeometry:
     def length_and_velocity(self, q: Coords, qd: Coords) -> tuple[MuscleVec, MuscleVec]:
         """(l_mt (M,) [m], l̇_mt (M,) [m/s]) at ``q``, ``qd`` (n,), by one forward-mode pass."""
         return jax.jvp(self.length, (q,), (qd,))
+
+
+@jax.jit
+def moment_arms_along(geometry: PolynomialGeometry, q: Motion) -> ArmSeries:
+    """Moment arms (T, M, n) [m] at every configuration of ``q`` (T, n) [rad], one program."""
+    return jax.vmap(geometry.moment_arms)(q)
 
 
 def fit_polynomial(q_table, lengths_table, degree: int = 5) -> PolynomialGeometry:

@@ -183,7 +183,7 @@ def physio_scales(raw: dict, bounds: Array) -> dict:
 def subject_model(base: MskModel, scales: dict, s: Array) -> MskModel:
     """Subject ``s``'s model from the stacked nominal models ``base`` (S, ...) with its
     identified muscle parameters."""
-    nominal = jax.tree_util.tree_map(lambda x: x[s], base)
+    nominal = msk.select(base, s)
     m = msk.scale_muscles(nominal, scales["f_max"][s], scales["l_opt"][s], scales["l_ts"][s])
     return m.replace(muscles=m.muscles.replace(shape_a=scales["shape_a"][s]))
 

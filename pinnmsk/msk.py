@@ -92,3 +92,10 @@ def scale_muscles(model: MskModel, f_max=1.0, l_opt=1.0, l_ts=1.0) -> MskModel:
 def stack(models) -> MskModel:
     """Stack models along a new leading axis (for vmap over subjects)."""
     return ode.tree_stack(models)
+
+
+@jax.jit
+def select(models: MskModel, s) -> MskModel:
+    """Model ``s`` (an integer, possibly traced) of models stacked by :func:`stack`; one program
+    (indexed eagerly, each leaf shape compiles its own)."""
+    return jax.tree_util.tree_map(lambda x: x[s], models)

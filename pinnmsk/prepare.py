@@ -97,9 +97,8 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     for t in parts["train"]:
         qd, qdd = diagnostics.derivatives(t.time_s, t.q_rad.astype(np.float64))
         body = data.model_of(t.subject).body
-        torques.append(np.asarray(jax.vmap(lambda a, b, c: dynamics.inverse_dynamics(
-            body, a, b, c))(jnp.asarray(t.q_rad, jnp.float32), jnp.asarray(qd, jnp.float32),
-                            jnp.asarray(qdd, jnp.float32))))
+        torques.append(np.asarray(dynamics.inverse_dynamics_along(
+            body, *(jnp.asarray(x, jnp.float32) for x in (t.q_rad, qd, qdd)))))
     tau_scale = np.maximum(np.sqrt(np.mean(np.concatenate(torques) ** 2, axis=0)), 1e-3)
     bounds = np.asarray([spec.identification[k] for k in losses.PHYSIO_NAMES], np.float32)
     consts = LossConstants(jnp.asarray(q_std, jnp.float32), jnp.asarray(sigma_f, jnp.float32),

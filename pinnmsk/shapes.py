@@ -18,6 +18,8 @@ MuscleVec = Float[Array, "*b M"]  # one value per muscle (element-wise functions
 MomentArms = Float[Array, "M n"]  # r = −∂l_mt/∂q [m]
 MassMatrix = Float[Array, "n n"]  # [kg m²]
 MuscleSeries = Float[Array, "T M"]  # a per-muscle signal over time
+Motion = Float[Array, "T n"]  # a per-coordinate signal over time (q, q̇, q̈ or a torque)
+ArmSeries = Float[Array, "T M n"]  # moment arms along a motion [m]
 
 # the network and the losses (pinnmsk.models, pinnmsk.losses, pinnmsk.train)
 EmgWindow = Float[Array, "W M"]  # normalised EMG envelope, one window

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnmsk import emg
+from pinnmsk import emg, msk
 from pinnmsk.data import opensim
 from pinnmsk.data.opensim import DataError
 from pinnmsk.data.spec import DataSpec
@@ -79,7 +79,7 @@ class Dataset:
 
     def model_of(self, s: int) -> MskModel:
         """Subject ``s``'s model (unstacked)."""
-        return jax.tree_util.tree_map(lambda x: x[s], self.models)
+        return msk.select(self.models, s)
 
     def split(self) -> dict:
         """{'train': [...], 'validation': [...], 'test': [...]} lists of trials (no overlap)."""

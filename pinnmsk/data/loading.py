@@ -91,7 +91,7 @@ def _geometry(spec: DataSpec, subject: str) -> tuple[geometry.PolynomialGeometry
         raise DataError(f"{table_path}: {e}") from None
     report = {}
     arm_tables = sub.moment_arm_tables or g.moment_arm_tables
-    fitted = np.asarray(jax.vmap(geo.moment_arms)(jnp.asarray(q, jnp.float32))) \
+    fitted = np.asarray(geometry.moment_arms_along(geo, jnp.asarray(q, jnp.float32))) \
         if arm_tables else None  # (N, M, n + held): the fit's quality over the whole table
     for c, rel in arm_tables.items():
         if c in held:
