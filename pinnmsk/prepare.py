@@ -37,6 +37,10 @@ class Prepared:
     history: int
     n_labelled: int
     predict: train.PredictFn  # jitted, at τ = 0; compiled once per run
+    # the jitted programs of :func:`pinnmsk.runner.fit`, by the settings they depend on: a second
+    # fit of the same Prepared with the same settings (resume, a sweep's single runs) reuses
+    # them instead of tracing and compiling again
+    programs: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
 
 def _label_mask(trials, fraction: float, seed: int, segment_s: float = 2.0) -> list:
@@ -134,9 +138,15 @@ def weights_for(config: TrainConfig, physics_weights) -> np.ndarray:
 def new_state(prep: Prepared, tx, seed: int) -> train.TrainState:
     """The initial train state of ``prep``'s network and identified parameters (initialised in
     one compiled program: run eagerly, the initialisers compile ~120 small ones, ~5 s)."""
-    return jax.jit(lambda: train.init_state(
-        prep.net, tx, prep.train.emg.shape[1:], len(prep.data.subjects),
-        prep.data.model_of(0).n_muscles, np.asarray(prep.consts.bounds), seed))()
+    return make_init(prep, tx)(seed)
+
+
+def make_init(prep: Prepared, tx):
+    """``init(seed) -> TrainState`` of :func:`new_state`, jitted once for any seed."""
+    shape, n_subjects = prep.train.emg.shape[1:], len(prep.data.subjects)
+    n_muscles, bounds = prep.data.model_of(0).n_muscles, np.asarray(prep.consts.bounds)
+    return jax.jit(lambda seed: train.init_state(prep.net, tx, shape, n_subjects, n_muscles,
+                                                 bounds, seed))
 
 
 def make_train_step(prep: Prepared, tx, use_physics: bool, sweep: bool,

@@ -12,17 +12,18 @@ import contextlib
 import dataclasses
 import sys
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from pinnmsk import checkpoint, evaluation, losses, sharding, train
 from pinnmsk.checkpoint import Best
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.losses import Batch
-from pinnmsk.prepare import Prepared, make_train_step, new_state
+from pinnmsk.prepare import Prepared, make_init, make_train_step
 from pinnmsk.records import check_config, data_fingerprint, spec_fingerprint
 from pinnmsk.train import TrainConfig
 
@@ -54,6 +55,33 @@ def make_step_fn(step, mesh=None):
     return jax.jit(one, donate_argnums=(0,))
 
 
+class Programs(NamedTuple):
+    """What :func:`fit` compiles for one set of settings: the optimiser, ``init(seed)``, the
+    jitted step (:func:`make_step_fn`) and the validation scorer (None without validation
+    data)."""
+
+    tx: optax.GradientTransformation
+    init: Callable
+    step_fn: Callable
+    score_fn: Callable | None
+
+
+def programs(prep: Prepared, config: TrainConfig, steps: int, use_physics: bool, sweep: bool,
+             sweep_layout: str = "vmap", mesh=None) -> Programs:
+    """:class:`Programs` for these settings, built once per ``prep`` (kept in ``prep.programs``):
+    they depend on the config only through the optimiser's settings (the seed and the loss
+    weights are arguments), so refitting the same data (resume, the single runs of a sweep)
+    neither traces nor compiles again."""
+    key = (repr(dataclasses.replace(config, seed=0)), steps, use_physics, sweep, sweep_layout,
+           mesh)
+    if key not in prep.programs:
+        tx = train.make_optimizer(config, steps)
+        step = make_train_step(prep, tx, use_physics, sweep, sweep_layout)
+        prep.programs[key] = Programs(tx, make_init(prep, tx), make_step_fn(step, mesh),
+                                      evaluation.validation_scorer(prep, sweep))
+    return prep.programs[key]
+
+
 def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str | None,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
         stop_after_epochs: int | None = None, mesh=None,
@@ -82,14 +110,13 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
     n = len(prep.train)
     bs = min(config.batch_size, n)
     steps = n // bs
-    tx = train.make_optimizer(config, steps)
     use_physics = losses.uses_physics(weights)
     if sweep and mesh is not None and sweep_layout != "vmap":
         raise ValueError(f"sweep layout '{sweep_layout}' runs on one device; use 'vmap' with a "
                          "mesh")
-    step = make_train_step(prep, tx, use_physics, sweep, sweep_layout)
-    init = lambda: new_state(prep, tx, config.seed)
-    state = train.stack_states([init()] * len(weights)) if sweep else init()
+    progs = programs(prep, config, steps, use_physics, sweep, sweep_layout, mesh)
+    state = progs.init(config.seed)
+    state = train.stack_states([state] * len(weights)) if sweep else state
     n_models = len(weights) if sweep else 1
     start, history, best = 0, [], None
     if workdir is not None:
@@ -114,8 +141,7 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
         state = (sharding.shard_stacked if sweep else sharding.replicate)(state, mesh)
         w = (sharding.shard_stacked if sweep else sharding.replicate)(w, mesh)
         data = sharding.replicate(data, mesh)
-    step_fn = make_step_fn(step, mesh)
-    score_fn = evaluation.validation_scorer(prep, sweep)
+    step_fn, score_fn = progs.step_fn, progs.score_fn
     end = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
     t0, done0 = time.time(), start
     diverged = np.zeros(len(weights) if sweep else 1, bool)
