@@ -45,6 +45,23 @@ def v2_spec_text(root: str, subjects=("S1",), trials=(0, 1, 3)) -> str:
     return head + "\n\n" + "\n\n".join(keep) + "\n" + split
 
 
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A tiny synthetic wrist dataset (2 subjects x 2 trials x 4 s, 0.3 s windows), simulated once
+    per xdist worker; the path of its spec. Read it, do not change it."""
+    from pinnmsk.data import loading, spec, synthetic
+
+    out = tmp_path_factory.mktemp("tiny") / "data"
+    base = spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml"))
+    path = synthetic.generate(base, loading.build_model(base), str(out),
+                              synthetic.SyntheticConfig(n_subjects=2, n_trials=2, duration_s=4.0),
+                              log=lambda s: None)
+    text = open(path).read().replace("length_s = 1.0", "length_s = 0.3")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 @pytest.fixture
 def lab(tmp_path):
     """Subject S1 of the v2 sample (trials 0, 1, 3) and its spec in tmp_path, to break."""

@@ -143,11 +143,11 @@ def _one_line_error(r, code, *words):
         assert w in err[0], (w, err[0])
 
 
-# the tests that read the run, on one xdist worker so that it is trained once (--dist loadgroup)
+# the tests that read the run, on one xdist worker (--dist loadgroup), which trains it once
 ONE_EPOCH_RUN = pytest.mark.xdist_group("one_epoch_run")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def one_epoch_run(tmp_path_factory):
     """A run trained with --epochs=1 and one batch per epoch (--batch_size=4000): one optimiser
     step, the schedule's edge case."""

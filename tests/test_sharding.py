@@ -11,15 +11,9 @@ SCRIPT = textwrap.dedent("""
     import dataclasses, sys
     import jax, numpy as np
     from pinnmsk import prepare, runner, sharding, train
-    from pinnmsk.data import dataset, loading, spec, synthetic
+    from pinnmsk.data import loading, spec
     assert len(jax.devices()) == 8, jax.devices()
-    base = spec.load_spec("data_specs/synthetic_wrist.toml")
-    path = synthetic.generate(base, loading.build_model(base), sys.argv[1],
-                              synthetic.SyntheticConfig(n_subjects=1, n_trials=2, duration_s=3.0),
-                              log=lambda s: None)
-    text = open(path).read().replace("length_s = 1.0", "length_s = 0.3")
-    open(path, "w").write(text)
-    data = loading.load_dataset(spec.load_spec(path))
+    data = loading.load_dataset(spec.load_spec(sys.argv[1]))
     cfg = train.TrainConfig(epochs=2, batch_size=64, n_colloc=2, latent=16)
     prep = prepare.prepare(data, cfg)
     w = prepare.weights_for(cfg, [0.0, 1.0])
@@ -35,10 +29,10 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_sweep_on_emulated_2x4_mesh_matches_one_device(tmp_path):
+def test_sweep_on_emulated_2x4_mesh_matches_one_device(tiny):
     env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "")
                + " --xla_force_host_platform_device_count=8",
                JAX_PLATFORMS="cpu")
-    r = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "d")], cwd=ROOT, env=env,
+    r = subprocess.run([sys.executable, "-c", SCRIPT, tiny], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "SHARDED_OK" in r.stdout, r.stderr[-4000:]

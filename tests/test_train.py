@@ -11,25 +11,11 @@ import numpy as np
 import pytest
 
 from pinnmsk import checkpoint, emg, evaluation, losses, models, prepare, runner, train
-from pinnmsk.data import loading, spec, synthetic
+from pinnmsk.data import loading, spec
 from pinnmsk.streaming import Streamer
 from tests.conftest import ROOT
 
 CFG = train.TrainConfig(epochs=2, batch_size=64, n_colloc=2, latent=16, checkpoint_every=1)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A tiny synthetic dataset: 2 subjects x 2 trials x 4 s, 1 s windows."""
-    out = tmp_path_factory.mktemp("tiny") / "data"
-    base = spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml"))
-    path = synthetic.generate(base, loading.build_model(base), str(out),
-                              synthetic.SyntheticConfig(n_subjects=2, n_trials=2, duration_s=4.0),
-                              log=lambda s: None)
-    text = open(path).read().replace("length_s = 1.0", "length_s = 0.3")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 @pytest.fixture(scope="module")
