@@ -143,11 +143,7 @@ def _one_line_error(r, code, *words):
         assert w in err[0], (w, err[0])
 
 
-# the tests that read the run, on one xdist worker (--dist loadgroup), which trains it once
-ONE_EPOCH_RUN = pytest.mark.xdist_group("one_epoch_run")
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def one_epoch_run(tmp_path_factory):
     """A run trained with --epochs=1 and one batch per epoch (--batch_size=4000): one optimiser
     step, the schedule's edge case."""
@@ -166,7 +162,6 @@ def one_epoch_run(tmp_path_factory):
     return p, w
 
 
-@ONE_EPOCH_RUN
 def test_one_step_run_evaluates_and_predicts(one_epoch_run, tmp_path):
     p, w = one_epoch_run
     good = json.load(open(w / "metrics.json"))
@@ -183,7 +178,6 @@ def test_one_step_run_evaluates_and_predicts(one_epoch_run, tmp_path):
     assert "loading" not in r.stderr  # the run's inference record: no training data read
 
 
-@ONE_EPOCH_RUN
 def test_predict_needs_no_training_data(one_epoch_run, tmp_path):
     """A copy of the run and its spec with every data file gone: predict gives the same CSV."""
     import shutil
@@ -218,7 +212,6 @@ def test_bad_data_through_a_binary_writes_nothing(lab, tmp_path):
     assert sorted(p.name for p in w.iterdir()) == [".lock"]  # no config, no checkpoints
 
 
-@ONE_EPOCH_RUN
 def test_predict_checks_the_file_rate(one_epoch_run, tmp_path):
     p, w = one_epoch_run
     src = opensim.read_table(str(p.parent / "d" / "S1" / "trial_3" / "emg.npz"))
@@ -231,7 +224,6 @@ def test_predict_checks_the_file_rate(one_epoch_run, tmp_path):
     assert not out.exists()
 
 
-@ONE_EPOCH_RUN
 def test_workdir_that_is_a_file_or_in_use(one_epoch_run, tmp_path):
     p, w = one_epoch_run
     f = tmp_path / "afile"
@@ -249,7 +241,6 @@ def test_workdir_that_is_a_file_or_in_use(one_epoch_run, tmp_path):
     assert "epoch 2/2" not in r.stderr
 
 
-@ONE_EPOCH_RUN
 def test_resume_checks_the_spec_contents(one_epoch_run, tmp_path):
     import shutil
 
@@ -268,7 +259,6 @@ def test_resume_checks_the_spec_contents(one_epoch_run, tmp_path):
     assert "loading" not in r.stderr  # refused before any data is read
 
 
-@ONE_EPOCH_RUN
 def test_half_written_config_is_named(one_epoch_run, tmp_path):
     import shutil
 
