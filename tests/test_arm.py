@@ -333,3 +333,15 @@ def losses_total(encode, decode, prep, physio, batch):
 def test_channel_mapping_errors(tmp_path, channels, msg):
     with pytest.raises(spec.DataError, match=msg):
         spec.load_spec(_grouped_spec(tmp_path, channels=channels))
+
+
+def test_true_activation_spec_passes_the_activations_unfiltered():
+    """The oracle spec (the simulated activations at 100 Hz as given envelopes) loads although the
+    default 20–450 Hz band-pass could not be designed at 100 Hz: envelope input designs no filter;
+    each trial's envelope is its activations.sto, sample for sample."""
+    p = ROOT / "data_specs" / "opensim_arm26_true_activations.toml"
+    d = loading.load_dataset(spec.load_spec(str(p)))
+    for tr in d.trials[:2]:
+        tab = opensim.read_table(str(ARM / tr.id / "activations.sto"))
+        np.testing.assert_array_equal(tr.time_s, tab.time)
+        np.testing.assert_allclose(tr.raw_envelope, tab.select(d.spec.muscle_names), rtol=1e-7)

@@ -172,19 +172,22 @@ class EnvelopeFn:
     ``emg.envelope = "causal"`` (default): the causal filter from a zero state, exactly what
     :class:`pinnmsk.streaming.Streamer` computes online; ``"zero_phase"``: the offline
     forward-backward filter (looks up to ~0.2 s ahead; an explicit offline option).
-    ``emg.input = "envelope"``: the file already holds envelopes; they pass unfiltered.
+    ``emg.input = "envelope"``: the file already holds envelopes; they pass unfiltered (no filter
+    is designed, so the filter settings need not suit the file's rate; ``filter`` is None).
     """
 
     def __init__(self, spec: DataSpec):
         e = spec.emg
-        cfg = emg.EnvelopeConfig(fs_hz=e.sampling_rate_hz, bandpass_hz=e.bandpass_hz,
-                                 bandpass_order=e.bandpass_order, lowpass_hz=e.lowpass_hz,
-                                 lowpass_order=e.lowpass_order)
-        try:
-            self.filter = emg.EnvelopeFilter.from_config(cfg)
-        except ValueError as err:
-            raise DataError(f"{spec.path}: field 'emg' filter settings: {err}") from None
         self.mode = "envelope_input" if e.input == "envelope" else e.envelope
+        self.filter = None
+        if self.mode != "envelope_input":
+            cfg = emg.EnvelopeConfig(fs_hz=e.sampling_rate_hz, bandpass_hz=e.bandpass_hz,
+                                     bandpass_order=e.bandpass_order, lowpass_hz=e.lowpass_hz,
+                                     lowpass_order=e.lowpass_order)
+            try:
+                self.filter = emg.EnvelopeFilter.from_config(cfg)
+            except ValueError as err:
+                raise DataError(f"{spec.path}: field 'emg' filter settings: {err}") from None
         f = self.filter
         fn = {"causal": lambda x: f.causal(x, validate=False),
               "zero_phase": lambda x: f.offline(x, validate=False)}.get(self.mode)
