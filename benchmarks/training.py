@@ -27,15 +27,13 @@ SPEC = os.path.join(ROOT, "data_specs", "synthetic_wrist.toml")
 
 
 def _step_program(prep, cfg, weights, layout="vmap"):
-    """(jitted gather + train step, initial state, device data) as ``runner.fit`` builds them;
-    ``layout``: the sweep layout (default "vmap")."""
-    tx = train.make_optimizer(cfg, 100)
-    use_physics = losses.uses_physics(weights)
+    """(jitted gather + train step, initial state, device data): ``runner.fit``'s own programs
+    (:func:`pinnmsk.runner.programs`); ``layout``: the sweep layout (default "vmap")."""
     sweep = weights.ndim == 2
-    step = prepare.make_train_step(prep, tx, use_physics, sweep, layout)
-    init = lambda: prepare.new_state(prep, tx, 0)
-    state = train.stack_states([init()] * len(weights)) if sweep else init()
-    return runner.make_step_fn(step), state, runner._device_data(prep.train)
+    progs = runner.programs(prep, cfg, 100, losses.uses_physics(weights), sweep, layout)
+    state = progs.init(0)
+    state = train.stack_states([state] * len(weights)) if sweep else state
+    return progs.step_fn, state, runner._device_data(prep.train)
 
 
 def _step_times(prep, cfg, programs, n_steps: int, block: int = 5) -> list[float]:
