@@ -89,6 +89,24 @@ def test_vmapped_sweep_equals_separate_runs(data, layout):
                                    rtol=1e-4)
 
 
+def test_refits_reuse_programs_only_for_the_same_settings(data):
+    """runner.fit keeps its compiled programs in the Prepared: a refit with the same optimiser
+    settings (another seed) reuses them; other settings (learning rate) get their own, and give
+    what a fresh Prepared gives."""
+    cfg = dataclasses.replace(CFG, epochs=1)
+    w = prepare.weights_for(cfg, 1.0)[0]
+    prep = prepare.prepare(data, cfg)
+    runner.fit(prep, cfg, w, None, log=lambda s: None)
+    (first,) = prep.programs.values()
+    runner.fit(prep, dataclasses.replace(cfg, seed=3), w, None, log=lambda s: None)
+    assert list(prep.programs.values()) == [first]
+    other = dataclasses.replace(cfg, learning_rate=1e-2)
+    cached, _, _, _ = runner.fit(prep, other, w, None, log=lambda s: None)
+    assert len(prep.programs) == 2
+    fresh, _, _, _ = runner.fit(prepare.prepare(data, other), other, w, None, log=lambda s: None)
+    _params_close(cached.params, fresh.params, rtol=1e-6, atol=1e-7)
+
+
 def test_checkpoint_resume_equals_uninterrupted(data, tmp_path):
     cfg = dataclasses.replace(CFG, epochs=3)
     prep = prepare.prepare(data, cfg)
