@@ -122,8 +122,6 @@ class LossConstants:
     residual_torque: whether the identified residual joint torque enters the equation of motion.
     measured (M,): 1.0 for a muscle driven by an EMG channel, 0.0 for one without (its
     activation is the subject's identified constant ``unmeasured_activation``); None: all are.
-    physics_moves_angles: False: q, q̇, q̈ enter the physics residuals as constants
-    (``stop_gradient``), so the physics terms train the forces and identified parameters only.
     """
 
     sigma_q: Array
@@ -138,7 +136,6 @@ class LossConstants:
     prior_width: Array = struct.field(default_factory=lambda: jnp.asarray([0.3, 0.05, 0.05]))
     residual_torque: bool = struct.field(pytree_node=False, default=False)
     measured: Array | None = None
-    physics_moves_angles: bool = struct.field(pytree_node=False, default=True)
 
 
 def init_physio(n_subjects: int, n_muscles: int, bounds, n_coords: int = 1) -> dict:
@@ -218,13 +215,11 @@ def physics_residuals(decode: Decoder, model: MskModel, nominal_f_max: MuscleVec
     torque (``residual_coef`` (n, RESIDUAL_BASIS)) acts at the joint beside the muscles;
     q̇, q̈ come from autodiff of the head (``consts.accel``: "fd" is the finite-difference
     baseline; "none" the no-inertia ablation, the equation of motion without M q̈ and the
-    velocity-product terms), as constants where ``consts.physics_moves_angles`` is False;
+    velocity-product terms);
     ``activation`` (K, M) is the window's activation (:func:`window_activation`), sampled at τ.
     """
     kin = kinematics_fd if consts.accel == "fd" else kinematics
     q, qd, qdd, f, fd = kin(decode, tau)
-    if not consts.physics_moves_angles:  # the angles learn from their labels only
-        q, qd, qdd = jax.lax.stop_gradient((q, qd, qdd))
     tau_res = (residual_torque(residual_coef, q, qd, consts.tau_scale)
                if consts.residual_torque and residual_coef is not None else jnp.zeros_like(q))
     res = msk.dynamics_residual(model, q, qd, qdd, f, tau_ext=tau_res,

@@ -70,11 +70,6 @@ class TrainConfig:
         ``identification.prior_width`` (default ±30 %, ±5 %, ±5 %). 0 (default): flat bounds only.
       epochs, batch_size, learning_rate, warmup_epochs, grad_clip: optimisation (Adam, warm-up
         then cosine decay, global-norm clipping).
-      physics_moves_angles: whether the physics terms' gradient reaches the predicted angles
-        (default). False: q, q̇, q̈ enter the physics residuals as constants, so the physics
-        shapes the forces and the identified parameters while the angles learn from their labels
-        alone (a model that cannot balance the recorded motion, e.g. a generic model on real
-        data, then does not bend the angles towards motions it can balance).
       n_colloc: collocation times per window for the physics terms.
       latent: latent size z.
       checkpoint_every: epochs between checkpoints.
@@ -110,9 +105,6 @@ class TrainConfig:
                                  "prior on the identified F_max, l_opt, l_ts scales, centred on "
                                  "the lab's model with the spec's identification.prior_width; "
                                  "0: flat bounds only.")
-    physics_moves_angles: bool = _field(True, "Let the physics terms' gradient reach the "
-                                        "predicted angles (false: angles learn from their labels "
-                                        "only; physics shapes forces and identified parameters).")
     epochs: int = _field(40, "Training epochs.")
     batch_size: int = _field(256, "Windows per step.")
     learning_rate: float = _field(3e-3, "Peak Adam learning rate.")

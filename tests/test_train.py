@@ -89,30 +89,6 @@ def test_vmapped_sweep_equals_separate_runs(data, layout):
                                    rtol=1e-4)
 
 
-def test_physics_can_leave_the_angles_to_their_labels(data):
-    """physics_moves_angles=False: the physics terms' gradient does not reach the columns of the
-    head's last layer that make the angles, only those that make the forces; by default it
-    reaches both."""
-    w = jnp.asarray([0, 0, 1, 1, 0, 0, 0], jnp.float32)  # dynamics and Hill only
-    grads = {}
-    for moves in (True, False):
-        cfg = dataclasses.replace(CFG, physics_moves_angles=moves)
-        prep = prepare.prepare(data, cfg)
-        state = prepare.new_state(prep, train.make_optimizer(cfg, 1), 0)
-        batch = jax.tree_util.tree_map(lambda a: a[:16], runner._device_data(prep.train))
-
-        def loss(params):
-            encode, decode = train._fns(prep.net, params["net"])
-            return losses.batch_loss(encode, decode, prep.data.models, params["physio"],
-                                     prep.consts, batch, w, jax.random.PRNGKey(0), True)[0]
-
-        out = jax.grad(loss)(state.params)["net"]["params"]["head"]["Dense_1"]["kernel"]
-        n = prep.data.model_of(0).n_coords
-        grads[moves] = float(jnp.abs(out[:, :n]).max()), float(jnp.abs(out[:, n:]).max())
-    assert grads[True][0] > 0 and grads[True][1] > 0, grads
-    assert grads[False][0] == 0 and grads[False][1] > 0, grads
-
-
 def test_refits_reuse_programs_only_for_the_same_settings(data):
     """runner.fit keeps its compiled programs in the Prepared: a refit with the same optimiser
     settings (another seed) reuses them; other settings (learning rate) get their own, and give
