@@ -3,6 +3,7 @@ strict atomic JSON, and restoring a trained network from a run directory without
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -66,6 +67,8 @@ def check_config(workdir: str, record: dict) -> None:
     path = os.path.join(workdir, "config.json")
     old = read_run_record(workdir)
     if old is not None:
+        # a setting added after the run was recorded: the run used its default
+        old = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)}, **old}
         diff = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
         if diff:
             raise ConfigMismatch(
