@@ -278,16 +278,18 @@ def test_half_written_config_is_named(one_epoch_run, tmp_path):
 
 def test_a_run_recorded_before_a_setting_existed_resumes(one_epoch_run, tmp_path):
     """A config.json without a setting added later (here residual_weight) is the run at that
-    setting's default: the same command resumes it instead of calling it a different run."""
+    setting's default: the same settings pass the resume check; another value does not."""
     import shutil
 
-    p, w = one_epoch_run
+    from pinnmsk import records, train
+
+    _, w = one_epoch_run
     w2 = tmp_path / "run"
     shutil.copytree(w, w2)
-    rec = json.loads((w2 / "config.json").read_text())
-    del rec["residual_weight"]
-    (w2 / "config.json").write_text(json.dumps(rec))
-    r = _bin("train", f"--data_spec={p}", f"--workdir={w2}", "--epochs=1", "--batch_size=4000",
-             "--physics_weight=0")
-    assert r.returncode == 0 and "resuming from the checkpoint of epoch 1" in r.stderr, \
-        r.stderr[-2000:]
+    now = json.loads((w2 / "config.json").read_text())
+    old = {k: v for k, v in now.items() if k != "residual_weight"}
+    (w2 / "config.json").write_text(json.dumps(old))
+    assert now["residual_weight"] == train.TrainConfig().residual_weight
+    records.check_config(str(w2), now)  # resumes
+    with pytest.raises(records.ConfigMismatch, match="different residual_weight"):
+        records.check_config(str(w2), {**now, "residual_weight": 0.5})

@@ -98,7 +98,8 @@ def test_refits_reuse_programs_only_for_the_same_settings(data):
     prep = prepare.prepare(data, cfg)
     runner.fit(prep, cfg, w, None, log=lambda s: None)
     (first,) = prep.programs.values()
-    runner.fit(prep, dataclasses.replace(cfg, seed=3), w, None, log=lambda s: None)
+    steps = len(prep.train) // cfg.batch_size
+    assert runner.programs(prep, dataclasses.replace(cfg, seed=3), steps, True, False) is first
     assert list(prep.programs.values()) == [first]
     other = dataclasses.replace(cfg, learning_rate=1e-2)
     cached, _, _, _ = runner.fit(prep, other, w, None, log=lambda s: None)
