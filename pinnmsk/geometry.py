@@ -69,10 +69,8 @@ class PolynomialGeometry:
         for _ in range(degree):
             powers.append(powers[-1] * x)
         table = jnp.stack(powers)  # (degree + 1, n): table[k, j] = x_j^k
-        e = np.asarray(self.exponents)  # (K, n), static
-        # one gather and one product for all K monomials (a product per monomial traced ~K
-        # small ops per call: 28 for two coordinates at degree 6)
-        return jnp.prod(table[e, np.arange(self.n_coords)[None, :]], axis=-1)  # (K,)
+        cols = jnp.arange(self.n_coords)
+        return jnp.stack([jnp.prod(table[np.asarray(e), cols]) for e in self.exponents])  # (K,)
 
     def length(self, q: Coords) -> MuscleVec:
         """Musculotendon lengths (M,) [m] at one configuration ``q`` (n,) [rad]."""
