@@ -22,10 +22,15 @@ FLAGS = flags.FLAGS
 DEFAULT_SPEC = "data_specs/synthetic_wrist.toml"
 
 
-def define_data_flags() -> None:
+def define_data_flags(plots: bool = True) -> None:
+    """--data_spec, --workdir and (for the binaries that write figures) --plots."""
     flags.DEFINE_string("data_spec", DEFAULT_SPEC, "Data spec (TOML); see data_specs/README.md.")
     flags.DEFINE_string("workdir", None, "Work directory: checkpoints, metrics.json, plots.")
     flags.mark_flag_as_required("workdir")
+    if plots:
+        flags.DEFINE_boolean("plots", True, "Write PNG figures to WORKDIR/plots (each test "
+                             "trial's predicted vs true angles and forces, the loss curves); "
+                             "--noplots skips them (~2 s of a run).")
 
 
 def claim_workdir(path: str):
@@ -203,7 +208,10 @@ def metrics_block(prep, params, config: TrainConfig, selection: dict,
 
 
 def write_plots(workdir: str, prep, per_trial, history, labels=None, tag: str = "") -> list:
-    """One figure per test trial (predicted vs true) and the loss curves."""
+    """One figure per test trial (predicted vs true) and the loss curves; none with
+    --noplots."""
+    if not FLAGS.plots:
+        return []
     d = os.path.join(workdir, "plots")
     os.makedirs(d, exist_ok=True)
     paths = []

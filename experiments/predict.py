@@ -28,7 +28,7 @@ from pinnmsk.data import spec as ds_spec
 from pinnmsk.streaming import Streamer
 
 FLAGS = flags.FLAGS
-common.define_data_flags()
+common.define_data_flags(plots=False)
 flags.DEFINE_string("emg", None, "Raw sEMG file (CSV/NPZ/.sto) with the spec's channel columns.")
 flags.DEFINE_string("out", None, "Output CSV of predictions.")
 flags.DEFINE_string("subject", None, "Subject whose EMG normaliser to use (default: the first).")

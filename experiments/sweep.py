@@ -3,7 +3,7 @@
   python -m experiments.sweep --data_spec=data_specs/synthetic_wrist.toml --workdir=runs/sweep \
       --physics_weights=0,0.1,1,10
 
-Writes WORKDIR/sweep.json (one metrics block per weight) and WORKDIR/plots/.
+Writes WORKDIR/sweep.json (one metrics block per weight) and WORKDIR/plots/ (unless --noplots).
 """
 
 from __future__ import annotations

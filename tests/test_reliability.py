@@ -157,7 +157,7 @@ def one_epoch_run(tmp_path_factory):
     p.write_text(v2_spec_text("d"))
     w = base / "run"
     r = _bin("train", f"--data_spec={p}", f"--workdir={w}", "--epochs=1", "--batch_size=4000",
-             "--physics_weight=0")
+             "--physics_weight=0", "--noplots")
     assert r.returncode == 0, r.stderr[-3000:]
     return p, w
 
@@ -165,7 +165,7 @@ def one_epoch_run(tmp_path_factory):
 def test_one_step_run_evaluates_and_predicts(one_epoch_run, tmp_path):
     p, w = one_epoch_run
     good = json.load(open(w / "metrics.json"))
-    r = _bin("evaluate", f"--data_spec={p}", f"--workdir={w}")
+    r = _bin("evaluate", f"--data_spec={p}", f"--workdir={w}", "--noplots")
     assert r.returncode == 0, r.stderr[-3000:]
     again = json.loads((w / "metrics.json").read_text())  # strict JSON: no bare NaN
     assert again["test"]["angle"]["wrist_flex"]["r2"] == pytest.approx(

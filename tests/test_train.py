@@ -311,7 +311,7 @@ def test_binaries_end_to_end(tiny, tmp_path):
 def test_sweep_binary_end_to_end(tiny, tmp_path):
     sw = tmp_path / "sweep"
     r = _bin("sweep", f"--data_spec={tiny}", f"--workdir={sw}", "--epochs=1", "--batch_size=64",
-             "--n_colloc=2", "--physics_weights=0,1")
+             "--n_colloc=2", "--physics_weights=0,1", "--noplots")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.load(open(sw / "sweep.json"))["results"]
     assert [x["physics_weight"] for x in res] == [0.0, 1.0]
@@ -415,8 +415,10 @@ def test_config_files_and_flag_precedence(tiny, tmp_path):
                    "    return TrainConfig(epochs=1, batch_size=64, n_colloc=2, seed=3,"
                    " physics_weight=2.0)\n")
     w = tmp_path / "run"
-    r = _bin("train", f"--data_spec={tiny}", f"--workdir={w}", f"--config={cfg}", "--seed=5")
+    r = _bin("train", f"--data_spec={tiny}", f"--workdir={w}", f"--config={cfg}", "--seed=5",
+             "--noplots")
     assert r.returncode == 0, r.stderr[-3000:]
+    assert not (w / "plots").exists() and (w / "metrics.json").exists()
     rec = json.load(open(w / "config.json"))
     assert (rec["epochs"], rec["batch_size"], rec["seed"], rec["physics_weight"]) == (1, 64, 5, 2.0)
     r = _bin("train", f"--data_spec={tiny}", f"--workdir={tmp_path / 'x'}",
