@@ -5,6 +5,8 @@
 On the spec's train/test split, without any network, it reports test R² of:
   - the joint angle decoded from the recent EMG envelope by ridge regression (a linear ceiling on
     how much of the angle the EMG carries), and from recorded forces by the same decoder;
+  - where the trials have recorded forces, the forces decoded from the EMG by the same ridge
+    (trained on the labels: what a linear model with force labels reaches);
   - muscle forces from the two classical label-free routes, both driven by the joint torque
     that the recorded kinematics require: per-muscle EMG gains fitted to that torque (as
     EMG-driven models are calibrated), and static optimisation (least Σ activation²).
@@ -14,7 +16,7 @@ the torque the motion needs at all (warnings name the muscle and the fix).
 If the EMG decodes the angle poorly, or the torque-driven forces are far from recorded ones
 (co-contraction makes no net torque, so its level is invisible to kinematics), the
 physics-informed CNN cannot be expected to do better on that account. Ridge strengths are
-chosen on the test trials, so the ceilings are optimistic.
+chosen on the spec's validation data (training data where it has none), as the CNN's epoch is.
 """
 
 from __future__ import annotations
@@ -61,27 +63,31 @@ def at_trial(tables: dict, t) -> np.ndarray:
     return np.stack([np.interp(t.time_s, time, c) for c in v.T], axis=1)
 
 
-def _angle_rows(train_trials, val_trials, test_trials, lags, sources: dict) -> dict:
-    """{"angle_from_<source>": {"alpha", "validation_r2", "test_r2"}} for each source(trial) ->
-    (T, C) signal: ridge fitted on training data, its strength chosen on validation data (on
+def _ridge_rows(train_trials, val_trials, test_trials, lags, sources: dict,
+                target: str = "angle") -> dict:
+    """{"<target>_from_<source>": {"alpha", "validation_r2", "test_r2"}} for each source(trial)
+    -> (T, C) signal: ridge from the signal's recent history to the joint angles (``target``
+    "angle") or to the recorded muscle forces ("force", where every trial has them; R² is the
+    mean over muscles), fitted on training data, its strength chosen on validation data (on
     training data when there is none), test R² at that strength."""
+    goal = (lambda t: t.q_rad) if target == "angle" else (lambda t: t.forces_n)
     rows = {}
     for key, signal in sources.items():
         trials = train_trials + val_trials + test_trials
-        if any(signal(t) is None for t in trials):
+        if any(signal(t) is None or goal(t) is None for t in trials):
             continue
 
         def stack(trials):
             xs = [diagnostics.lagged(signal(t), lags) for t in trials]
-            return np.concatenate(xs), np.concatenate([t.q_rad[int(lags.max()):] for t in trials])
+            return np.concatenate(xs), np.concatenate([goal(t)[int(lags.max()):] for t in trials])
 
         train_xy = stack(train_trials)
         val = diagnostics.ridge_r2(*train_xy, *stack(val_trials or train_trials))
         alpha = max(val, key=val.get)
         test = diagnostics.ridge_r2(*train_xy, *stack(test_trials), alphas=(alpha,))[alpha]
-        rows[f"angle_from_{key}"] = {"alpha": alpha, "validation_r2": val[alpha],
-                                     "test_r2": test, "chosen_on": "validation" if val_trials
-                                     else "training data (no validation data)"}
+        rows[f"{target}_from_{key}"] = {"alpha": alpha, "validation_r2": val[alpha],
+                                        "test_r2": test, "chosen_on": "validation" if val_trials
+                                        else "training data (no validation data)"}
     return rows
 
 
@@ -162,7 +168,9 @@ def main(argv):
         acts = read_activations(data, FLAGS.activations)
         drives["activations"] = lambda t: at_trial(acts, t)
     sources = {**drives, "forces": lambda t: t.forces_n}
-    rows.update(_angle_rows(split["train"], split["validation"], split["test"], lags, sources))
+    rows.update(_ridge_rows(split["train"], split["validation"], split["test"], lags, sources))
+    rows.update(_ridge_rows(split["train"], split["validation"], split["test"], lags, drives,
+                            "force"))
     rows.update(_force_rows(data, split["train"], split["test"], drives))
     rows["model_sanity"] = {t: diagnostics.sanity_by_subject(data, split["train"], t)
                             for t in ("rigid", "compliant")}
@@ -176,6 +184,8 @@ def main(argv):
 ROWS = (("angle_from_emg", "angle from EMG"),
         ("angle_from_activations", "angle from true activations"),
         ("angle_from_forces", "angle from recorded forces"),
+        ("force_from_emg", "force from EMG (ridge, labelled forces)"),
+        ("force_from_activations", "force from true activations (ridge)"),
         ("force_from_torque_calibrated_emg", "force, EMG gains fitted to the torque"),
         ("force_from_torque_calibrated_activations", "force, activation gains fitted to torque"),
         ("force_from_hill_activations", "force, Hill with true activations"),
@@ -186,12 +196,12 @@ ROWS = (("angle_from_emg", "angle from EMG"),
 def table(rows: dict) -> str:
     """The figures as a text table (the best ridge strength per angle decoder)."""
     out = [f"{rows['dataset']}: {len(rows['train_trials'])} training, "
-           f"{len(rows['test_trials'])} test trial(s); angle decoders: ridge on "
+           f"{len(rows['test_trials'])} test trial(s); ridge decoders on "
            f"{rows['history_s']:g} s of history", f"{'':42s} test R^2"]
     for key, what in ROWS:
         if key not in rows:
             continue
-        if key.startswith("angle"):
+        if "alpha" in rows[key]:  # a ridge decoder
             r = rows[key]
             out.append(f"{what:42s} {r['test_r2']:8.3f}   (ridge alpha {r['alpha']:g} chosen on "
                        f"{r['chosen_on']}: R^2 {r['validation_r2']:.3f})")

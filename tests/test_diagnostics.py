@@ -106,8 +106,13 @@ def test_diagnose_binary(tmp_path):
     assert rows["force_from_hill_activations"]["mean"] > 0.99
     assert rows["force_from_torque_calibrated_activations"]["mean"] > 0.9
     assert set(rows) >= {"angle_from_emg", "angle_from_activations", "angle_from_forces",
+                         "force_from_emg", "force_from_activations",
                          "force_from_static_optimisation", "net_over_gross_torque",
                          "model_sanity"}
+    # with labels, the activations carry the forces almost linearly; the EMG envelope less so
+    assert rows["force_from_activations"]["test_r2"] > 0.8
+    assert rows["force_from_emg"]["test_r2"] < rows["force_from_activations"]["test_r2"]
+    assert "force from EMG (ridge, labelled forces)" in r.stdout
     # the simulator's own model made the motion: no sanity warning, every torque reachable
     sanity = rows["model_sanity"]["rigid"]["s0"]
     assert sanity["warnings"] == [] and sanity["infeasible_fraction"] == [0.0]
