@@ -164,12 +164,12 @@ def static_optimisation(a_mat: np.ndarray, b_vec: np.ndarray, n_coords: int = 1,
     ``a_mat``, ``b_vec``: :func:`gain_problem` with ``excitation = 1`` (so ``a_mat`` rows are
     r U); the torque equality is a heavily weighted least-squares row per coordinate.
     """
+    from scipy.optimize import nnls
+
     a3 = a_mat.reshape(-1, n_coords, a_mat.shape[1])
     b2 = b_vec.reshape(-1, n_coords)
     m = a3.shape[2]
     out = np.empty((len(a3), m))
-    from scipy.optimize import nnls
-
     for k in range(len(a3)):
         lhs = np.vstack([torque_weight * a3[k], np.eye(m)])
         out[k], _ = nnls(lhs, np.concatenate([torque_weight * b2[k], np.zeros(m)]))

@@ -18,7 +18,7 @@ import numpy as np
 from flax import struct
 
 from pinnmsk import msk, muscle
-from pinnmsk.models import Decoder, kinematics, kinematics_fd
+from pinnmsk.models import Decoder, LatentDecoder, kinematics, kinematics_fd
 from pinnmsk.msk import MskModel
 from pinnmsk.shapes import (Activation, CoordHistory, Coords, EmgBatch, EmgWindow, ForceHistory,
                             Latent, LatentBatch, MuscleVec, PerWindow, Scalar, Subjects,
@@ -240,7 +240,7 @@ def _excitation_at(window: Activation, tau: Scalar, rate_hz: float) -> MuscleVec
     return (1 - frac) * window[i0] + frac * window[i0 + 1]
 
 
-def example_losses(z: Latent, decode: Callable[[Latent, Scalar], tuple[Coords, MuscleVec]],
+def example_losses(z: Latent, decode: LatentDecoder,
                    base: MskModel, physio_raw: dict, consts: LossConstants, window: EmgWindow,
                    q_hist: CoordHistory, f_hist: ForceHistory, has_f: Scalar, subject: Subjects,
                    key: Array, use_physics: bool) -> LossTerms:
@@ -273,7 +273,7 @@ def example_losses(z: Latent, decode: Callable[[Latent, Scalar], tuple[Coords, M
 
 
 def batch_loss(encode: Callable[[EmgWindow], Latent],
-               decode: Callable[[Latent, Scalar], tuple[Coords, MuscleVec]], base: MskModel,
+               decode: LatentDecoder, base: MskModel,
                physio_raw: dict, consts: LossConstants, batch: Batch,
                weights: TermVector | LossTerms, key: Array, use_physics: bool
                ) -> tuple[Scalar, TermVector]:
@@ -284,7 +284,7 @@ def batch_loss(encode: Callable[[EmgWindow], Latent],
 
 
 def latent_batch_loss(z: LatentBatch,
-                      decode: Callable[[Latent, Scalar], tuple[Coords, MuscleVec]],
+                      decode: LatentDecoder,
                       base: MskModel, physio_raw: dict, consts: LossConstants, batch: Batch,
                       weights: TermVector | LossTerms, key: Array, use_physics: bool
                       ) -> tuple[Scalar, TermVector]:

@@ -196,6 +196,7 @@ def for_sweep(net: PINNModel) -> PINNModel:
 
 
 Decoder = Callable[[Scalar], tuple[Coords, MuscleVec]]  # τ ↦ (q, F) of one window
+LatentDecoder = Callable[[Latent, Scalar], tuple[Coords, MuscleVec]]  # (z, τ) ↦ (q, F)
 
 
 def kinematics(decode_fn: Decoder, tau: Scalar

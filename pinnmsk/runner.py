@@ -17,7 +17,6 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from pinnmsk import checkpoint, evaluation, losses, sharding, train
 from pinnmsk.checkpoint import Best
@@ -56,11 +55,10 @@ def make_step_fn(step, mesh=None):
 
 
 class Programs(NamedTuple):
-    """What :func:`fit` compiles for one set of settings: the optimiser, ``init(seed)``, the
-    jitted step (:func:`make_step_fn`) and the validation scorer (None without validation
-    data)."""
+    """What :func:`fit` compiles for one set of settings: ``init(seed)`` (the optimiser's state
+    included), the jitted step (:func:`make_step_fn`) and the validation scorer (None without
+    validation data)."""
 
-    tx: optax.GradientTransformation
     init: Callable
     step_fn: Callable
     score_fn: Callable | None
@@ -77,7 +75,7 @@ def programs(prep: Prepared, config: TrainConfig, steps: int, use_physics: bool,
     if key not in prep.programs:
         tx = train.make_optimizer(config, steps)
         step = make_train_step(prep, tx, use_physics, sweep, sweep_layout)
-        prep.programs[key] = Programs(tx, make_init(prep, tx), make_step_fn(step, mesh),
+        prep.programs[key] = Programs(make_init(prep, tx), make_step_fn(step, mesh),
                                       evaluation.validation_scorer(prep, sweep))
     return prep.programs[key]
 

@@ -12,7 +12,6 @@ import os
 import sys
 import time as _time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -121,7 +120,7 @@ def _geometry(spec: DataSpec, subject: str) -> tuple[geometry.PolynomialGeometry
 def build_model(spec: DataSpec, subject: str | None = None) -> MskModel:
     """One subject's model (default: the first subject of the spec's trials)."""
     subject = subject or spec.trials[0].subject
-    return jax.tree_util.tree_map(lambda x: x[0], build_models(spec, [subject])[0])
+    return msk.select(build_models(spec, [subject])[0], 0)
 
 
 def build_models(spec: DataSpec, subjects) -> tuple[MskModel, dict]:
