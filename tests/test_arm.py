@@ -170,8 +170,10 @@ def test_simulated_arm_closes_its_equation_of_motion_and_trains(simulated_arm):
 
 
 def test_true_parameters_read_from_model_json(arm):
-    """arm26's model.json lists the simulated muscles as they are (next to the generic
-    "nominal_muscles"); the wrist v2 sample lists generic muscles and a scale."""
+    """model.json lists the simulated muscles as they are: arm26 next to the generic
+    "nominal_muscles", the wrist v2 sample next to the scale that made them from the generic
+    F_max its lab model (S*_scaled.osim) keeps. Reading them as generic and scaling again put
+    wrist S2's F_max 23 % above the lab model instead of 11 %."""
     s, _, _ = arm
     truth = loading.true_scales(s, "S2")
     doc = _truth("S2")
@@ -179,6 +181,12 @@ def test_true_parameters_read_from_model_json(arm):
         assert truth[m["name"]]["f_max"] == pytest.approx(m["max_isometric_force"])
         assert truth[m["name"]]["f_max"] == pytest.approx(
             nominal["max_isometric_force"] * doc["scale"]["fmax"], rel=1e-6)
+    wrist = spec.load_spec(str(ROOT / "data_specs" / "opensim_wrist_v2.toml"))
+    scale = json.load(open(ROOT / "data" / "opensim_wrist_v2" / "S2" / "model.json"))["scale"]
+    lab = loading.build_model(wrist, "S2").muscles.f_max_n
+    true = loading.true_scales(wrist, "S2")
+    ratio = np.asarray([true[m]["f_max"] for m in wrist.muscle_names]) / np.asarray(lab)
+    np.testing.assert_allclose(ratio, scale["fmax"], rtol=1e-5)
 
 
 def test_holding_a_coordinate_is_exact():

@@ -376,19 +376,17 @@ def load_dataset(spec: DataSpec, progress: bool = False) -> Dataset:
 def true_scales(spec, subject: str) -> dict | None:
     """A simulated subject's true muscle parameters {muscle: {f_max, l_opt, l_ts}} in SI units,
     when the dataset ships its simulation truth (``model.json``, for tests and diagnostics only):
-    ``<root>/<subject>/model.json`` (OpenSim samples: "muscles" × "scale", or "muscles" as they
-    are where the file also lists the generic "nominal_muscles", as arm26's does) or
+    ``<root>/<subject>/model.json`` (OpenSim samples: "muscles" lists the simulated muscles as
+    they are, already scaled by "scale"; arm26 also lists the generic "nominal_muscles") or
     ``<root>/model.json`` (``experiments.simulate``: nominal spec values × per-subject scales)."""
     own = os.path.join(spec.root, subject, "model.json")
     try:
         if os.path.exists(own):
             with open(own) as f:
                 doc = json.load(f)
-            sc = {"fmax": 1.0, "lopt": 1.0, "lts": 1.0} if "nominal_muscles" in doc \
-                else doc["scale"]
-            return {m["name"]: {"f_max": m["max_isometric_force"] * sc["fmax"],
-                                "l_opt": m["optimal_fiber_length"] * sc["lopt"],
-                                "l_ts": m["tendon_slack_length"] * sc["lts"]}
+            return {m["name"]: {"f_max": m["max_isometric_force"],
+                                "l_opt": m["optimal_fiber_length"],
+                                "l_ts": m["tendon_slack_length"]}
                     for m in doc["muscles"]}
         with open(os.path.join(spec.root, "model.json")) as f:
             doc = json.load(f)
