@@ -9,7 +9,10 @@ On the spec's train/test split, without any network, it reports test R² of:
     (trained on the labels: what a linear model with force labels reaches);
   - muscle forces from the two classical label-free routes, both driven by the joint torque
     that the recorded kinematics require: per-muscle EMG gains fitted to that torque (as
-    EMG-driven models are calibrated), and static optimisation (least Σ activation²).
+    EMG-driven models are calibrated), and static optimisation (least Σ activation²);
+  - per subject, the one F_max scale of the lab's model that closes the training torque, alone
+    and with a free joint spring beside it: where the spring takes it far, the torque cannot
+    tell muscle strength from joint stiffness and label-free F_max rests on the prior.
 It also checks the model against the training motion, for rigid and compliant tendons: each
 muscle's fibre length range, passive force and torque, and whether the modelled muscles can make
 the torque the motion needs at all (warnings name the muscle and the fix).
@@ -29,7 +32,7 @@ from absl import flags
 
 from experiments import cli, common
 from pinnmsk import diagnostics, records, train
-from pinnmsk.data import opensim
+from pinnmsk.data import loading, opensim
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_spec", common.DEFAULT_SPEC, "Data spec (TOML); see data_specs/README.md.")
@@ -91,6 +94,30 @@ def _ridge_rows(train_trials, val_trials, test_trials, lags, sources: dict,
     return rows
 
 
+def _f_max_rows(data, train_trials, terms: dict, drive) -> dict:
+    """Per subject, the F_max scale of the lab's model that closes the training torque with
+    rigid Hill muscles driven by ``drive`` (:func:`pinnmsk.diagnostics.f_max_scale_from_torque`),
+    alone and with a free joint spring, and the simulated truth's where the data ship it."""
+    out = {}
+    for s, subject in enumerate(data.subjects):
+        mine = [t for t in train_trials if t.subject == s]
+        if not mine:
+            continue
+        args = ([terms[t.id] for t in mine], [drive(t) for t in mine])
+        alone, _ = diagnostics.f_max_scale_from_torque(*args)
+        sprung, other = diagnostics.f_max_scale_from_torque(*args, qs=[t.q_rad for t in mine])
+        n = data.model_of(s).n_coords
+        row = {"scale": alone, "scale_with_free_spring": sprung,
+               "free_spring_nm_per_rad": other[:n].tolist()}
+        truth = loading.true_scales(data.spec, subject)
+        if truth is not None:
+            nominal = np.asarray(data.model_of(s).muscles.f_max_n, float)
+            row["true_scale"] = float(np.mean([truth[m]["f_max"] / f for m, f in
+                                               zip(data.spec.muscle_names, nominal)]))
+        out[subject] = row
+    return out
+
+
 def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
     """Torque-calibrated gains and test-force R² for each drive (EMG, activations), and for
     static optimisation; with activations also Hill forces at gain 1 (the model's ceiling)."""
@@ -108,6 +135,7 @@ def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
             g, rms = diagnostics.calibrate_gains(np.concatenate([p[0] for p in parts]),
                                                  np.concatenate([p[1] for p in parts]))
             gains[subject] = {"gains": g, "torque_rms_nm": rms}
+        rows[f"f_max_scale_from_torque_{key}"] = _f_max_rows(data, train_trials, terms, drive)
         rows[f"gains_fitted_to_torque_{key}"] = {
             subject: {"gains": dict(zip(names, v["gains"].tolist())),
                       "torque_rms_nm": v["torque_rms_nm"]} for subject, v in gains.items()}
@@ -211,6 +239,13 @@ def table(rows: dict) -> str:
     if "net_over_gross_torque" in rows:
         out.append(f"recorded forces: RMS net muscle torque / mean gross (sum of |r F|) = "
                    f"{rows['net_over_gross_torque']:.3f}")
+    prefix = "f_max_scale_from_torque_"
+    for key in [k for k in rows if k.startswith(prefix)]:
+        for subject, r in rows[key].items():
+            truth = f", simulated truth {r['true_scale']:.3f}" if "true_scale" in r else ""
+            out.append(f"F_max scale closing the torque ({key.removeprefix(prefix)}), {subject}: "
+                       f"{r['scale']:.3f}; with a free joint spring {r['scale_with_free_spring']:.3f}"
+                       f"{truth}")
     prefix = "gains_fitted_to_torque_"
     for key in [k for k in rows if k.startswith(prefix)]:
         for subject, g in rows[key].items():

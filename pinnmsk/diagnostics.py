@@ -137,6 +137,35 @@ def gain_problem(terms: TorqueTerms, excitation: np.ndarray) -> tuple[np.ndarray
     return a_mat.reshape(-1, m), b_vec.reshape(-1)
 
 
+def f_max_scale_from_torque(terms: list[TorqueTerms], drives: list[np.ndarray],
+                            qs: list[np.ndarray] | None = None) -> tuple[float, np.ndarray]:
+    """The one F_max scale s for all muscles that best closes the torque balance over trials,
+    τ = s Σ_i r_i (P_i + a_i U_i) (least squares over samples and coordinates), with
+    :class:`TorqueTerms` and activations a (T, M) per trial.
+
+    With the trials' angles ``qs`` (T, n) [rad] a joint spring and offset per coordinate are
+    fitted beside it (τ = s Σ r F + k q + c), as an identified residual torque would be: if s
+    then moves far,
+    the torque cannot tell the muscles' strength from the joint's passive torque, and
+    label-free identification of F_max rests on its prior. Returns (s, the other coefficients
+    (2n,): k [N m/rad] then c [N m] per coordinate; empty without ``qs``).
+    """
+    rows, goal = [], []
+    for k, (x, a) in enumerate(zip(terms, drives)):
+        torque = np.einsum("tmn,tm->tn", x.arms, x.passive + a * x.active)  # (T, n)
+        cols = [torque.reshape(-1, 1)]
+        if qs is not None:
+            q = np.asarray(qs[k], float)
+            n = q.shape[1]
+            eye = np.eye(n)[None]  # one spring and one offset per coordinate
+            cols += [(q[:, :, None] * eye).reshape(-1, n), np.broadcast_to(
+                eye, (len(q), n, n)).reshape(-1, n)]
+        rows.append(np.concatenate(cols, axis=1))
+        goal.append(x.tau.reshape(-1))
+    coef = np.linalg.lstsq(np.concatenate(rows), np.concatenate(goal), rcond=None)[0]
+    return float(coef[0]), coef[1:]
+
+
 def net_and_gross_torque(arms: np.ndarray, forces_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Net muscle torque Σ_i r_i F_i and gross torque Σ_i |r_i F_i|, each (T, n) [N m], from
     moment arms (T, M, n) [m] and forces (T, M) [N].

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import diagnostics, simulator
+from pinnmsk import diagnostics, msk, simulator
 from pinnmsk.data import loading, spec, synthetic
 from tests.conftest import ROOT
 
@@ -60,6 +60,23 @@ def test_torque_calibration_recovers_emg_gains(model, trajectory):
     np.testing.assert_allclose(qd_s[5:-5], qd[::10][5:-5], atol=2e-3)
 
 
+def test_f_max_scale_from_torque(model, trajectory):
+    """Forces made by our own model, read with a model 1.25× too weak: the torque asks for
+    F_max × 1.25; with a spring and offset added to the joint torque, fitting them beside
+    the scale finds all three."""
+    q, qd, qdd = (np.asarray(x, float)[::20] for x in (trajectory.q, trajectory.qd,
+                                                       trajectory.qdd))
+    a = np.asarray(trajectory.a, float)[::20]
+    weak = msk.scale_muscles(model, f_max=0.8)
+    terms = diagnostics.torque_terms(weak, q, qd, qdd)
+    s, rest = diagnostics.f_max_scale_from_torque([terms], [a])
+    assert s == pytest.approx(1.25, rel=0.01) and rest.size == 0
+    sprung = terms._replace(tau=terms.tau + 3.0 * q + 0.5)
+    s, (k, c) = diagnostics.f_max_scale_from_torque([sprung, sprung], [a, a], qs=[q, q])
+    assert s == pytest.approx(1.25, rel=0.01)
+    assert k == pytest.approx(3.0, rel=0.02) and c == pytest.approx(0.5, abs=0.02)
+
+
 def test_static_optimisation_meets_torque_with_least_activation(model, trajectory):
     q, qd, qdd = (np.asarray(x, float)[::200] for x in (trajectory.q, trajectory.qd,
                                                         trajectory.qdd))
@@ -105,6 +122,11 @@ def test_diagnose_binary(tmp_path):
     # nominal subject, same model: true activations give the recorded forces
     assert rows["force_from_hill_activations"]["mean"] > 0.99
     assert rows["force_from_torque_calibrated_activations"]["mean"] > 0.9
+    # ... and the torque asks for the simulated F_max
+    strength = rows["f_max_scale_from_torque_activations"]["s0"]
+    assert strength["scale"] == pytest.approx(1.0, abs=0.03)
+    assert strength["true_scale"] == pytest.approx(1.0)
+    assert "F_max scale closing the torque (activations), s0" in r.stdout
     assert set(rows) >= {"angle_from_emg", "angle_from_activations", "angle_from_forces",
                          "force_from_emg", "force_from_activations",
                          "force_from_static_optimisation", "net_over_gross_torque",
