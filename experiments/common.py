@@ -199,7 +199,9 @@ def metrics_block(prep, params, config: TrainConfig, selection: dict,
             subj: (np.asarray(params["physio"]["residual_torque"][s])
                    * np.asarray(prep.consts.tau_scale)[:, None]).tolist()
             for s, subj in enumerate(data.subjects)}
-        out["residual_torque_basis"] = "per coordinate: [1, q [rad], q^2, qd [rad/s]]"
+        out["residual_torque_basis"] = (
+            "per coordinate: [1, qd [rad/s], exp(-((q - knot_k) / spacing)^2 / 2) for each knot]")
+        out["residual_torque_knots_rad"] = np.asarray(prep.consts.residual_knots_rad).tolist()
     if prep.val_trials:
         out["validation"] = evaluation.evaluate(prep, params, prep.val_trials)[0]
     if extra:

@@ -65,9 +65,12 @@ def uses_physics(weights) -> bool:
     w = LossTerms.of(np.asarray(weights))
     return bool(any(np.any(getattr(w, n) != 0) for n in PHYSICS_TERMS))
 # The residual joint torque per subject and coordinate, in units of tau_scale:
-# c0 + c1 q + c2 q² + c3 q̇ (q [rad], q̇ [rad/s]): smooth in the state, like a ligament or an
-# unmodelled muscle group at constant drive.
-RESIDUAL_BASIS = 4
+# c0 + c1 q̇ + Σ_k c_(k+2) φ_k(q), with RESIDUAL_KNOTS Gaussian bumps φ_k spread evenly over the
+# coordinate's training range (LossConstants.residual_knots_rad; width one knot spacing): smooth
+# in the state and free in shape over the motion, as the passive torque of a ligament or of
+# muscles the model lacks is; beyond the motion it fades to the constant and damping terms.
+RESIDUAL_KNOTS = 8
+RESIDUAL_BASIS = 2 + RESIDUAL_KNOTS
 # Identified per subject and muscle, each bounded by a row of LossConstants.bounds: scales of
 # nominal F_max, l_opt, l_ts; the EMG-to-excitation gain; the electromechanical delay [s]; the
 # constant activation of a muscle without an EMG channel (LossConstants.measured).
@@ -120,6 +123,7 @@ class LossConstants:
     tendon: "compliant" (fibre-tendon equilibrium, De Groote's tendon curve) | "rigid".
     prior_width (3,): widths of the Gaussian prior on the F_max, l_opt, l_ts scales (fractions).
     residual_torque: whether the identified residual joint torque enters the equation of motion.
+    residual_knots_rad (n, RESIDUAL_KNOTS): centres of its bumps (:func:`residual_knots`).
     measured (M,): 1.0 for a muscle driven by an EMG channel, 0.0 for one without (its
     activation is the subject's identified constant ``unmeasured_activation``); None: all are.
     """
@@ -136,6 +140,7 @@ class LossConstants:
     prior_width: Array = struct.field(default_factory=lambda: jnp.asarray([0.3, 0.05, 0.05]))
     residual_torque: bool = struct.field(pytree_node=False, default=False)
     measured: Array | None = None
+    residual_knots_rad: Array | None = None
 
 
 def init_physio(n_subjects: int, n_muscles: int, bounds, n_coords: int = 1) -> dict:
@@ -155,11 +160,23 @@ def init_physio(n_subjects: int, n_muscles: int, bounds, n_coords: int = 1) -> d
     return raw
 
 
-def residual_torque(coef: Array, q: Array, qd: Array, tau_scale: Array) -> Array:
+def residual_torque(coef: Array, q: Array, qd: Array, tau_scale: Array, knots_rad: Array
+                    ) -> Array:
     """The residual joint torque (n,) [N m] of one subject: ``coef`` (n, RESIDUAL_BASIS) in
-    units of ``tau_scale`` (n,) on the basis [1, q, q², q̇] per coordinate."""
-    basis = jnp.stack([jnp.ones_like(q), q, q * q, qd], axis=-1)  # (n, B)
+    units of ``tau_scale`` (n,) on the basis [1, q̇, φ_1(q) … φ_K(q)] per coordinate, φ_k a
+    Gaussian bump centred on ``knots_rad`` (n, K) [rad] with the knot spacing as its width."""
+    width = jnp.maximum(knots_rad[:, 1] - knots_rad[:, 0], 1e-3)  # (n,)
+    bumps = jnp.exp(-0.5 * ((q[:, None] - knots_rad) / width[:, None]) ** 2)  # (n, K)
+    basis = jnp.concatenate([jnp.ones_like(q)[:, None], qd[:, None], bumps], axis=-1)
     return tau_scale * jnp.sum(coef * basis, axis=-1)
+
+
+def residual_knots(q_train: np.ndarray) -> np.ndarray:
+    """Knots (n, RESIDUAL_KNOTS) [rad] of the residual torque's bumps: evenly over each
+    coordinate's range in the training motion ``q_train`` (T, n)."""
+    lo, hi = q_train.min(0), q_train.max(0)
+    hi = np.maximum(hi, lo + 1e-2)
+    return np.linspace(lo, hi, RESIDUAL_KNOTS, axis=1).astype(np.float32)
 
 
 def prior_penalty(scales: dict, width: Array) -> Array:
@@ -220,7 +237,7 @@ def physics_residuals(decode: Decoder, model: MskModel, nominal_f_max: MuscleVec
     """
     kin = kinematics_fd if consts.accel == "fd" else kinematics
     q, qd, qdd, f, fd = kin(decode, tau)
-    tau_res = (residual_torque(residual_coef, q, qd, consts.tau_scale)
+    tau_res = (residual_torque(residual_coef, q, qd, consts.tau_scale, consts.residual_knots_rad)
                if consts.residual_torque and residual_coef is not None else jnp.zeros_like(q))
     res = msk.dynamics_residual(model, q, qd, qdd, f, tau_ext=tau_res,
                                 inertial=consts.accel != "none")

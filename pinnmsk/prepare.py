@@ -113,7 +113,8 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
                                         for k in ("f_max", "l_opt", "l_ts")], jnp.float32),
                            config.residual_weight > 0,
                            None if spec.measured.all() else jnp.asarray(spec.measured,
-                                                                         jnp.float32))
+                                                                         jnp.float32),
+                           jnp.asarray(losses.residual_knots(q_all)))
     net = models.make_model(config.model, data.model_of(0).n_coords, data.model_of(0).n_muscles,
                             spec.windows.history_s, q_mean, q_std, f_scale, config.latent)
     val = (ds_lib.make_windows(parts["validation"], window, 1) if parts["validation"] else None)

@@ -61,8 +61,9 @@ class TrainConfig:
       effort_weight: weight of the effort term mean (F/F_max)² where λ > 0 (see
         :func:`pinnmsk.losses.loss_weights`); it sets the co-contraction level when forces are
         unlabelled. 0 leaves it out.
-      residual_weight: > 0 adds an identified residual joint torque per subject (smooth in q,
-        q̇: :func:`pinnmsk.losses.residual_torque`) for what the model lacks (unmodelled
+      residual_weight: > 0 adds an identified residual joint torque per subject (a constant,
+        damping and smooth bumps over the training range of q:
+        :func:`pinnmsk.losses.residual_torque`) for what the model lacks (unmodelled
         muscles, ligaments), its mean square (in units of the torque scale) weighed by this
         multiple of λ. 0 (default): no residual torque.
       prior_weight: weight, as a multiple of λ, of the Gaussian prior on the identified F_max,
@@ -98,7 +99,8 @@ class TrainConfig:
                                 "physics weight (the dynamics residual gets the physics weight "
                                 "itself).")
     residual_weight: float = _field(0.0, "> 0: identify a residual joint torque per subject "
-                                    "(smooth in the joint state) for what the model lacks, its "
+                                    "(constant, damping and smooth bumps over the motion's range of "
+                                    "each coordinate) for what the model lacks, its "
                                     "mean square weighed by this multiple of the physics weight; "
                                     "0: none.")
     prior_weight: float = _field(0.0, "Weight (a multiple of the physics weight) of the Gaussian "

@@ -69,10 +69,22 @@ def test_hill_residual_vanishes_for_hill_forces(tendon):
 
 
 def test_residual_torque_basis_and_prior_penalty():
-    coef = jnp.asarray([[0.5, -1.0, 2.0, 0.25]])  # one coordinate
+    """Basis [1, q̇, bumps at the knots (width: their spacing)]; knots span the training range."""
+    knots = losses.residual_knots(np.asarray([[-0.5], [0.2], [0.9]]))
+    assert knots.shape == (1, losses.RESIDUAL_KNOTS)
+    np.testing.assert_allclose(knots[0, [0, -1]], [-0.5, 0.9], rtol=1e-6)
+    width = 1.4 / (losses.RESIDUAL_KNOTS - 1)
+    bumps = np.zeros(losses.RESIDUAL_KNOTS)
+    bumps[[1, 4]] = [-1.0, 3.0]
+    coef = jnp.asarray([np.concatenate([[0.5, 0.25], bumps])])  # one coordinate
     q, qd, scale = jnp.asarray([0.3]), jnp.asarray([2.0]), jnp.asarray([4.0])
-    expect = 4.0 * (0.5 - 1.0 * 0.3 + 2.0 * 0.09 + 0.25 * 2.0)
-    np.testing.assert_allclose(losses.residual_torque(coef, q, qd, scale), [expect], rtol=1e-6)
+    phi = lambda k: np.exp(-0.5 * ((0.3 - knots[0, k]) / width) ** 2)
+    expect = 4.0 * (0.5 + 0.25 * 2.0 - 1.0 * phi(1) + 3.0 * phi(4))
+    np.testing.assert_allclose(losses.residual_torque(coef, q, qd, scale, jnp.asarray(knots)),
+                               [expect], rtol=1e-5)
+    # far beyond the motion only the constant and damping terms are left
+    far = losses.residual_torque(coef, jnp.asarray([9.0]), qd, scale, jnp.asarray(knots))
+    np.testing.assert_allclose(far, [4.0 * (0.5 + 0.25 * 2.0)], rtol=1e-5)
     sc = {"f_max": jnp.asarray([[1.3, 0.7]]), "l_opt": jnp.asarray([[1.05, 1.0]]),
           "l_ts": jnp.asarray([[1.0, 0.9]])}
     # ((±0.3/0.3)² averaged) + (0.05/0.05)²/2 + (0.1/0.05)²/2 = 1 + 0.5 + 2
@@ -86,14 +98,14 @@ def test_residual_torque_closes_the_equation_of_motion_for_a_missing_torque():
     model = _model()
     q0, qd0 = jnp.asarray([0.2]), jnp.asarray([0.5])
     f = jnp.asarray([30.0, 10.0, 5.0, 20.0, 8.0])[: model.n_muscles]
-    missing = losses.residual_torque(jnp.asarray([[0.1, 0.2, 0.0, 0.05]]), q0, qd0,
-                                     jnp.asarray([2.0]))
+    knots = jnp.asarray(losses.residual_knots(np.asarray([[-1.0], [1.0]])))
+    coef = jnp.zeros((1, losses.RESIDUAL_BASIS)).at[0, :4].set(jnp.asarray([0.1, 0.05, 0.2, 0.3]))
+    missing = losses.residual_torque(coef, q0, qd0, jnp.asarray([2.0]), knots)
     qdd = msk.accelerations(model, q0, qd0, f, tau_ext=missing)
     decode = lambda t: (q0 + qd0 * t + 0.5 * qdd * t**2, f)
     act = jnp.zeros((10, model.n_muscles))
     off = _consts(tau_scale=2.0)
-    on = off.replace(residual_torque=True)
-    coef = jnp.asarray([[0.1, 0.2, 0.0, 0.05]])
+    on = off.replace(residual_torque=True, residual_knots_rad=knots)
     res_off, _, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, off,
                                                 jnp.asarray(0.0), coef)
     res_on, _, _, tres = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, on,
