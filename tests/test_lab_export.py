@@ -4,6 +4,8 @@ standing knee-flexion recordings shipped in data/uci_knee_standing (cut down to 
 
 import shutil
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -175,6 +177,45 @@ def test_shipped_knee_spec_loads_every_subject():
     data = loading.load_dataset(s)
     for t in data.trials:  # flexion positive and standing near zero in every recording
         assert 75 < np.rad2deg(t.q_rad.max()) < 125 and -6 < np.rad2deg(t.q_rad.min()) < 1
+
+
+def test_knee_hip_table_holds_the_hip(tmp_path):
+    """make_knee_table.py's knee × hip table: at hip 0 it equals the knee-only export; a spec
+    holding the hip flexed (geometry.held_coordinates_rad) shortens rectus femoris and lengthens
+    the hamstrings over the knee range, and leaves the one-joint vasti as they are."""
+    model_dir = ROOT / "data" / "uci_knee_standing" / "model"
+    grid = opensim.read_table(str(model_dir / "knee_hip_muscle_analysis_Length_ankle0.sto"))
+    knee_only = opensim.read_table(str(model_dir / "knee_muscle_analysis_Length_hip0_ankle0.sto"))
+    at0 = np.abs(grid.column("hip_flexion_r")) < 1e-9
+    np.testing.assert_allclose(grid.column("knee_angle_r")[at0], knee_only.time, atol=1e-8)
+    names = knee_only.columns
+    np.testing.assert_allclose(grid.select(names)[at0], knee_only.select(names), atol=1e-7)
+    text = (KNEE_SPEC.parent / "uci_knee_standing_flexors.toml").read_text()
+    text = text.replace('root = "../data/uci_knee_standing"', f'root = "{model_dir.parent}"')
+
+    def lengths(hip_rad):
+        held = text.replace(
+            'length_table = "model/knee_muscle_analysis_Length_hip0_ankle0.sto"',
+            'length_table = "model/knee_hip_muscle_analysis_Length_ankle0.sto"\n'
+            f"held_coordinates_rad = {{ hip_flexion_r = {hip_rad} }}")
+        path = tmp_path / f"held_hip_{hip_rad}.toml"
+        path.write_text(held)
+        s = spec.load_spec(str(path))
+        model = loading.build_model(s, "S1")
+        q = jnp.linspace(0.0, 2.0, 9)[:, None]
+        return s.muscle_names, np.asarray(jax.vmap(model.geometry.length)(q))
+
+    names, flat = lengths(0.0)
+    _, flexed = lengths(0.5)
+    one_d = loading.build_model(spec.load_spec(str(KNEE_SPEC.parent /
+                                                   "uci_knee_standing_flexors.toml")), "S1")
+    np.testing.assert_allclose(flat, jax.vmap(one_d.geometry.length)(
+        jnp.linspace(0.0, 2.0, 9)[:, None]), atol=5e-4)
+    col = {n: i for i, n in enumerate(names)}
+    assert np.all(flexed[:, col["recfem_r"]] < flat[:, col["recfem_r"]] - 0.01)
+    for m in ("bflh_r", "semiten_r", "semimem_r"):
+        assert np.all(flexed[:, col[m]] > flat[:, col[m]] + 0.01)
+    np.testing.assert_allclose(flexed[:, col["vaslat_r"]], flat[:, col["vaslat_r"]], atol=5e-4)
 
 
 def test_knee_flexors_spec_groups_channels_and_its_table_matches_the_lab_table():
