@@ -10,9 +10,10 @@ On the spec's train/test split, without any network, it reports test R² of:
   - muscle forces from the two classical label-free routes, both driven by the joint torque
     that the recorded kinematics require: per-muscle EMG gains fitted to that torque (as
     EMG-driven models are calibrated), and static optimisation (least Σ activation²);
-  - per subject, the one F_max scale of the lab's model that closes the training torque, alone
-    and with a free joint spring beside it: where the spring takes it far, the torque cannot
-    tell muscle strength from joint stiffness and label-free F_max rests on the prior.
+  - per subject, the one F_max scale of the lab's model (Hill muscles with the spec's tendon,
+    driven by the EMG) that closes the training torque, alone and with a free joint spring
+    beside it: where the spring takes it far, the torque cannot tell muscle strength from
+    joint stiffness and label-free F_max rests on the prior.
 It also checks the model against the training motion, for rigid and compliant tendons: each
 muscle's fibre length range, passive force and torque, and whether the modelled muscles can make
 the torque the motion needs at all (warnings name the muscle and the fix).
@@ -94,20 +95,26 @@ def _ridge_rows(train_trials, val_trials, test_trials, lags, sources: dict,
     return rows
 
 
-def _f_max_rows(data, train_trials, terms: dict, drive) -> dict:
+def _f_max_rows(data, train_trials, terms: dict, rates: dict, drive) -> dict:
     """Per subject, the F_max scale of the lab's model that closes the training torque with
-    rigid Hill muscles driven by ``drive`` (:func:`pinnmsk.diagnostics.f_max_scale_from_torque`),
-    alone and with a free joint spring, and the simulated truth's where the data ship it."""
+    Hill muscles (the spec's tendon) driven by ``drive``
+    (:func:`pinnmsk.diagnostics.f_max_scale_from_torque`), alone and with a free joint spring,
+    and the simulated truth's where the data ship it."""
     out = {}
     for s, subject in enumerate(data.subjects):
         mine = [t for t in train_trials if t.subject == s]
         if not mine:
             continue
-        args = ([terms[t.id] for t in mine], [drive(t) for t in mine])
+        if data.spec.tendon == "compliant":
+            forces = [diagnostics.compliant_hill_forces(data.model_of(s), drive(t), t.q_rad,
+                                                        rates[t.id][0]) for t in mine]
+        else:
+            forces = [terms[t.id].passive + drive(t) * terms[t.id].active for t in mine]
+        args = ([terms[t.id] for t in mine], forces)
         alone, _ = diagnostics.f_max_scale_from_torque(*args)
         sprung, other = diagnostics.f_max_scale_from_torque(*args, qs=[t.q_rad for t in mine])
         n = data.model_of(s).n_coords
-        row = {"scale": alone, "scale_with_free_spring": sprung,
+        row = {"tendon": data.spec.tendon, "scale": alone, "scale_with_free_spring": sprung,
                "free_spring_nm_per_rad": other[:n].tolist()}
         truth = loading.true_scales(data.spec, subject)
         if truth is not None:
@@ -135,7 +142,8 @@ def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
             g, rms = diagnostics.calibrate_gains(np.concatenate([p[0] for p in parts]),
                                                  np.concatenate([p[1] for p in parts]))
             gains[subject] = {"gains": g, "torque_rms_nm": rms}
-        rows[f"f_max_scale_from_torque_{key}"] = _f_max_rows(data, train_trials, terms, drive)
+        rows[f"f_max_scale_from_torque_{key}"] = _f_max_rows(data, train_trials, terms, rates,
+                                                             drive)
         rows[f"gains_fitted_to_torque_{key}"] = {
             subject: {"gains": dict(zip(names, v["gains"].tolist())),
                       "torque_rms_nm": v["torque_rms_nm"]} for subject, v in gains.items()}
@@ -243,9 +251,16 @@ def table(rows: dict) -> str:
     for key in [k for k in rows if k.startswith(prefix)]:
         for subject, r in rows[key].items():
             truth = f", simulated truth {r['true_scale']:.3f}" if "true_scale" in r else ""
-            out.append(f"F_max scale closing the torque ({key.removeprefix(prefix)}), {subject}: "
+            out.append(f"F_max scale closing the torque ({r['tendon']} Hill, "
+                       f"{key.removeprefix(prefix)}), {subject}: "
                        f"{r['scale']:.3f}; with a free joint spring {r['scale_with_free_spring']:.3f}"
                        f"{truth}")
+            if r["scale"] <= 0:
+                out.append(f"warning ({subject}): driven by the {key.removeprefix(prefix)}, the "
+                           "model's muscle torque runs against the torque the motion needs (no "
+                           "positive F_max closes it): its physics will fight the data; check "
+                           "the passive forces (model sanity below), the EMG normalisation and "
+                           "the muscles the model lacks")
     prefix = "gains_fitted_to_torque_"
     for key in [k for k in rows if k.startswith(prefix)]:
         for subject, g in rows[key].items():

@@ -137,22 +137,23 @@ def gain_problem(terms: TorqueTerms, excitation: np.ndarray) -> tuple[np.ndarray
     return a_mat.reshape(-1, m), b_vec.reshape(-1)
 
 
-def f_max_scale_from_torque(terms: list[TorqueTerms], drives: list[np.ndarray],
+def f_max_scale_from_torque(terms: list[TorqueTerms], forces_n: list[np.ndarray],
                             qs: list[np.ndarray] | None = None) -> tuple[float, np.ndarray]:
     """The one F_max scale s for all muscles that best closes the torque balance over trials,
-    τ = s Σ_i r_i (P_i + a_i U_i) (least squares over samples and coordinates), with
-    :class:`TorqueTerms` and activations a (T, M) per trial.
+    τ = s Σ_i r_i F_i (least squares over samples and coordinates), from each trial's
+    :class:`TorqueTerms` (moment arms, required torque) and the muscle forces F (T, M) [N] that
+    the lab's model makes there at the recorded drive. Hill forces scale with F_max exactly, for
+    rigid and for compliant tendons (the tendon's state depends on F / F_max only).
 
     With the trials' angles ``qs`` (T, n) [rad] a joint spring and offset per coordinate are
     fitted beside it (τ = s Σ r F + k q + c), as an identified residual torque would be: if s
-    then moves far,
-    the torque cannot tell the muscles' strength from the joint's passive torque, and
-    label-free identification of F_max rests on its prior. Returns (s, the other coefficients
-    (2n,): k [N m/rad] then c [N m] per coordinate; empty without ``qs``).
+    then moves far, the torque cannot tell the muscles' strength from the joint's passive
+    torque, and label-free identification of F_max rests on its prior. Returns (s, the other
+    coefficients (2n,): k [N m/rad] then c [N m] per coordinate; empty without ``qs``).
     """
     rows, goal = [], []
-    for k, (x, a) in enumerate(zip(terms, drives)):
-        torque = np.einsum("tmn,tm->tn", x.arms, x.passive + a * x.active)  # (T, n)
+    for k, (x, f) in enumerate(zip(terms, forces_n)):
+        torque = np.einsum("tmn,tm->tn", x.arms, f)  # (T, n)
         cols = [torque.reshape(-1, 1)]
         if qs is not None:
             q = np.asarray(qs[k], float)

@@ -69,12 +69,17 @@ def test_f_max_scale_from_torque(model, trajectory):
     a = np.asarray(trajectory.a, float)[::20]
     weak = msk.scale_muscles(model, f_max=0.8)
     terms = diagnostics.torque_terms(weak, q, qd, qdd)
-    s, rest = diagnostics.f_max_scale_from_torque([terms], [a])
+    rigid = terms.passive + a * terms.active
+    s, rest = diagnostics.f_max_scale_from_torque([terms], [rigid])
     assert s == pytest.approx(1.25, rel=0.01) and rest.size == 0
     sprung = terms._replace(tau=terms.tau + 3.0 * q + 0.5)
-    s, (k, c) = diagnostics.f_max_scale_from_torque([sprung, sprung], [a, a], qs=[q, q])
+    s, (k, c) = diagnostics.f_max_scale_from_torque([sprung, sprung], [rigid, rigid], qs=[q, q])
     assert s == pytest.approx(1.25, rel=0.01)
     assert k == pytest.approx(3.0, rel=0.02) and c == pytest.approx(0.5, abs=0.02)
+    # compliant tendons: F_max × 0.8 makes 0.8 × the forces (the tendon sees F / F_max only)
+    strong = diagnostics.compliant_hill_forces(model, a, q, qd)
+    np.testing.assert_allclose(diagnostics.compliant_hill_forces(weak, a, q, qd), 0.8 * strong,
+                               rtol=1e-3, atol=1e-3)
 
 
 def test_static_optimisation_meets_torque_with_least_activation(model, trajectory):
@@ -126,7 +131,8 @@ def test_diagnose_binary(tmp_path):
     strength = rows["f_max_scale_from_torque_activations"]["s0"]
     assert strength["scale"] == pytest.approx(1.0, abs=0.03)
     assert strength["true_scale"] == pytest.approx(1.0)
-    assert "F_max scale closing the torque (activations), s0" in r.stdout
+    assert "F_max scale closing the torque (rigid Hill, activations), s0" in r.stdout
+    assert "runs against the torque the motion needs" not in r.stdout
     assert set(rows) >= {"angle_from_emg", "angle_from_activations", "angle_from_forces",
                          "force_from_emg", "force_from_activations",
                          "force_from_static_optimisation", "net_over_gross_torque",
@@ -183,3 +189,18 @@ def test_model_sanity_of_a_feasible_model(model, trajectory):
         capped = diagnostics.model_sanity(model, names, q, qd, qdd, tendon,
                                           max_activation=np.full(model.n_muscles, 0.01))
         assert capped.infeasible_fraction[0] > 0.1, tendon
+
+
+def test_diagnose_warns_when_the_model_torque_runs_against_the_motion():
+    """A negative best F_max scale (the EMG-driven model pushes where the motion pulls, as on
+    the UCI knee) is flagged per subject; a positive one is not."""
+    from experiments import diagnose
+
+    rows = {"dataset": "d", "history_s": 1.0, "train_trials": ["a"], "test_trials": ["b"],
+            "f_max_scale_from_torque_emg": {
+                "S1": {"tendon": "compliant", "scale": -0.07, "scale_with_free_spring": 0.02},
+                "S2": {"tendon": "compliant", "scale": 0.9, "scale_with_free_spring": 0.2}}}
+    text = diagnose.table(rows)
+    assert "warning (S1): driven by the emg, the model's muscle torque runs against" in text
+    assert "warning (S2)" not in text
+    assert "F_max scale closing the torque (compliant Hill, emg), S2: 0.900" in text
