@@ -252,9 +252,8 @@ def table(rows: dict) -> str:
         for subject, r in rows[key].items():
             truth = f", simulated truth {r['true_scale']:.3f}" if "true_scale" in r else ""
             out.append(f"F_max scale closing the torque ({r['tendon']} Hill, "
-                       f"{key.removeprefix(prefix)}), {subject}: "
-                       f"{r['scale']:.3f}; with a free joint spring {r['scale_with_free_spring']:.3f}"
-                       f"{truth}")
+                       f"{key.removeprefix(prefix)}), {subject}: {r['scale']:.3f}; with a free "
+                       f"joint spring {r['scale_with_free_spring']:.3f}{truth}")
             if r["scale"] <= 0:
                 out.append(f"warning ({subject}): driven by the {key.removeprefix(prefix)}, the "
                            "model's muscle torque runs against the torque the motion needs (no "

@@ -122,8 +122,8 @@ def torque_budgets(prep: Prepared, params, per_trial) -> dict:
         if prep.consts.residual_torque:
             coef = params["physio"]["residual_torque"][s]
             res = np.asarray(jax.vmap(lambda a, b: losses.residual_torque(
-                coef, a, b, prep.consts.tau_scale, prep.consts.residual_knots_rad))(jnp.asarray(q, jnp.float32),
-                                                     jnp.asarray(qd, jnp.float32)))
+                coef, a, b, prep.consts.tau_scale, prep.consts.residual_knots_rad))(
+                    jnp.asarray(q, jnp.float32), jnp.asarray(qd, jnp.float32)))
         out[item["id"]] = diagnostics.torque_budget(model, q, qd, qdd, np.asarray(item["f_pred"]),
                                                     res)
     return out
