@@ -153,8 +153,7 @@ def f_max_scale_from_torque(terms: list[TorqueTerms], forces_n: list[np.ndarray]
     """
     rows, goal = [], []
     for k, (x, f) in enumerate(zip(terms, forces_n)):
-        torque = np.einsum("tmn,tm->tn", x.arms, f)  # (T, n)
-        cols = [torque.reshape(-1, 1)]
+        cols = [net_and_gross_torque(x.arms, f)[0].reshape(-1, 1)]
         if qs is not None:
             q = np.asarray(qs[k], float)
             n = q.shape[1]

@@ -99,8 +99,8 @@ class TrainConfig:
                                 "physics weight (the dynamics residual gets the physics weight "
                                 "itself).")
     residual_weight: float = _field(0.0, "> 0: identify a residual joint torque per subject "
-                                    "(constant, damping and smooth bumps over the motion's range of "
-                                    "each coordinate) for what the model lacks, its "
+                                    "(constant, damping and smooth bumps over the motion's "
+                                    "range of each coordinate) for what the model lacks, its "
                                     "mean square weighed by this multiple of the physics weight; "
                                     "0: none.")
     prior_weight: float = _field(0.0, "Weight (a multiple of the physics weight) of the Gaussian "
