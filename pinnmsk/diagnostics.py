@@ -99,16 +99,21 @@ def _torque_terms(model: MskModel, q, qd, qdd):
 
 
 def compliant_hill_forces(model: MskModel, a: np.ndarray, q: np.ndarray, qd: np.ndarray,
-                          iterations: int = 40) -> np.ndarray:
+                          iterations: int = 60, doublings: int = 12) -> np.ndarray:
     """Compliant-tendon Hill forces (T, M) [N] at activations ``a`` (T, M) along q, q̇ (T, n):
-    the tendon force in fibre-tendon equilibrium, found by bisection on [0, 2 F_max] with the
-    tendon's own stretch rate neglected (Ḟ = 0; the fibre takes the whole l̇_mt). Where no root
-    is bracketed the nearer end is returned."""
+    the tendon force in fibre-tendon equilibrium, with the tendon's own stretch rate neglected
+    (Ḟ = 0; the fibre takes the whole l̇_mt). The root is bracketed first, [0, 2 F_max] doubled
+    up to ``doublings`` times until the residual changes sign (a fibre stretched far enough
+    pulls with many F_max of passive force), then bisected. NaN where no root lies below
+    2^(doublings + 1) F_max: no force is reported that is not an equilibrium."""
     p = model.muscles
 
     def one(a_t, q_t, qd_t):
         l_mt, ldot = model.geometry.length_and_velocity(q_t, qd_t)
         g = lambda f: muscle.tendon_equilibrium_residual(f, jnp.zeros_like(f), a_t, l_mt, ldot, p)
+        hi = jax.lax.fori_loop(0, doublings, lambda _, h: jnp.where(g(h) < 0, 2.0 * h, h),
+                               2.0 * p.f_max_n)
+        found = g(hi) >= 0
 
         def step(_, lo_hi):
             lo, hi = lo_hi
@@ -116,9 +121,8 @@ def compliant_hill_forces(model: MskModel, a: np.ndarray, q: np.ndarray, qd: np.
             up = g(mid) > 0
             return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
 
-        lo, hi = jax.lax.fori_loop(0, iterations, step, (jnp.zeros_like(p.f_max_n),
-                                                          2.0 * p.f_max_n))
-        return 0.5 * (lo + hi)
+        lo, hi = jax.lax.fori_loop(0, iterations, step, (jnp.zeros_like(p.f_max_n), hi))
+        return jnp.where(found, 0.5 * (lo + hi), jnp.nan)
 
     return np.asarray(jax.jit(jax.vmap(one))(*(jnp.asarray(x, jnp.float32) for x in (a, q, qd))),
                       float)
@@ -208,7 +212,8 @@ def static_optimisation(a_mat: np.ndarray, b_vec: np.ndarray, n_coords: int = 1,
 class MuscleSanity(NamedTuple):
     """A model's muscles over a motion, before any training (per muscle, (M,) arrays).
 
-    fibre_length_norm: (M, 2) min/max rigid-tendon fibre length / l_opt;
+    fibre_length_norm: (M, 2) min/max fibre length / l_opt (rigid tendon, or compliant at
+      passive equilibrium);
     slack_fraction: share of samples where l_mt ≤ l_ts (the musculotendon unit cannot pull);
     passive_force_n: (M,) peak passive force [N] with the chosen tendon model;
     passive_torque_nm: (M, n) peak |r F_passive| per coordinate [N m];
@@ -216,7 +221,9 @@ class MuscleSanity(NamedTuple):
     infeasible_fraction: (n,) share of samples where the torque the motion needs lies outside
       what the muscles can make (each between passive and full activation, the others free);
     shortfall_nm: (n,) the largest such gap [N m];
-    warnings: one line per implausibility.
+    warnings: one line per implausibility;
+    unsolved_fraction: share of samples where a compliant muscle has no fibre-tendon
+      equilibrium below :data:`UNSOLVED_LIMIT_FMAX` F_max (left out of the figures above).
     """
 
     fibre_length_norm: np.ndarray
@@ -227,6 +234,10 @@ class MuscleSanity(NamedTuple):
     infeasible_fraction: np.ndarray
     shortfall_nm: np.ndarray
     warnings: tuple
+    unsolved_fraction: float = 0.0
+
+
+UNSOLVED_LIMIT_FMAX = 2.0 ** 13  # compliant_hill_forces' bracket: 2 F_max doubled 12 times
 
 
 def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray,
@@ -254,11 +265,18 @@ def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.
     if tendon == "compliant":
         passive = compliant_hill_forces(model, zeros, q, np.zeros_like(q))
         full = compliant_hill_forces(model, zeros + a_max[None], q, np.zeros_like(q))
+        # the fibre at passive equilibrium, not the rigid-tendon estimate
+        l_norm = np.asarray(muscle.compliant_fibre_kinematics(
+            jnp.asarray(l_mt), jnp.zeros_like(l_mt), jnp.asarray(np.nan_to_num(passive)),
+            jnp.zeros_like(l_mt), p)[0], float)
     else:  # isometric rigid-tendon force is linear in activation
         full = passive + a_max[None] * (full - passive)
     arms, tau = (np.asarray(x, float) for x in _arms_and_torque(
         model, qj, jnp.asarray(qd, jnp.float32), jnp.asarray(qdd, jnp.float32)))
-    p_torque = np.abs(arms * passive[:, :, None]).max(0)  # (M, n)
+    solved = np.isfinite(passive).all(1) & np.isfinite(full).all(1)  # (T,)
+    passive, full = np.where(solved[:, None], passive, np.nan), np.where(solved[:, None], full,
+                                                                         np.nan)
+    p_torque = np.nan_to_num(np.nanmax(np.abs(arms * passive[:, :, None]), 0))  # (M, n)
     need = np.percentile(np.abs(tau), 95, axis=0)  # robust to spikes of differentiated angles
     # Torque range the muscles can make at each sample (isometric: each muscle between passive
     # and full activation), per coordinate.
@@ -266,8 +284,8 @@ def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.
     tau_min, tau_max = lo_hi.min(0).sum(1), lo_hi.max(0).sum(1)  # (T, n)
     gap = np.maximum(tau_min - tau, 0) + np.maximum(tau - tau_max, 0)
     tol = 0.05 * need[None] + 1e-9
-    infeasible = (gap > tol).mean(0)
-    shortfall = gap.max(0)
+    infeasible = (gap[solved] > tol).mean(0) if solved.any() else np.zeros(gap.shape[1])
+    shortfall = gap[solved].max(0) if solved.any() else np.zeros(gap.shape[1])
     f_max = np.asarray(p.f_max_n, float)
     warn = []
     for i, name in enumerate(names):
@@ -275,10 +293,10 @@ def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.
             warn.append(f"muscle '{name}' is slack over the whole motion (musculotendon length "
                         f"below its tendon slack length {float(p.l_ts_m[i]):.3f} m): it cannot "
                         "pull; check l_ts, the length table and the held coordinates")
-        if passive[:, i].max() > f_max[i]:
-            warn.append(f"muscle '{name}' peaks at {passive[:, i].max():.0f} N of passive force "
-                        f"({tendon} tendon), above its F_max {f_max[i]:.0f} N (fibre up to "
-                        f"{l_norm[:, i].max():.2f} l_opt rigid); check l_opt, l_ts and the "
+        if np.nanmax(passive[:, i], initial=0.0) > f_max[i]:
+            warn.append(f"muscle '{name}' peaks at {np.nanmax(passive[:, i]):.0f} N of passive "
+                        f"force ({tendon} tendon), above its F_max {f_max[i]:.0f} N (fibre up to "
+                        f"{np.nanmax(l_norm[:, i]):.2f} l_opt); check l_opt, l_ts and the "
                         "length table")
         for j in range(arms.shape[2]):
             if p_torque[i, j] > torque_ratio * max(need[j], 1e-9):
@@ -292,8 +310,10 @@ def model_sanity(model: MskModel, names, q: np.ndarray, qd: np.ndarray, qdd: np.
                         f"{shortfall[j]:.1f} N m): the model lacks muscles or its passive forces "
                         "are too high; consider --residual_weight, other muscles or the "
                         "model's tendon slack lengths")
-    return MuscleSanity(np.stack([l_norm.min(0), l_norm.max(0)], 1), slack, passive.max(0),
-                        p_torque, need, infeasible, shortfall, tuple(warn))
+    l_norm = l_norm[solved] if solved.any() else l_norm
+    return MuscleSanity(np.stack([l_norm.min(0), l_norm.max(0)], 1), slack,
+                        np.nan_to_num(np.nanmax(passive, 0, initial=0.0)), p_torque, need,
+                        infeasible, shortfall, tuple(warn), float(1.0 - solved.mean()))
 
 
 def sanity_by_subject(data, trials, tendon: str) -> dict:
@@ -324,6 +344,8 @@ def sanity_by_subject(data, trials, tendon: str) -> dict:
             "required_torque_p95_nm": r.required_torque_nm.tolist(),
             "infeasible_fraction": r.infeasible_fraction.tolist(),
             "shortfall_nm": r.shortfall_nm.tolist(),
+            "unsolved_fraction": r.unsolved_fraction,
+            "unsolved_limit_fmax": UNSOLVED_LIMIT_FMAX,
             "warnings": list(r.warnings)}
     return out
 
@@ -334,6 +356,7 @@ def sanity_table(report: dict) -> str:
         return ""
     subjects = list(report)
     first = report[subjects[0]]
+    fibre = "rigid tendon" if first["tendon"] == "rigid" else "compliant, at passive equilibrium"
     lines = [f"model sanity over the training motion ({first['tendon']} tendon; range over "
              f"{len(subjects)} subject(s)); torque the motion needs (95th pct): "
              + ", ".join(f"{min(report[s]['required_torque_p95_nm'][j] for s in subjects):.1f}-"
@@ -345,13 +368,23 @@ def sanity_table(report: dict) -> str:
         pf = max(report[s]["peak_passive_force_n"][m] for s in subjects)
         pt = max(max(report[s]["peak_passive_torque_nm"][m]) for s in subjects)
         sl = max(report[s]["slack_fraction"][m] for s in subjects)
-        lines.append(f"  {m:10s} fibre {lo:.2f}-{hi:.2f} l_opt (rigid)  slack {100 * sl:5.1f} % "
+        lines.append(f"  {m:10s} fibre {lo:.2f}-{hi:.2f} l_opt ({fibre})  slack {100 * sl:5.1f} % "
                      f"of samples  peak passive {pf:8.0f} N, {pt:7.1f} N m")
-    inf = [max(report[s]["infeasible_fraction"][j] for s in subjects)
-           for j in range(len(first["infeasible_fraction"]))]
-    short = [max(report[s]["shortfall_nm"][j] for s in subjects) for j in range(len(inf))]
-    lines.append("  torque the muscles cannot make: " + ", ".join(
-        f"{100 * f:.0f} % of samples (up to {g:.1f} N m short)" for f, g in zip(inf, short)))
+    # per coordinate, the worst subject's share and that same subject's shortfall
+    parts = []
+    for j in range(len(first["infeasible_fraction"])):
+        worst = max(subjects, key=lambda s: (report[s]["infeasible_fraction"][j],
+                                             report[s]["shortfall_nm"][j]))
+        parts.append(f"{100 * report[worst]['infeasible_fraction'][j]:.0f} % of samples in "
+                     f"{worst} (up to {report[worst]['shortfall_nm'][j]:.1f} N m short there)")
+    lines.append("  torque the muscles cannot make, worst subject: " + ", ".join(parts))
+    unsolved = [s for s in subjects if report[s].get("unsolved_fraction", 0) > 0]
+    for s in unsolved:
+        lines.append(f"warning ({s}): no fibre-tendon equilibrium below "
+                     f"{report[s]['unsolved_limit_fmax']:g} F_max in "
+                     f"{100 * report[s]['unsolved_fraction']:.1f} % of samples (left out of the "
+                     "passive peaks and infeasible share): the fibres are stretched beyond any "
+                     "physiological length; check l_opt, l_ts and the held coordinates")
     seen = []
     for s in subjects:
         for w in report[s]["warnings"]:

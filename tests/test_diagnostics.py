@@ -204,3 +204,44 @@ def test_diagnose_warns_when_the_model_torque_runs_against_the_motion():
     assert "warning (S1): driven by the emg, the model's muscle torque runs against" in text
     assert "warning (S2)" not in text
     assert "F_max scale closing the torque (compliant Hill, emg), S2: 0.900" in text
+
+
+def test_compliant_equilibrium_is_found_beyond_two_f_max(model, trajectory):
+    """Fibres stretched far (tendon slack lengths cut by 20 %) pull with more than 2 F_max of
+    passive force: the solver brackets the root instead of reporting the bracket's end (the old
+    [0, 2 F_max] bisection read exactly 2.000 F_max), and what it reports is an equilibrium."""
+    from pinnmsk import muscle
+
+    stiff = msk.scale_muscles(model, l_ts=0.8)
+    q = np.linspace(-1.2, 1.2, 40)[:, None]
+    zeros = np.zeros((len(q), model.n_muscles))
+    f = diagnostics.compliant_hill_forces(stiff, zeros, q, np.zeros_like(q))
+    f_max = np.asarray(stiff.muscles.f_max_n)
+    assert np.isfinite(f).all() and (f / f_max).max() > 2.5, (f / f_max).max()
+    assert not np.isclose(f / f_max, 2.0, atol=1e-4).any()
+    l_mt = np.stack([np.asarray(stiff.geometry.length_and_velocity(
+        jnp.asarray(qi, jnp.float32), jnp.zeros(1))[0]) for qi in q])
+    res = muscle.tendon_equilibrium_residual(jnp.asarray(f, jnp.float32), jnp.zeros_like(l_mt),
+                                             jnp.zeros_like(l_mt), jnp.asarray(l_mt),
+                                             jnp.zeros_like(l_mt), stiff.muscles)
+    assert np.all(np.abs(np.asarray(res)) <= 1e-3 * f_max + 1e-3 * f), np.abs(res).max()
+    # the sanity report's passive peaks are these forces, and nothing is left unsolved
+    names = [f"m{i}" for i in range(model.n_muscles)]
+    r = diagnostics.model_sanity(stiff, names, q, np.zeros_like(q), np.zeros_like(q),
+                                 "compliant")
+    np.testing.assert_allclose(r.passive_force_n, f.max(0), rtol=1e-6)
+    assert r.unsolved_fraction == 0.0
+
+
+def test_sanity_table_pairs_each_share_with_its_own_subject():
+    """The summary line names the worst subject and gives that subject's shortfall (it paired
+    one subject's share with another's shortfall); the compliant block does not say rigid."""
+    def rep(share, short):
+        return {"tendon": "compliant", "fibre_length_norm": {"m": [0.8, 1.2]},
+                "slack_fraction": {"m": 0.0}, "peak_passive_force_n": {"m": 10.0},
+                "peak_passive_torque_nm": {"m": [1.0]}, "required_torque_p95_nm": [5.0],
+                "infeasible_fraction": [share], "shortfall_nm": [short], "warnings": []}
+    text = diagnostics.sanity_table({"S1": rep(0.6, 5.0), "S2": rep(0.1, 50.0)})
+    assert "60 % of samples in S1 (up to 5.0 N m short there)" in text, text
+    assert "50.0" not in text.splitlines()[-1]
+    assert "(rigid" not in text and "compliant, at passive equilibrium" in text
