@@ -4,7 +4,7 @@
       --data_spec=data_specs/synthetic_wrist.toml --workdir=runs/default
 """
 
-from pinnmsk.train import TrainConfig
+from pinnmsk.config import TrainConfig
 
 
 def get_config() -> TrainConfig:

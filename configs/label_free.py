@@ -6,7 +6,7 @@ The settings of README's label-free OpenSim wrist v2 row:
       --data_spec=data_specs/opensim_wrist_v2.toml --workdir=runs/v2p
 """
 
-from pinnmsk.train import TrainConfig
+from pinnmsk.config import TrainConfig
 
 
 def get_config() -> TrainConfig:

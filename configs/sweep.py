@@ -5,7 +5,7 @@ sweep): one model per λ in one compiled program.
       --data_spec=data_specs/opensim_arm26.toml --workdir=runs/arm
 """
 
-from pinnmsk.train import TrainConfig
+from pinnmsk.config import TrainConfig
 
 PHYSICS_WEIGHTS = (0.0, 1.0, 10.0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 from absl import app, flags, logging
@@ -36,12 +37,36 @@ def run(main) -> None:
     if any(a in ("--help", "-h", "--helpshort") for a in sys.argv[1:]):
         print(help_text())  # absl would exit 1; asking for help is no error
         sys.exit(0)
-    app.run(wrapped)
+    app.run(wrapped, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv):
+    """absl's flag parsing, with a bad or missing flag as one ``error:`` line and exit status
+    2 (absl prints a multi-line FATAL block and exits 1)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        missing = re.findall(r"Flag --(\w+) must have a value other than None", str(e))
+        text = (f"missing required flag(s): {', '.join('--' + m for m in missing)}" if missing
+                else " ".join(str(e).split()).replace("flag --", "--"))
+        print(f"error: {text}; see --help", file=sys.stderr)
+        sys.exit(2)
+
+
+def _required(name: str) -> bool:
+    """Whether absl's ``mark_flag_as_required`` was called on the flag ``name``."""
+    return any("must have a value other than None" in getattr(v, "message", "")
+               for v in flags.FLAGS[name].validators)
 
 
 def help_text() -> str:
-    """The binary's docstring and every flag defined by the experiments package."""
+    """The binary's docstring and every flag defined by the experiments package, required
+    flags marked."""
     doc = (sys.modules["__main__"].__doc__ or "").strip()
     mods = [m for m in flags.FLAGS.flags_by_module_dict()
             if m == sys.argv[0] or "experiments" in m]
-    return "\n\n".join([doc] + [flags.FLAGS.module_help(m) for m in mods])
+    text = "\n\n".join([doc] + [flags.FLAGS.module_help(m) for m in mods])
+    for name in flags.FLAGS:
+        if _required(name):
+            text = text.replace(f"  --{name}: ", f"  --{name}: (required) ", 1)
+    return text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import importlib.util
@@ -16,24 +17,47 @@ from experiments.cli import UsageError, WorkdirError
 from pinnmsk import (checkpoint, diagnostics, evaluation, losses, plots, prepare, records,
                      runner, sharding, train)
 from pinnmsk.data import dataset, loading, spec
-from pinnmsk.train import TrainConfig
+from pinnmsk.config import TrainConfig
 
 FLAGS = flags.FLAGS
-DEFAULT_SPEC = "data_specs/synthetic_wrist.toml"
 
 
-def define_data_flags(plots: bool = True) -> None:
-    """--data_spec, --workdir and (for the binaries that write figures) --plots."""
-    flags.DEFINE_string("data_spec", DEFAULT_SPEC, "Data spec (TOML); see data_specs/README.md.")
-    flags.DEFINE_string("workdir", None, "Work directory: checkpoints, metrics.json, plots.")
-    flags.mark_flag_as_required("workdir")
-    if plots:
-        flags.DEFINE_boolean("plots", True, "Write PNG figures to WORKDIR/plots (each test "
-                             "trial's predicted vs true angles and forces, the loss curves); "
-                             "--noplots skips them (~2 s of a run).")
+def spec_of_run(workdir: str) -> str:
+    """--data_spec, or where it is not given the spec path the run in ``workdir`` recorded."""
+    if FLAGS.data_spec:
+        return FLAGS.data_spec
+    rec = records.read_run_record(workdir) or {}
+    path = rec.get("data_spec")
+    if not path:
+        raise UsageError(f"{os.path.join(workdir, 'config.json')}: no run record naming its data "
+                         "spec; pass --data_spec")
+    return path
 
 
-def claim_workdir(path: str):
+@contextlib.contextmanager
+def claimed_workdir(path: str):
+    """Hold ``path`` as this process's work directory (:func:`_claim`) for the ``with`` block.
+
+    When the block fails before the run wrote anything (bad data, a bad flag, a changed spec),
+    what the claim made is taken back: the ``.lock`` file, and the folder if it was new, so an
+    exit-2 case leaves nothing behind."""
+    existed = os.path.isdir(path)
+    lock_path = os.path.join(path, ".lock")
+    lock_existed = os.path.exists(lock_path)
+    lock = _claim(path)
+    try:
+        yield lock
+    except BaseException:
+        lock.close()
+        with contextlib.suppress(OSError):
+            if not lock_existed:
+                os.remove(lock_path)
+            if not existed and not os.listdir(path):
+                os.rmdir(path)
+        raise
+
+
+def _claim(path: str):
     """Check that ``path`` can be a run's work directory and hold it for this process.
 
     Before any data is loaded: a file in its place, a folder that cannot be created or written,
@@ -65,31 +89,6 @@ def claim_workdir(path: str):
     return lock
 
 
-def define_train_flags() -> None:
-    """One flag per :class:`TrainConfig` field (same name, default, help and choices), plus the
-    run's device and layout flags."""
-    flags.DEFINE_string("config", None, "A configs/*.py file whose get_config() returns the "
-                        "run's TrainConfig; flags given on the command line override its fields.")
-    define = {"int": flags.DEFINE_integer, "float": flags.DEFINE_float,
-              "str": flags.DEFINE_string, "bool": flags.DEFINE_boolean}
-    for f in TrainConfig.flag_fields():
-        choices = f.metadata.get("choices")
-        if choices:
-            flags.DEFINE_enum(f.name, f.default, list(choices), f.metadata["help"])
-        else:
-            define[f.type](f.name, f.default, f.metadata["help"])
-    flags.DEFINE_enum("sweep_layout", "vmap", list(train.SWEEP_LAYOUTS),
-                      "Layout of a sweep's K-model program (same numbers): vmap (the whole step "
-                      "vmapped; fastest on a GPU) or unrolled_encoder (each model's encoder as "
-                      "in a single run, the rest vmapped; ~10% faster on a CPU, one device).")
-    flags.DEFINE_integer("mesh_sweep", 1, "Devices along the sweep (model) axis.")
-    flags.DEFINE_integer("mesh_data", 1, "Devices along the batch axis (data parallel).")
-    flags.DEFINE_string("coordinator_address", None,
-                        "Multi-host: address of process 0 for jax.distributed.initialize.")
-    flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
-    flags.DEFINE_integer("process_id", None, "Multi-host: this process's id.")
-
-
 def mesh_from_flags():
     """The device mesh the flags ask for, or None for the plain single-device program."""
     sharding.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
@@ -117,7 +116,7 @@ def config_module():
     except Exception as e:  # a user's file: report it in one line
         raise UsageError(f"--config={path}: get_config() failed ({type(e).__name__}: {e})")
     if not isinstance(config, TrainConfig):
-        raise UsageError(f"--config={path}: get_config() must return a pinnmsk.train.TrainConfig")
+        raise UsageError(f"--config={path}: get_config() must return a pinnmsk.config.TrainConfig")
     module.config = config
     return module
 
@@ -179,6 +178,9 @@ def metrics_block(prep, params, config: TrainConfig, selection: dict,
     ``params`` were chosen (on validation data only); "dataset" records the envelope mode and
     the EMG normalisers actually used."""
     test, per_trial = evaluation.evaluate(prep, params)
+    trained = forces_trained(prep, config)
+    if not trained:
+        _mark_untrained(test)
     data = prep.data
     truth = {s: loading.true_scales(data.spec, s) for s in data.subjects}  # model.json, if any
     out = {"test": test, "selection": selection,
@@ -192,7 +194,8 @@ def metrics_block(prep, params, config: TrainConfig, selection: dict,
                        "validation_trials": [t.id for t in prep.val_trials],
                        "test_trials": [t.id for t in prep.test_trials],
                        "emg_normalisation": data.normalisation,
-                       "geometry": data.geometry_report}}
+                       "geometry": data.geometry_report,
+                       "load_notes": data.load_notes}}
     out["test"]["torque_budget"] = evaluation.torque_budgets(prep, params, per_trial)
     if prep.consts.residual_torque:
         out["residual_torque_coef_nm"] = {
@@ -204,14 +207,35 @@ def metrics_block(prep, params, config: TrainConfig, selection: dict,
         out["residual_torque_knots_rad"] = np.asarray(prep.consts.residual_knots_rad).tolist()
     if prep.val_trials:
         out["validation"] = evaluation.evaluate(prep, params, prep.val_trials)[0]
+        if not trained:
+            _mark_untrained(out["validation"])
     if extra:
         out.update(extra)
     return out, per_trial
 
 
-def write_plots(workdir: str, prep, per_trial, history, labels=None, tag: str = "") -> list:
-    """One figure per test trial (predicted vs true) and the loss curves; none with
-    --noplots."""
+def forces_trained(prep, config: TrainConfig) -> bool:
+    """Whether anything trained the force head: force labels in the loss, or physics (λ > 0).
+    A λ = 0 run without labels predicts forces from its initialisation."""
+    return (config.force_labels and prep.n_labelled > 0) or config.physics_weight > 0
+
+
+def _mark_untrained(block: dict) -> None:
+    """An evaluation block of a run whose force head nothing trained: its force figures move to
+    "force_untrained", so no table reads them as a result."""
+    if "force" in block:
+        block["force_untrained"] = block.pop("force")
+        block["force_note"] = ("force head not trained (physics weight 0 and no force labels): "
+                               "its figures are those of the initialisation")
+    for part in ("per_trial", "per_subject"):
+        for sub in block.get(part, {}).values():
+            _mark_untrained(sub)
+
+
+def write_plots(workdir: str, prep, per_trial, history, labels=None, tag: str = "",
+                weights=None) -> list:
+    """One figure per test trial (predicted vs true) and the loss curves (the terms ``weights``
+    use); none with --noplots."""
     if not FLAGS.plots:
         return []
     d = os.path.join(workdir, "plots")
@@ -223,7 +247,7 @@ def write_plots(workdir: str, prep, per_trial, history, labels=None, tag: str = 
         paths.append(p)
     if history:
         p = os.path.join(d, "loss_curves.png")
-        plots.plot_losses(p, history, labels)
+        plots.plot_losses(p, history, labels, weights)
         paths.append(p)
     return paths
 
@@ -233,6 +257,8 @@ def summary(block: dict) -> str:
     for c, m in block["angle"].items():
         lines.append(f"  angle {c}: R2={m['r2']:.3f} RMSE={m['rmse_deg']:.2f} deg "
                      f"NRMSE={m['nrmse']:.3f} r={m['pearson_r']:.3f}")
+    if "force_note" in block:
+        lines.append(f"  {block['force_note']}")
     if "force" in block:
         m = block["force"]["mean"]
         lines.append(f"  force (mean of {len(block['force']) - 1} muscles): R2={m['r2']:.3f} "
@@ -308,7 +334,8 @@ def restore_run(prep, config: TrainConfig):
     return epoch, state, history, best
 
 
-def write_run_outputs(prep, config: TrainConfig, best, extra: dict, history: list) -> dict:
+def write_run_outputs(prep, config: TrainConfig, best, extra: dict, history: list,
+                      weights=None) -> dict:
     """The evaluation of ``best`` into --workdir: metrics.json (with ``extra``), the inference
     record predict reads, and the plots; returns the metrics block."""
     block, per_trial = metrics_block(prep, best.params, config, selection_record(best), extra)
@@ -316,5 +343,5 @@ def write_run_outputs(prep, config: TrainConfig, best, extra: dict, history: lis
     sha = records.spec_fingerprint(prep.data.spec.path)
     records.write_json(os.path.join(FLAGS.workdir, records.INFERENCE_RECORD),
                        prepare.inference_record(prep, config, sha))
-    write_plots(FLAGS.workdir, prep, per_trial, history)
+    write_plots(FLAGS.workdir, prep, per_trial, history, weights=weights)
     return block

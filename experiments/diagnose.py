@@ -31,12 +31,13 @@ import sys
 import numpy as np
 from absl import flags
 
-from experiments import cli, common
-from pinnmsk import diagnostics, records, train
-from pinnmsk.data import loading, opensim
+from experiments import cli, flagdefs
+from pinnmsk.data import opensim
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_spec", common.DEFAULT_SPEC, "Data spec (TOML); see data_specs/README.md.")
+flags.DEFINE_string("data_spec", None, "Data spec (TOML), e.g. " + flagdefs.DEFAULT_SPEC +
+                    "; see data_specs/README.md.")
+flags.mark_flag_as_required("data_spec")
 flags.DEFINE_float("history_s", None,
                    "EMG history the angle decoder sees [s]; default: the spec's window length.")
 flags.DEFINE_integer("n_lags", 10, "Lagged copies of the envelope, spread over --history_s.")
@@ -74,6 +75,8 @@ def _ridge_rows(train_trials, val_trials, test_trials, lags, sources: dict,
     "angle") or to the recorded muscle forces ("force", where every trial has them; R² is the
     mean over muscles), fitted on training data, its strength chosen on validation data (on
     training data when there is none), test R² at that strength."""
+    from pinnmsk import diagnostics  # JAX: after the flags (--help stays fast)
+
     goal = (lambda t: t.q_rad) if target == "angle" else (lambda t: t.forces_n)
     rows = {}
     for key, signal in sources.items():
@@ -100,6 +103,9 @@ def _f_max_rows(data, train_trials, terms: dict, rates: dict, drive) -> dict:
     Hill muscles (the spec's tendon) driven by ``drive``
     (:func:`pinnmsk.diagnostics.f_max_scale_from_torque`), alone and with a free joint spring,
     and the simulated truth's where the data ship it."""
+    from pinnmsk import diagnostics
+    from pinnmsk.data import loading
+
     out = {}
     for s, subject in enumerate(data.subjects):
         mine = [t for t in train_trials if t.subject == s]
@@ -128,6 +134,8 @@ def _f_max_rows(data, train_trials, terms: dict, rates: dict, drive) -> dict:
 def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
     """Torque-calibrated gains and test-force R² for each drive (EMG, activations), and for
     static optimisation; with activations also Hill forces at gain 1 (the model's ceiling)."""
+    from pinnmsk import diagnostics, train
+
     names = data.spec.muscle_names
     n_coords = data.model_of(0).n_coords
     rates = {t.id: diagnostics.derivatives(t.time_s, t.q_rad) for t in train_trials + test_trials}
@@ -181,6 +189,9 @@ def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
 
 
 def main(argv):
+    from experiments import common  # JAX and the library: after the flags
+    from pinnmsk import diagnostics, records
+
     del argv
     data = common.load_data(FLAGS.data_spec)
     split = data.split()

@@ -7,8 +7,16 @@ The EMG is streamed in chunks of --chunk_s through the causal filter (state carr
 chunks), so every prediction uses only past samples, as it would online. What inference needs
 from the training data (EMG normalisers and rest values, output scalings) is in the run's
 inference.json, so predict reads only the spec, the checkpoint and the EMG file; the spec must be
-the one the run was trained with (checked by its SHA-256). The output CSV has time
-[s], one column per coordinate in degrees and one per muscle force in newtons.
+the one the run was trained with (checked by its SHA-256; by default the run's own). The output
+CSV has time [s], one column per coordinate in degrees and one per muscle force in newtons, one
+row per label tick from the first tick with a full window of EMG behind it (the window length
+after the file's start): earlier rows would come from a window padded with the first sample.
+
+The file must be in the units the run was trained on: a channel whose envelope reads far above
+the subject's normaliser (the 95th percentile over 5x its EMG at excitation 1: millivolts for
+volts, or another amplifier gain) stops with exit status 2 (--emg_scale converts it), and one
+far below it, or flat, is warned about. With several subjects in the run, --subject is
+required: each subject's EMG has its own normaliser.
 """
 
 from __future__ import annotations
@@ -21,17 +29,18 @@ import time
 import numpy as np
 from absl import flags
 
-from experiments import cli, common
-from pinnmsk import emg, prepare, records
-from pinnmsk.data import dataset, opensim
+from experiments import cli, flagdefs
+from pinnmsk.data import opensim
 from pinnmsk.data import spec as ds_spec
-from pinnmsk.streaming import Streamer
 
 FLAGS = flags.FLAGS
-common.define_data_flags(plots=False)
+flagdefs.define_data_flags(plots=False, spec_from_run=True)
 flags.DEFINE_string("emg", None, "Raw sEMG file (CSV/NPZ/.sto) with the spec's channel columns.")
 flags.DEFINE_string("out", None, "Output CSV of predictions.")
-flags.DEFINE_string("subject", None, "Subject whose EMG normaliser to use (default: the first).")
+flags.DEFINE_string("subject", None, "Subject whose EMG normaliser to use; required when the run "
+                    "has several subjects (default: its only subject).")
+flags.DEFINE_float("emg_scale", 1.0, "Multiply the file's EMG by this before predicting (e.g. "
+                   "0.001 for a file in millivolts when the run was trained on volts).")
 flags.DEFINE_float("chunk_s", 0.1, "Streaming chunk length [s].")
 flags.mark_flags_as_required(["emg", "out"])
 
@@ -40,6 +49,9 @@ def _source(spec_path: str):
     """(spec, subjects, normaliser (S, M), rest (S, M), restore) for streaming: from the run's
     inference record when it matches the spec (no training data read), else by reloading the
     dataset as training did (runs written before the record existed)."""
+    from experiments import common
+    from pinnmsk import prepare, records
+
     path = os.path.join(FLAGS.workdir, records.INFERENCE_RECORD)
     spec = ds_spec.load_spec(spec_path, require_root=not os.path.exists(path))
     if os.path.exists(path):
@@ -62,15 +74,51 @@ def _source(spec_path: str):
     return spec, data.subjects, data.normaliser_v, data.rest_v, restore
 
 
+def _check_level(spec, raw: np.ndarray, normaliser, rest, subject: str) -> None:
+    """``raw`` (T, M) in muscle order. Stop when a channel of the file reads in other units than
+    training (its envelope's 95th percentile above 5x the subject's normaliser); warn when one
+    reads flat or far below it."""
+    from pinnmsk.data import dataset
+
+    env = dataset.EnvelopeFn(spec)(FLAGS.emg, raw)  # raw: (T, M) muscle order
+    level = np.percentile(env, 95, axis=0)
+    chans = list(spec.emg.channels)
+    for c in chans:
+        i = spec.muscle_names.index(spec.emg.channels[c][0])
+        ratio = level[i] / normaliser[i]
+        if ratio > 5.0:
+            raise cli.UsageError(
+                f"{FLAGS.emg}: channel '{c}' reads {ratio:.3g}x subject {subject}'s EMG at "
+                f"excitation 1 ({normaliser[i]:.3g}); the file is in other units than the "
+                "training EMG (millivolts for volts?) or from another amplifier gain; convert "
+                "it, or pass --emg_scale (e.g. --emg_scale=0.001 for millivolts)")
+        if np.ptp(raw[:, i]) == 0 or level[i] <= max(float(rest[i]), 1e-3 * normaliser[i]):
+            print(f"warning: {FLAGS.emg}: channel '{c}' reads at or below subject {subject}'s "
+                  f"resting level ({level[i]:.3g} V at the 95th percentile): a relaxed muscle, "
+                  "a dead electrode, another subject's gains or other units (volts for "
+                  "millivolts?)", file=sys.stderr)
+
+
 def main(argv):
     del argv
+    from experiments import common  # JAX and the library: after the flags (--help stays fast)
+    from pinnmsk import emg
+    from pinnmsk.data import dataset
+    from pinnmsk.streaming import Streamer
+
     t_start = time.time()
     config, record = common.load_config(FLAGS.workdir)
     if np.asarray(record.get("weights")).ndim == 2:
         raise cli.UsageError(f"{FLAGS.workdir} holds a sweep; predict from a train run")
     if FLAGS.chunk_s <= 0:
         raise cli.UsageError("--chunk_s must be > 0")
-    spec, subjects, normaliser, rest, restore = _source(FLAGS.data_spec)
+    spec, subjects, normaliser, rest, restore = _source(common.spec_of_run(FLAGS.workdir))
+    if FLAGS.subject is None and len(subjects) > 1:
+        raise cli.UsageError(f"--subject is required: the run in {FLAGS.workdir} has "
+                             f"{len(subjects)} subjects ({', '.join(subjects)}), each with its "
+                             "own EMG normaliser; name the one whose electrodes made the file")
+    if not (np.isfinite(FLAGS.emg_scale) and FLAGS.emg_scale > 0):
+        raise cli.UsageError("--emg_scale must be a positive number")
     subject = FLAGS.subject or subjects[0]
     if subject not in subjects:
         raise cli.UsageError(f"--subject={subject} is not in {spec.path} "
@@ -97,15 +145,16 @@ def main(argv):
         if c not in table.columns:
             raise cli.UsageError(f"{FLAGS.emg}: no EMG column '{c}' (columns: "
                                  f"{', '.join(table.columns)}); the spec's emg.channels names it")
-    raw = table.select(chans)
+    raw = table.select(chans) * FLAGS.emg_scale
     try:
         emg.check_finite(raw, FLAGS.emg)
     except ValueError as e:
         raise cli.UsageError(str(e))
     # muscle order: a channel's column for each muscle it drives; zeros where none does
     raw = dataset.in_muscle_order(spec, dataset.check_outliers(spec, FLAGS.emg, raw, chans))
-    net, params = restore(config)
     s = subjects.index(subject)
+    _check_level(spec, raw, normaliser[s], rest[s], subject)
+    net, params = restore(config)
     window = int(round(spec.windows.length_s * spec.labels.rate_hz))
     streamer = Streamer(dataset.EnvelopeFn(spec).filter, normaliser[s], int(round(ratio)),
                         window, net, params["net"], rest_v=rest[s],
@@ -113,12 +162,18 @@ def main(argv):
     chunk = max(1, int(round(FLAGS.chunk_s * spec.emg.sampling_rate_hz)))
     times, qs, fs = [], [], []
     t0 = time.time()
+    first_full = (window - 1) * int(round(ratio))  # the first tick with a full window behind it
     for lo in range(0, len(raw), chunk):
         ticks, q, f = streamer.push(raw[lo:lo + chunk])
-        if len(ticks):
-            times.append(table.time[lo + ticks])
-            qs.append(q)
-            fs.append(f)
+        keep = lo + ticks >= first_full
+        if keep.any():
+            times.append(table.time[lo + ticks[keep]])
+            qs.append(q[keep])
+            fs.append(f[keep])
+    if not times:
+        raise cli.UsageError(f"{FLAGS.emg}: {len(raw) / spec.emg.sampling_rate_hz:.2f} s of EMG "
+                             f"is shorter than the model's window ({spec.windows.length_s:g} s); "
+                             "give a longer recording")
     wall = time.time() - t0
     dur = table.time[-1] - table.time[0]
     cols = [f"{c}_deg" for c in spec.labels.coordinates] + [f"{m}_n" for m in spec.muscle_names]

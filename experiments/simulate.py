@@ -14,7 +14,6 @@ import time
 from absl import flags
 
 from experiments import cli
-from pinnmsk.data import loading, spec, synthetic
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_spec", "data_specs/synthetic_wrist.toml",
@@ -36,6 +35,8 @@ flags.DEFINE_integer("seed", 0, "Random seed (the dataset is a deterministic fun
 
 def main(argv):
     del argv
+    from pinnmsk.data import loading, spec, synthetic  # JAX: after the flags
+
     for name in ("subjects", "trials"):
         if getattr(FLAGS, name) < 1:
             raise cli.UsageError(f"--{name} must be >= 1")

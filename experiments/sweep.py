@@ -12,22 +12,21 @@ import dataclasses
 import os
 import sys
 
-import jax
-import numpy as np
 from absl import flags
 
-from experiments import cli, common
-from pinnmsk import evaluation, prepare, records
+from experiments import cli, flagdefs
 
 FLAGS = flags.FLAGS
-common.define_data_flags()
-common.define_train_flags()
+flagdefs.define_data_flags()
+flagdefs.define_train_flags()
 flags.DEFINE_string("physics_weights", "0,0.1,1,10", "Comma-separated physics weights λ "
                     "(default: --config's PHYSICS_WEIGHTS where it has them).")
 
 
 def main(argv):
     del argv
+    from experiments import common  # JAX and the library: after the flags (--help stays fast)
+
     module = common.config_module()
     if module is not None and not FLAGS["physics_weights"].present \
             and hasattr(module, "PHYSICS_WEIGHTS"):
@@ -35,7 +34,17 @@ def main(argv):
     else:
         lams = common.as_float_list(FLAGS.physics_weights, "physics_weights")
     config = common.config_from_flags(float(lams[0]), module)
-    lock = common.claim_workdir(FLAGS.workdir)  # noqa: F841 (held until the process ends)
+    with common.claimed_workdir(FLAGS.workdir):  # held until the process ends
+        _sweep(config, lams)
+
+
+def _sweep(config, lams) -> None:
+    import jax
+    import numpy as np
+
+    from experiments import common
+    from pinnmsk import evaluation, prepare, records
+
     records.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)
     prep = prepare.prepare(data, config)
@@ -56,7 +65,8 @@ def main(argv):
             common.write_plots(FLAGS.workdir, prep, per_trial, None, tag=f"_lambda{lam:g}")
             print(f"lambda={lam:g}:\n{common.summary(block['test'])}")
         results.append(entry)
-    common.write_plots(FLAGS.workdir, prep, None, history, [f"λ={x:g}" for x in lams])
+    common.write_plots(FLAGS.workdir, prep, None, history, [f"λ={x:g}" for x in lams],
+                       weights=weights)
     ok = [k for k in range(len(lams)) if not diverged[k] and np.isfinite(best.score[k])]
     chosen = None
     if ok:

@@ -14,22 +14,30 @@ import sys
 
 from absl import flags
 
-from experiments import cli, common
-from pinnmsk import prepare, records
-from pinnmsk.train import TrainConfig
+from experiments import cli, flagdefs
+from pinnmsk.config import TrainConfig
 
 FLAGS = flags.FLAGS
-common.define_data_flags()
-common.define_train_flags()
+flagdefs.define_data_flags()
+flagdefs.define_train_flags()
 _LAMBDA = next(f for f in dataclasses.fields(TrainConfig) if f.name == "physics_weight")
 flags.DEFINE_float("physics_weight", _LAMBDA.default, _LAMBDA.metadata["help"])
 
 
 def main(argv):
     del argv
+    from experiments import common  # JAX and the library: after the flags (--help stays fast)
+
     config = common.config_from_flags(
         FLAGS.physics_weight if FLAGS["physics_weight"].present or not FLAGS.config else None)
-    lock = common.claim_workdir(FLAGS.workdir)  # noqa: F841 (held until the process ends)
+    with common.claimed_workdir(FLAGS.workdir):  # held until the process ends
+        _train(config)
+
+
+def _train(config: TrainConfig) -> None:
+    from experiments import common
+    from pinnmsk import prepare, records
+
     records.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)
     prep = prepare.prepare(data, config)
@@ -39,7 +47,8 @@ def main(argv):
           f"{len(prep.train)} windows for {config.epochs} epochs", file=sys.stderr, flush=True)
     weights = prepare.weights_for(config, config.physics_weight)[0]
     _, history, _, best = common.fit_or_exit(prep, config, weights, config.physics_weight)
-    block = common.write_run_outputs(prep, config, best, {"model_sanity": sanity}, history)
+    block = common.write_run_outputs(prep, config, best, {"model_sanity": sanity}, history,
+                                     weights)
     records.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
     print(f"selected epoch {int(best.epoch[0])} by {block['selection']['by']}")
     print(f"test metrics ({', '.join(t.id for t in prep.test_trials)}):\n"

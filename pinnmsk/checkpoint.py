@@ -9,6 +9,7 @@ as such (:class:`ConfigMismatch`) instead of surfacing as an orbax error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import NamedTuple
 
@@ -76,7 +77,8 @@ class Checkpoints:
             return 0, template, [], None
         path = os.path.join(self.dir, str(step))
         a = self._args
-        meta = self._mgr.restore(step, args=a.Composite(meta=a.JsonRestore()))["meta"]
+        with _readable(path):
+            meta = self._mgr.restore(step, args=a.Composite(meta=a.JsonRestore()))["meta"]
         stored, model = meta.get("signature"), signature(template.params)
         if stored is not None and stored != model:
             raise ConfigMismatch(f"{path}: the checkpoint's parameters do not fit this model "
@@ -84,17 +86,37 @@ class Checkpoints:
                                  "was written by another pinnmsk version or model); use a new "
                                  "--workdir or delete the old one")
         try:
-            got = self._mgr.restore(step, args=a.Composite(
-                state=a.StandardRestore(template), best=a.StandardRestore(template.params)))
+            with _readable(path, passing=(ValueError,) if stored is None else ()):
+                got = self._mgr.restore(step, args=a.Composite(
+                    state=a.StandardRestore(template), best=a.StandardRestore(template.params)))
+        except ConfigMismatch:  # a damaged checkpoint, named by _readable
+            raise
         except ValueError:  # a checkpoint from before signatures were stored
-            if stored is not None:
-                raise
             raise ConfigMismatch(f"{path}: the checkpoint's parameters do not fit this model "
                                  "(it was written by another pinnmsk version or model); use a "
                                  "new --workdir or delete the old one") from None
         score = np.array([np.nan if x is None else x for x in meta["best_score"]], float)
         return (int(step), got["state"], meta["history"],
                 Best(got["best"], np.asarray(meta["best_epoch"]), score))
+
+
+@contextlib.contextmanager
+def _readable(path: str, passing: tuple = ()):
+    """Reading the checkpoint at ``path``: a damaged one (a truncated or half-copied file, which
+    orbax reports as a multi-line OCDBT/tensorstore error) becomes one ConfigMismatch line
+    naming the folder and the fix. ``passing``: exception types left to the caller."""
+    try:
+        yield
+    except ConfigMismatch:
+        raise
+    except passing:
+        raise
+    except Exception as e:  # orbax/tensorstore raise many types for a damaged file
+        what = " ".join(str(e).split())[:160]
+        raise ConfigMismatch(f"{path}: the checkpoint cannot be read ({type(e).__name__}: "
+                             f"{what}...): it is damaged (a truncated or partly copied file?); "
+                             f"delete {path} to fall back to the previous checkpoint, or train "
+                             "again in a new --workdir") from None
 
 
 def _first_difference(stored: list, model: list) -> str:

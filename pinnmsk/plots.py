@@ -33,9 +33,10 @@ def plot_trial(path: str, trial: dict, coords, muscles, title: str = "") -> None
     if has_f:
         for i, m in enumerate(muscles):
             ax = axes[len(coords) + i, 0]
-            ax.plot(t, trial["f_true"][:, i], "k", lw=1.2)
-            ax.plot(t, trial["f_pred"][:, i], "C3", lw=1.0)
+            ax.plot(t, trial["f_true"][:, i], "k", lw=1.2, label="true")
+            ax.plot(t, trial["f_pred"][:, i], "C3", lw=1.0, label="predicted")
             ax.set_ylabel(f"{m} [N]")
+            ax.legend(loc="upper right", fontsize=8)
     axes[-1, 0].set_xlabel("time [s]")
     fig.suptitle(title or trial["id"])
     fig.tight_layout()
@@ -43,25 +44,51 @@ def plot_trial(path: str, trial: dict, coords, muscles, title: str = "") -> None
     plt.close(fig)
 
 
-def plot_losses(path: str, history: list, labels=None) -> None:
-    """Total loss and its unweighted terms per epoch (log scale)."""
-    plt = _pyplot()
+def loss_curves(history: list, weights=None) -> dict:
+    """What :func:`plot_losses` draws, from a run's history: {"epoch": (E,), "loss": (E, K),
+    "validation": (E, K) (NaN where none), "selected": (K,) epoch of the lowest validation
+    score (None without validation), "terms": {name: (E,) mean over models}} with only the
+    terms some model weights above 0 (``weights`` (7,) or (K, 7); all terms without it)."""
     from pinnmsk.losses import WEIGHT_NAMES
 
-    ep = [h["epoch"] for h in history]
-    loss = np.array([h["loss"] for h in history])  # (E, K)
-    terms = np.array([h["terms"] for h in history])  # (E, K, 5)
+    ep = np.array([h["epoch"] for h in history])
+    loss = np.array([h["loss"] for h in history], float)  # (E, K)
+    val = np.array([[np.nan if v is None else v
+                     for v in h.get("validation", [None] * loss.shape[1])] for h in history],
+                   float)
+    terms = np.array([h["terms"] for h in history], float)  # (E, K, T)
+    used = np.ones(len(WEIGHT_NAMES), bool) if weights is None else \
+        (np.atleast_2d(np.asarray(weights)) > 0).any(0)
+    selected = [None if np.isnan(val[:, k]).all() else int(ep[np.nanargmin(val[:, k])])
+                for k in range(val.shape[1])]
+    return {"epoch": ep, "loss": loss, "validation": val, "selected": selected,
+            "terms": {n: terms[:, :, j].mean(1) for j, n in enumerate(WEIGHT_NAMES) if used[j]}}
+
+
+def plot_losses(path: str, history: list, labels=None, weights=None) -> None:
+    """Training loss (solid) and validation score (dashed) per model with the epoch selected on
+    validation marked, and the unweighted terms the run uses (log scale)."""
+    plt = _pyplot()
+    c = loss_curves(history, weights)
+    ep = c["epoch"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    for k in range(loss.shape[1]):
-        axes[0].plot(ep, loss[:, k], label=labels[k] if labels else None)
+    for k in range(c["loss"].shape[1]):
+        name = labels[k] if labels else "train"
+        axes[0].plot(ep, c["loss"][:, k], color=f"C{k}", label=f"{name} (weighted loss)")
+        if np.isfinite(c["validation"][:, k]).any():
+            axes[0].plot(ep, c["validation"][:, k], "--", color=f"C{k}",
+                         label=f"{labels[k]} (validation score)" if labels else "validation score")
+        if c["selected"][k] is not None:
+            axes[0].axvline(c["selected"][k], color=f"C{k}", lw=0.8, alpha=0.6)
+            axes[0].plot([c["selected"][k]], [c["validation"][ep == c["selected"][k], k][0]],
+                         "*", color=f"C{k}", ms=10, label="selected epoch" if k == 0 else None)
     axes[0].set_yscale("log")
-    axes[0].set_title("weighted loss")
-    if labels:
-        axes[0].legend(fontsize=8)
-    for j, name in enumerate(WEIGHT_NAMES):
-        axes[1].plot(ep, np.maximum(terms[:, :, j].mean(1), 1e-12), label=name)
+    axes[0].set_title("loss per epoch")
+    axes[0].legend(fontsize=7)
+    for name, v in c["terms"].items():
+        axes[1].plot(ep, v, label=name)
     axes[1].set_yscale("log")
-    axes[1].set_title("unweighted terms (mean over models)")
+    axes[1].set_title("unweighted terms in use (mean over models)")
     axes[1].legend(fontsize=8)
     for ax in axes:
         ax.set_xlabel("epoch")

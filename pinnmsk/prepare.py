@@ -19,7 +19,7 @@ from pinnmsk import diagnostics, dynamics, losses, models, train
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.data.opensim import DataError
 from pinnmsk.losses import LossConstants
-from pinnmsk.train import TrainConfig
+from pinnmsk.config import TrainConfig
 
 
 @dataclasses.dataclass

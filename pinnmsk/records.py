@@ -15,7 +15,7 @@ from pinnmsk import checkpoint, train
 from pinnmsk.checkpoint import ConfigMismatch
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.prepare import net_from_record
-from pinnmsk.train import TrainConfig
+from pinnmsk.config import TrainConfig
 
 
 def spec_fingerprint(path: str) -> str:
@@ -49,9 +49,10 @@ def read_run_record(workdir: str) -> dict | None:
                              "delete it and its checkpoints/, or use a new --workdir") from None
 
 
-def check_resumable(workdir: str, spec_path: str) -> None:
+def check_resumable(workdir: str, spec_path: str, action: str = "resume") -> None:
     """Before loading any data: a run record in ``workdir`` must be readable and made with the
-    same data spec contents (the full comparison happens in :func:`fit`)."""
+    same data spec contents (the full comparison happens in :func:`fit`). ``action``: what the
+    caller is about to do with the run ("resume", "evaluate"), for the message."""
     old = read_run_record(workdir)
     if old is None:
         return
@@ -60,7 +61,19 @@ def check_resumable(workdir: str, spec_path: str) -> None:
     if sha is not None and os.path.isfile(spec_path) and sha != spec_fingerprint(spec_path):
         raise ConfigMismatch(f"{path}: the run in this work directory used a different "
                              f"data_spec_sha256 (the contents of {spec_path} changed since); use "
-                             "a new --workdir or restore the spec to resume")
+                             f"a new --workdir or restore the spec to {action} it")
+
+
+def check_same_data(workdir: str, data: ds_lib.Dataset, action: str = "evaluate") -> None:
+    """The loaded ``data`` must be what the run in ``workdir`` was trained on (its recorded
+    ``data_sha256``): an edited recording changes the data even when the spec does not."""
+    old = read_run_record(workdir) or {}
+    sha = old.get("data_sha256")
+    if sha is not None and sha != data_fingerprint(data):
+        raise ConfigMismatch(f"{os.path.join(workdir, 'config.json')}: the run in this work "
+                             "directory was trained on other data (data_sha256 differs: a "
+                             f"recording of {data.spec.path} changed since); restore the data "
+                             f"to {action} it, or train a new run")
 
 
 def check_config(workdir: str, record: dict) -> None:

@@ -24,7 +24,7 @@ from pinnmsk.data import dataset as ds_lib
 from pinnmsk.losses import Batch
 from pinnmsk.prepare import Prepared, make_init, make_train_step
 from pinnmsk.records import check_config, data_fingerprint, spec_fingerprint
-from pinnmsk.train import TrainConfig
+from pinnmsk.config import TrainConfig
 
 
 class TrainingDiverged(RuntimeError):
@@ -83,7 +83,8 @@ def programs(prep: Prepared, config: TrainConfig, steps: int, use_physics: bool,
 def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str | None,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
         stop_after_epochs: int | None = None, mesh=None,
-        on_epoch: Callable[[dict], None] | None = None, sweep_layout: str = "vmap"):
+        on_epoch: Callable[[dict], None] | None = None, sweep_layout: str = "vmap",
+        progress_every_s: float = 20.0):
     """Train one model (``weights`` (7,)) or a sweep of K models (``weights`` (K, 7)).
 
     Resumes from ``workdir``'s newest checkpoint if there is one. Returns (state, history);
@@ -94,16 +95,34 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     ``sweep_layout``: the K-model program's layout (:func:`pinnmsk.train.make_sweep_step`), a
     computational choice only; "unrolled_encoder" is the faster one on a CPU
     (``benchmarks/README.md``) and needs ``mesh=None``.
+    ``progress_every_s``: within an epoch, a progress line (step, rate, time left) at most this
+    often; the first step's compilation is announced and timed, and rates and ETAs leave it out.
     Raises :class:`TrainingDiverged` if every model's loss becomes NaN/Inf.
     """
     with (checkpoint.Checkpoints(workdir) if workdir is not None
           else contextlib.nullcontext()) as ckpt:
         return _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh,
-                    on_epoch, sweep_layout)
+                    on_epoch, sweep_layout, progress_every_s)
+
+
+class _Clock:
+    """Training speed without the first step's compilation: ``rate`` counts the steps run after
+    it (the epoch's own time when there are none yet)."""
+
+    def __init__(self, windows_per_step: int):
+        self.bs = windows_per_step
+        self.t_ready = None  # when the compiled step first returned
+        self.steps_after = 0
+
+    def rate(self, epoch_steps: int, epoch_s: float) -> float:
+        """windows/s."""
+        if self.steps_after > 0 and time.time() > self.t_ready:
+            return self.steps_after * self.bs / (time.time() - self.t_ready)
+        return epoch_steps * self.bs / max(epoch_s, 1e-9)
 
 
 def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_epoch,
-         sweep_layout):
+         sweep_layout, progress_every_s):
     sweep = weights.ndim == 2
     n = len(prep.train)
     bs = min(config.batch_size, n)
@@ -141,16 +160,35 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
         data = sharding.replicate(data, mesh)
     step_fn, score_fn = progs.step_fn, progs.score_fn
     end = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
-    t0, done0 = time.time(), start
+    clock = _Clock(bs)
     diverged = np.zeros(len(weights) if sweep else 1, bool)
     last_saved = start
     for epoch in range(start, end):
         perm = np.random.default_rng([config.seed, epoch]).permutation(n)[: steps * bs]
         idx = jnp.asarray(perm.reshape(steps, bs))
         ms = []
+        t_epoch = last = time.time()
         for i in range(steps):
+            if clock.t_ready is None:
+                log("first step (it compiles the training step where this process has not "
+                    "yet: up to a minute on a laptop CPU; under load XLA may print a 'Very slow "
+                    "compile?' notice, which is not an error)")
+                t_c = time.time()
             state, m = step_fn(state, data, idx, i, w)
             ms.append((m["loss"], m["terms"]))
+            if clock.t_ready is None:
+                jax.block_until_ready(m["loss"])
+                clock.t_ready = last = time.time()
+                log(f"first step done in {clock.t_ready - t_c:.1f} s")
+                continue
+            clock.steps_after += 1
+            if time.time() - last >= progress_every_s and i + 1 < steps:
+                jax.block_until_ready(m["loss"])
+                last = time.time()
+                rate = clock.rate(i + 1, last - t_epoch)
+                left = ((steps - i - 1) + (end - epoch - 1) * steps) * bs / rate
+                log(f"  epoch {epoch + 1}/{config.epochs}: step {i + 1}/{steps} | "
+                    f"{rate:,.0f} windows/s | ETA {left:.0f} s")
         ms = jax.device_get(ms)  # the one host round trip per epoch
         loss = np.stack([x[0] for x in ms])  # (steps[, K])
         terms = np.stack([x[1] for x in ms]).mean(0)
@@ -185,7 +223,7 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
                         "validation": [None if not np.isfinite(x) else float(x) for x in score]})
         if on_epoch is not None:
             on_epoch(history[-1])
-        rate = (epoch + 1 - done0) * steps * bs / (time.time() - t0)
+        rate = clock.rate(steps, time.time() - t_epoch)
         eta = (end - epoch - 1) * steps * bs / rate
         tstr = " ".join(f"{k}={v:.3g}" for k, v in zip(losses.WEIGHT_NAMES,
                                                         np.atleast_2d(terms).mean(0)))

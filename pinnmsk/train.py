@@ -8,7 +8,6 @@ checkpoints lives in :mod:`pinnmsk.runner`.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable, TypedDict
 
 import jax
@@ -19,129 +18,13 @@ from flax import struct
 from jaxtyping import PyTree
 
 from pinnmsk import losses, ode
+from pinnmsk.config import SWEEP_LAYOUTS, TrainConfig  # noqa: F401 (re-exported)
 from pinnmsk.losses import Batch, LossConstants
 from pinnmsk.models import PINNModel
 from pinnmsk.msk import MskModel
 from pinnmsk.shapes import CoordBatch, EmgBatch, ForceBatch, TermVector
 
 Array = jax.Array
-
-
-def _field(default, help: str, choices: tuple | None = None, flag: bool = True):
-    """A :class:`TrainConfig` field with its one-line help (what ``--help`` prints) and, for
-    string options, its choices."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices,
-                                                        "flag": flag})
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one run (saved to ``workdir/config.json``); the single definition
-    the binaries' flags are generated from (``experiments.common.define_train_flags``: each
-    field's help and choices), checked on construction (``__post_init__``).
-
-    Attributes:
-      model: encoder, ``"cnn"`` (the method) or the baselines ``"mlp"``, ``"gru"``.
-      accel: ``"autodiff"`` (q̈ by jax.jvp of the head), ``"fd"`` (finite-difference baseline)
-        or ``"none"`` (ablation: the dynamics term without its inertial part, M q̈ + Coriolis).
-      tendon: the Hill term's tendon, ``"rigid"`` or ``"compliant"`` (fibre-tendon equilibrium
-        with De Groote's tendon curve), or ``"spec"`` (default): what the data spec's ``tendon``
-        field says (itself rigid unless the spec says otherwise). A spec chooses compliant where
-        its model's passive forces are implausible with a rigid tendon (``experiments.diagnose``
-        reports them; on the real knee data a rigid rectus femoris reaches 13.8 kN of passive
-        force, 1.6-2.2 kN compliant). For reference only, not used to choose: label-free on the
-        OpenSim wrist v2 sample compliant reached test force R² 0.652 against rigid's 0.761,
-        although its ceiling with the true activations is higher (0.866 vs 0.759).
-      physics_weight: λ, the weight of both physics residuals (0 = data only).
-      force_labels: use force labels in the data term (False: angles only, label-free forces).
-      label_fraction: fraction of training data (2-s segments) whose force labels are used.
-      hill_weight: the Hill-consistency weight as a multiple of λ (the dynamics term gets λ).
-        The Hill residual is divided by the force data term's scale σ_F, so 1 weighs a Hill
-        misfit like a force-label misfit of the same size (see :class:`LossConstants`).
-      effort_weight: weight of the effort term mean (F/F_max)² where λ > 0 (see
-        :func:`pinnmsk.losses.loss_weights`); it sets the co-contraction level when forces are
-        unlabelled. 0 leaves it out.
-      residual_weight: > 0 adds an identified residual joint torque per subject (a constant,
-        damping and smooth bumps over the training range of q:
-        :func:`pinnmsk.losses.residual_torque`) for what the model lacks (unmodelled
-        muscles, ligaments), its mean square (in units of the torque scale) weighed by this
-        multiple of λ. 0 (default): no residual torque.
-      prior_weight: weight, as a multiple of λ, of the Gaussian prior on the identified F_max,
-        l_opt and l_ts scales, centred on the lab's model with the spec's
-        ``identification.prior_width`` (default ±30 %, ±5 %, ±5 %). 0 (default): flat bounds only.
-      epochs, batch_size, learning_rate, warmup_epochs, grad_clip: optimisation (Adam, warm-up
-        then cosine decay, global-norm clipping).
-      n_colloc: collocation times per window for the physics terms.
-      latent: latent size z.
-      checkpoint_every: epochs between checkpoints.
-      seed: everything (init, shuffling, collocation) is a deterministic function of it.
-    """
-
-    model: str = _field("cnn", "Encoder (cnn = the method; mlp, gru: baselines).",
-                        ("cnn", "mlp", "gru"))
-    accel: str = _field("autodiff", "Joint acceleration for the physics term: autodiff of the "
-                        "head, the finite-difference baseline, or none (ablation: the equation "
-                        "of motion without its inertial part).", ("autodiff", "fd", "none"))
-    tendon: str = _field("spec", "Tendon of the Hill term: compliant (fibre-tendon equilibrium, "
-                         "De Groote 2016 tendon curve), rigid, or what the data spec's 'tendon' "
-                         "field says (spec; rigid where it says nothing).",
-                         ("spec", "compliant", "rigid"))
-    physics_weight: float = _field(10.0, "λ: weight of the dynamics and Hill residuals (0 = "
-                                   "data only).", flag=False)
-    force_labels: bool = _field(True, "Use force labels in the loss (false: angles only; forces "
-                                "come from the physics terms).")
-    label_fraction: float = _field(1.0, "Fraction of training data (2-s segments, seeded) with "
-                                   "force labels.")
-    effort_weight: float = _field(0.0, "Weight of the effort term mean (F/F_max)^2 (static "
-                                  "optimisation's criterion) where the physics weight is > 0; it "
-                                  "sets the co-contraction level when forces are unlabelled.")
-    hill_weight: float = _field(1.0, "Weight of the Hill-consistency term as a multiple of the "
-                                "physics weight (the dynamics residual gets the physics weight "
-                                "itself).")
-    residual_weight: float = _field(0.0, "> 0: identify a residual joint torque per subject "
-                                    "(constant, damping and smooth bumps over the motion's "
-                                    "range of each coordinate) for what the model lacks, its "
-                                    "mean square weighed by this multiple of the physics weight; "
-                                    "0: none.")
-    prior_weight: float = _field(0.0, "Weight (a multiple of the physics weight) of the Gaussian "
-                                 "prior on the identified F_max, l_opt, l_ts scales, centred on "
-                                 "the lab's model with the spec's identification.prior_width; "
-                                 "0: flat bounds only.")
-    epochs: int = _field(40, "Training epochs.")
-    batch_size: int = _field(256, "Windows per step.")
-    learning_rate: float = _field(3e-3, "Peak Adam learning rate.")
-    warmup_epochs: int = _field(1, "Epochs of linear learning-rate warm-up.")
-    grad_clip: float = _field(1.0, "Global gradient-norm clipping threshold.")
-    n_colloc: int = _field(2, "Collocation times per window (physics terms).")
-    latent: int = _field(64, "Size of the latent z between encoder and head.")
-    checkpoint_every: int = _field(5, "Epochs between checkpoints.")
-    seed: int = _field(0, "Random seed.")
-
-    def __post_init__(self):
-        """Checks every field; a ValueError names the field, its value and what it must be."""
-        for f in dataclasses.fields(self):
-            choices = f.metadata.get("choices")
-            v = getattr(self, f.name)
-            if choices and v not in choices:
-                raise ValueError(f"{f.name}={v} must be one of {', '.join(choices)}")
-        if not 0.0 < self.label_fraction <= 1.0:
-            raise ValueError(f"label_fraction={self.label_fraction} must be in (0, 1]")
-        for name in ("epochs", "batch_size", "n_colloc", "checkpoint_every", "latent"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("learning_rate", "grad_clip"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
-        for name in ("physics_weight", "effort_weight", "hill_weight", "residual_weight",
-                     "prior_weight", "warmup_epochs"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
-
-    @classmethod
-    def flag_fields(cls) -> tuple:
-        """The fields a binary exposes as flags of the same name (all but ``physics_weight``,
-        which each binary defines as it needs: one λ, or a list for a sweep)."""
-        return tuple(f for f in dataclasses.fields(cls) if f.metadata.get("flag", True))
 
 
 class Params(TypedDict):
@@ -223,7 +106,6 @@ def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
     return step
 
 
-SWEEP_LAYOUTS = ("vmap", "unrolled_encoder")
 
 
 def make_sweep_step(net: PINNModel, tx: optax.GradientTransformation, base: MskModel,

@@ -13,7 +13,7 @@ from conftest import ROOT
 from pinnmsk import diagnostics, msk, prepare
 from pinnmsk.data import loading, opensim, spec
 from pinnmsk.data.opensim import DataError
-from pinnmsk.train import TrainConfig
+from pinnmsk.config import TrainConfig
 
 KNEE = ROOT / "data" / "uci_knee_standing"
 KNEE_SPEC = ROOT / "data_specs" / "uci_knee_standing.toml"

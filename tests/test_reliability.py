@@ -76,6 +76,55 @@ def _bad_csv_row(lab):
                                            'emg = "S1/trial_0/emg.csv"'))
 
 
+def _small_motion_degrees_labelled_radians(lab):
+    """±7.8° of motion in degrees, the header saying radians (read as ±449°)."""
+    p = _kin(lab)
+    tab = opensim.read_table(str(p))
+    v = tab.values - tab.values.mean()
+    opensim.write_opensim(str(p), "x", tab.time, tab.columns, v * 7.8 / np.abs(v).max(),
+                          in_degrees=False)
+
+
+def _scale_emg(trial, factor, col=None):
+    def breaker(lab):
+        def fn(t, v):
+            if col is None:
+                v = v * factor
+            else:
+                v[:, col] = v[:, col] * factor
+            return t, v
+        _rewrite(_emg(lab, trial), fn)
+    return breaker
+
+
+def _copy_file(name, src, dst):
+    def breaker(lab):
+        import shutil
+        d = lab.parent / "d" / "S1"
+        shutil.copy(d / src / name, d / dst / name)
+    return breaker
+
+
+def _swap_channels(lab):
+    """FCR's electrode has 10x the others' gain in every trial; trial_0 swaps FCR and ECU."""
+    for k in (0, 1, 3):
+        _scale_emg(f"trial_{k}", 10.0, col=0)(lab)
+    _rewrite(_emg(lab), lambda t, v: (t, v[:, [4, 1, 2, 3, 0]]))
+
+
+def _mvc_other_gain(lab):
+    p = lab.parent / "d" / "S1" / "mvc_flexion.npz"
+    if not p.exists():
+        p = p.with_suffix(".csv")
+    _rewrite(p, lambda t, v: (t, v * 0.05))
+
+
+def _rest_is_an_mvc(lab):
+    import shutil
+    d = lab.parent / "d" / "S1"
+    shutil.copy(d / "mvc_flexion.npz", d / "rest.npz")
+
+
 CASES = {
     # one corrupt sample would become the channel's normaliser and silence it everywhere
     "emg_outlier_1e30": (lambda lab: _rewrite(_emg(lab), _set(4000, 1, 1e30)),
@@ -93,6 +142,26 @@ CASES = {
                                         "positive number"]),
     "bad_root": (_bad_root, ["field 'root'", "no_such_folder", "not a folder"]),
     "unparseable_csv_row": (_bad_csv_row, ["emg.csv", "data row 10 column 2", "not a number"]),
+    # issue 31: ±7.8° in degrees read as radians (the old check fired only beyond 4π)
+    "small_motion_degrees_labelled_radians": (_small_motion_degrees_labelled_radians,
+                                              ["kinematics.mot", "wrist_flex", "looks like degrees",
+                                               "coordinate_units"]),
+    # one trial in millivolts would set the robust-max normaliser and silence the others
+    "one_trial_in_millivolts": (_scale_emg("trial_1", 1000.0),
+                                ["trial_1", "emg.npz", "EMG column", "e+03x", "millivolts"]),
+    "copied_kinematics": (_copy_file("kinematics.mot", "trial_1", "trial_0"),
+                          ["trial_1", "kinematics.mot", "identical to trial 'S1/trial_0'",
+                           "copied file"]),
+    "dead_channel": (_scale_emg("trial_0", 0.0, col=2),
+                     ["trial_0", "emg.npz", "column 'ECRL'", "flat", "dead"]),
+    "swapped_channels": (_swap_channels, ["trial_0", "'FCR' and 'ECU'", "swapped",
+                                          "rename_columns"]),
+    "mvc_with_other_gain": (_mvc_other_gain, ["mvc_flexion", "'S1'", "exceeds its MVC",
+                                              "other gains"]),
+    "goniometer_disconnected": (lambda lab: _rewrite(_kin(lab), lambda t, v: (t, 0 * v + 12.0)),
+                                ["trial_0", "kinematics.mot", "'wrist_flex'", "constant",
+                                 "goniometer"]),
+    "rest_not_relaxed": (_rest_is_an_mvc, ["rest.npz", "'S1'", "not relaxed", "rest_v"]),
 }
 
 
@@ -125,6 +194,41 @@ def test_outliers_can_be_clipped_or_dropped_on_request(lab, mode):
     assert tr.excitation[far, 1].max() > 0.1
     # dropped: the label samples around the gap are invalid (their windows are left out)
     assert (data.dropped_samples > 0) == (mode == "drop")
+
+
+def test_unused_emg_and_clipping_are_said(lab, capsys):
+    """Labels shorter than the EMG (10 s of EMG unused) and a channel clipped at the
+    amplifier's range load, but the load log says so (and metrics.json's load_notes)."""
+    tab = opensim.read_table(str(_kin(lab)))
+    keep = tab.time <= tab.time[0] + 20.0
+    opensim.write_opensim(str(_kin(lab)), "x", tab.time[keep], tab.columns, tab.values[keep],
+                          tab.in_degrees)
+
+    def clip(t, v):
+        lim = 0.3 * np.abs(v[:, 3]).max()
+        v[:, 3] = np.clip(v[:, 3], -lim, lim)
+        return t, v
+    _rewrite(_emg(lab, "trial_1"), clip)
+    data = loading.load_dataset(spec.load_spec(str(lab)), progress=True)
+    err = capsys.readouterr().err
+    unused = [n for n in data.load_notes if "trial_0" in n and "EMG lie outside" in n]
+    assert len(unused) == 1 and "10.0" in unused[0] and "not used" in unused[0], data.load_notes
+    clipped = [n for n in data.load_notes if "trial_1" in n and "clipped" in n]
+    assert len(clipped) == 1 and "ECRB" in clipped[0], data.load_notes
+    assert unused[0] in err and clipped[0] in err
+    assert not any("trial_3" in n for n in data.load_notes)  # a clean trial says nothing
+
+
+def test_a_drifting_goniometer_is_said(lab):
+    """trial_1's angle with a steady drift of 60 % of its range added (a goniometer that
+    creeps): loaded as recorded, with a note; the clean trials say nothing."""
+    def drift(t, v):
+        span = v[:, 0].max() - v[:, 0].min()
+        v[:, 0] += 0.6 * span * (t - t[0]) / (t[-1] - t[0])
+        return t, v
+    _rewrite(_kin(lab, "trial_1"), drift)
+    notes = loading.load_dataset(spec.load_spec(str(lab))).load_notes
+    assert len(notes) == 1 and "trial_1" in notes[0] and "drifting goniometer" in notes[0], notes
 
 
 # --------------------------------------------------------------------------- the binaries
@@ -209,7 +313,12 @@ def test_bad_data_through_a_binary_writes_nothing(lab, tmp_path):
     w = tmp_path / "run"
     r = _bin("train", f"--data_spec={lab}", f"--workdir={w}", "--epochs=1")
     _one_line_error(r, 2, "emg.npz", "outlier")
-    assert sorted(p.name for p in w.iterdir()) == [".lock"]  # no config, no checkpoints
+    assert not w.exists()  # no folder, no .lock, no config, no checkpoints
+    w.mkdir()  # a folder that was there stays, without a .lock left in it
+    (w / "notes.txt").write_text("mine")
+    r = _bin("sweep", f"--data_spec={lab}", f"--workdir={w}", "--epochs=1")
+    _one_line_error(r, 2, "emg.npz", "outlier")
+    assert sorted(p.name for p in w.iterdir()) == ["notes.txt"]
 
 
 def test_predict_checks_the_file_rate(one_epoch_run, tmp_path):
@@ -293,3 +402,78 @@ def test_a_run_recorded_before_a_setting_existed_resumes(one_epoch_run, tmp_path
     records.check_config(str(w2), now)  # resumes
     with pytest.raises(records.ConfigMismatch, match="different residual_weight"):
         records.check_config(str(w2), {**now, "residual_weight": 0.5})
+
+
+def test_evaluate_refuses_a_changed_spec_or_data(one_epoch_run, tmp_path):
+    """evaluate, like a resume, must see the spec and data the run was trained on; it rewrites
+    nothing otherwise."""
+    import shutil
+
+    p, w = one_epoch_run
+    copy = tmp_path / "copy"
+    shutil.copytree(p.parent / "d", copy / "d")
+    shutil.copy(p, copy / "spec.toml")
+    shutil.copytree(w, copy / "run")
+    before = {f: (copy / "run" / f).read_text() for f in ("metrics.json", "inference.json")}
+    spec_copy = copy / "spec.toml"
+    record = json.loads((copy / "run" / "config.json").read_text())
+    record["data_spec"] = str(spec_copy)  # the run's own spec, moved with it
+    (copy / "run" / "config.json").write_text(json.dumps(record))
+    spec_copy.write_text(spec_copy.read_text().replace("lowpass_hz = 6.0", "lowpass_hz = 3.0"))
+    r = _bin("evaluate", f"--workdir={copy / 'run'}", "--noplots")
+    _one_line_error(r, 2, "config.json", "data_spec_sha256", "evaluate")
+    assert "loading" not in r.stderr
+    spec_copy.write_text(p.read_text())  # the spec restored, one recording edited
+    _rewrite(copy / "d" / "S1" / "trial_0" / "emg.npz", lambda t, v: (t, v * 1.01))
+    r = _bin("evaluate", f"--workdir={copy / 'run'}", "--noplots")
+    _one_line_error(r, 2, "config.json", "data_sha256", "other data")
+    for f, text in before.items():
+        assert (copy / "run" / f).read_text() == text
+
+
+def test_a_truncated_checkpoint_is_one_line(one_epoch_run, tmp_path):
+    import shutil
+
+    p, w = one_epoch_run
+    w2 = tmp_path / "run"
+    shutil.copytree(w, w2)
+    files = [f for f in (w2 / "checkpoints").rglob("*") if f.is_file()]
+    big = max(files, key=lambda f: f.stat().st_size)
+    big.write_bytes(big.read_bytes()[: big.stat().st_size // 2])
+    r = _bin("evaluate", f"--data_spec={p}", f"--workdir={w2}", "--noplots")
+    _one_line_error(r, 2, "checkpoints", "cannot be read", "damaged", "delete")
+    emg = p.parent / "d" / "S1" / "trial_3" / "emg.npz"
+    out = tmp_path / "pred.csv"
+    r = _bin("predict", f"--data_spec={p}", f"--workdir={w2}", f"--emg={emg}", f"--out={out}")
+    _one_line_error(r, 2, "checkpoints", "cannot be read", "damaged")
+    assert not out.exists()
+
+
+def test_predict_refuses_emg_in_other_units(one_epoch_run, tmp_path):
+    """A file in millivolts for a run trained on volts stops (exit 2) instead of predicting
+    R² -2; --emg_scale converts it; a flat channel is warned about."""
+    p, w = one_epoch_run
+    src = opensim.read_table(str(p.parent / "d" / "S1" / "trial_3" / "emg.npz"))
+    mv = tmp_path / "emg_mv.npz"
+    np.savez(str(mv), time=src.time, **{c: 1000 * src.values[:, i]
+                                        for i, c in enumerate(src.columns)})
+    out = tmp_path / "pred.csv"
+    r = _bin("predict", f"--data_spec={p}", f"--workdir={w}", f"--emg={mv}", f"--out={out}")
+    _one_line_error(r, 2, "emg_mv.npz", "other units", "millivolts", "--emg_scale")
+    assert not out.exists()
+    ref = tmp_path / "ref.csv"
+    r = _bin("predict", f"--data_spec={p}", f"--workdir={w}",
+             f"--emg={p.parent / 'd' / 'S1' / 'trial_3' / 'emg.npz'}", f"--out={ref}")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr[-2000:]
+    r = _bin("predict", f"--data_spec={p}", f"--workdir={w}", f"--emg={mv}", f"--out={out}",
+             "--emg_scale=0.001")
+    assert r.returncode == 0, r.stderr[-2000:]
+    a = np.loadtxt(ref, delimiter=",", skiprows=1)
+    b = np.loadtxt(out, delimiter=",", skiprows=1)
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-3)
+    dead = tmp_path / "emg_dead.npz"
+    vals = src.values.copy()
+    vals[:, 2] = 0.0
+    np.savez(str(dead), time=src.time, **{c: vals[:, i] for i, c in enumerate(src.columns)})
+    r = _bin("predict", f"--data_spec={p}", f"--workdir={w}", f"--emg={dead}", f"--out={out}")
+    assert r.returncode == 0 and "warning" in r.stderr and "'ECRL'" in r.stderr, r.stderr[-2000:]

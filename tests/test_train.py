@@ -38,6 +38,22 @@ def test_training_reduces_loss(data):
     assert np.all(terms[-1, [0, 1, 3]] < terms[0, [0, 1, 3]])  # angle, force, Hill all improve
 
 
+def test_progress_within_an_epoch(data):
+    """A newcomer sees the first step (the compile) announced and timed, then progress inside
+    each epoch with a rate and an ETA that leave the compile out."""
+    prep = prepare.prepare(data, CFG)
+    lines = []
+    runner.fit(prep, CFG, prepare.weights_for(CFG, 0.0)[0], None, log=lines.append,
+               progress_every_s=0.0)
+    assert lines[0].startswith("first step") and "not an error" in lines[0]
+    assert lines[1].startswith("first step done in")
+    steps = len(prep.train) // CFG.batch_size
+    inside = [ln for ln in lines if ln.startswith("  epoch 1/2: step ")]
+    assert len(inside) == steps - 2 and "windows/s" in inside[0] and "ETA" in inside[0], lines
+    assert sum(ln.startswith("  epoch 2/2: step ") for ln in lines) == steps - 1
+    assert sum(ln.startswith("first step") for ln in lines) == 2  # once per fit
+
+
 def test_effort_term_lowers_unlabelled_forces(data):
     cfg = dataclasses.replace(CFG, epochs=6, force_labels=False, effort_weight=50.0, hill_weight=1.0)
     w = prepare.weights_for(cfg, [0.0, 1.0])
@@ -300,12 +316,16 @@ def test_binaries_end_to_end(tiny, tmp_path):
         pytest.approx(a["r2"], abs=1e-6)
     out = tmp_path / "pred.csv"
     emg_file = os.path.join(os.path.dirname(tiny), "s0", "trial_1", "emg.csv")
+    # two subjects: which one's normaliser must be said
     r = _bin("predict", f"--data_spec={tiny}", f"--workdir={w}", f"--emg={emg_file}",
              f"--out={out}")
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 2 and "--subject is required" in r.stderr and not out.exists()
+    r = _bin("predict", f"--workdir={w}", f"--emg={emg_file}", f"--out={out}", "--subject=s0")
+    assert r.returncode == 0, r.stderr[-3000:]  # the run's own spec by default
     lines = open(out).read().splitlines()
     assert lines[0] == "time,wrist_flex_deg,FCR_n,FCU_n,ECRL_n,ECRB_n,ECU_n"
-    assert len(lines) == 401
+    # 4 s at 100 Hz, from the first tick with a full 0.3 s window behind it
+    assert len(lines) == 1 + 400 - 29 and float(lines[1].split(",")[0]) == pytest.approx(0.29)
 
 
 def test_sweep_binary_end_to_end(tiny, tmp_path):
@@ -341,8 +361,12 @@ def _scalars(folder) -> dict:
 
 @pytest.mark.parametrize("name,args,msg", [
     ("train", ["--data_spec=/no/such.toml"], "data spec not found"),
-    ("train", ["--label_fraction=0"], "--label_fraction=0.0 must be in (0, 1]"),
-    ("sweep", ["--physics_weights=a,b"], "--physics_weights='a,b' must be comma-separated"),
+    ("train", ["--data_spec=data_specs/synthetic_wrist.toml", "--label_fraction=0"],
+     "--label_fraction=0.0 must be in (0, 1]"),
+    ("train", [], "missing required flag(s): --data_spec"),
+    ("train", ["--data_spec=data_specs/synthetic_wrist.toml", "--epochs=many"], "--epochs=many"),
+    ("sweep", ["--data_spec=data_specs/synthetic_wrist.toml", "--physics_weights=a,b"],
+     "--physics_weights='a,b' must be comma-separated"),
     ("evaluate", [], "config.json: not found"),
 ])
 def test_binaries_bad_input_one_line(tmp_path, name, args, msg):
@@ -356,10 +380,27 @@ def test_help_lists_flags():
     for name in ("train", "evaluate", "sweep", "predict", "simulate", "diagnose"):
         r = _bin(name, "--help")
         assert r.returncode == 0 and "--data_spec" in r.stdout, name
+        if name in ("train", "sweep", "diagnose"):
+            assert "--data_spec: (required)" in r.stdout, name
+        if name != "simulate" and name != "diagnose":
+            assert "--workdir: (required)" in r.stdout, name
         if name == "train":  # one flag per TrainConfig field, with the field's help
             for f in dataclasses.fields(train.TrainConfig):
                 assert f"--{f.name}:" in r.stdout or f"--[no]{f.name}:" in r.stdout, f.name
                 assert f.metadata["help"].split()[0] in r.stdout, f.name
+
+
+def test_binaries_answer_help_without_jax():
+    """Importing a binary defines its flags without importing JAX or the library's numerics,
+    so --help answers in a fraction of a second (the work imports them inside main)."""
+    for b in ("train", "sweep", "evaluate", "predict", "diagnose", "simulate"):
+        code = (f"import sys, experiments.{b}\n"
+                "print([m for m in sys.modules if m in ('jax', 'flax', 'optax', 'scipy')"
+                " or m in ('pinnmsk.train', 'pinnmsk.losses', 'pinnmsk.emg')])\n")
+        r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.stdout.strip() == "[]", (b, r.stdout)
 
 
 def test_config_checks_itself():
@@ -411,7 +452,7 @@ def test_config_files_and_flag_precedence(tiny, tmp_path):
         assert isinstance(runpy.run_path(str(path))["get_config"](), train.TrainConfig), path
     assert runpy.run_path(str(ROOT / "configs" / "sweep.py"))["PHYSICS_WEIGHTS"][0] == 0.0
     cfg = tmp_path / "c.py"
-    cfg.write_text("from pinnmsk.train import TrainConfig\n\n\ndef get_config():\n"
+    cfg.write_text("from pinnmsk.config import TrainConfig\n\n\ndef get_config():\n"
                    "    return TrainConfig(epochs=1, batch_size=64, n_colloc=2, seed=3,"
                    " physics_weight=2.0)\n")
     w = tmp_path / "run"
@@ -425,7 +466,46 @@ def test_config_files_and_flag_precedence(tiny, tmp_path):
              f"--config={tmp_path / 'none.py'}")
     assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
     bad = tmp_path / "bad.py"
-    bad.write_text("from pinnmsk.train import TrainConfig\n\n\ndef get_config():\n"
+    bad.write_text("from pinnmsk.config import TrainConfig\n\n\ndef get_config():\n"
                    "    return TrainConfig(epochs=0)\n")
     r = _bin("train", f"--data_spec={tiny}", f"--workdir={tmp_path / 'y'}", f"--config={bad}")
     assert r.returncode == 2 and "epochs=0 must be >= 1" in r.stderr, r.stderr[-2000:]
+
+
+def test_loss_curves_show_what_the_run_uses(tmp_path):
+    """loss_curves.png: only the terms some model weights (no flat 1e-12 residual, no prior at
+    weight 0), the validation score beside the training loss, the selected epoch marked."""
+    from pinnmsk import plots
+
+    names = losses.WEIGHT_NAMES
+    hist = [{"epoch": e, "loss": [1.0 / e, 2.0 / e], "validation": [0.5 + (e - 2) ** 2, None],
+             "terms": [[0.1 * e] * len(names)] * 2} for e in (1, 2, 3)]
+    w = np.zeros((2, len(names)))
+    w[:, names.index("angle")] = 1.0
+    w[1, names.index("dynamics")] = 1.0
+    c = plots.loss_curves(hist, w)
+    assert list(c["terms"]) == ["angle", "dynamics"]
+    assert c["selected"] == [2, None]
+    np.testing.assert_allclose(c["validation"][:, 0], [1.5, 0.5, 1.5])
+    assert np.isnan(c["validation"][:, 1]).all()
+    p = tmp_path / "loss.png"
+    plots.plot_losses(str(p), hist, ["λ=0", "λ=1"], w)
+    assert p.stat().st_size > 5000
+
+
+def test_untrained_force_head_is_not_reported_as_a_result(data):
+    """λ = 0 without force labels: nothing trains the force head, so metrics.json keeps its
+    figures apart (force_untrained, with a note) and the summary says so; λ > 0 reports them."""
+    from experiments import common
+
+    cfg = dataclasses.replace(CFG, epochs=1, force_labels=False, physics_weight=0.0)
+    prep = prepare.prepare(data, cfg)
+    _, _, _, best = runner.fit(prep, cfg, prepare.weights_for(cfg, 0.0)[0], None,
+                               log=lambda s: None)
+    block, _ = common.metrics_block(prep, best.params, cfg, {})
+    assert "force" not in block["test"] and "force_untrained" in block["test"]
+    assert all("force" not in b for b in block["test"]["per_trial"].values())
+    assert "force head not trained" in common.summary(block["test"])
+    lam = dataclasses.replace(cfg, physics_weight=1.0)
+    block, _ = common.metrics_block(prep, best.params, lam, {})
+    assert "force" in block["test"] and "force_note" not in block["test"]

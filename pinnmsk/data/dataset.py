@@ -56,6 +56,7 @@ class Dataset:
       normaliser_v, rest_v: (S, M) envelope at excitation 1 and at excitation 0 [V].
       normalisation: per subject and channel, where those values came from (for metrics.json).
       geometry_report: per subject, the fitted geometry's check against MomentArm tables.
+      load_notes: what loading noticed but did not refuse (EMG outside the labels, clipping).
     """
 
     spec: DataSpec
@@ -67,6 +68,7 @@ class Dataset:
     rest_v: np.ndarray | None = None
     normalisation: dict = dataclasses.field(default_factory=dict)
     geometry_report: dict = dataclasses.field(default_factory=dict)
+    load_notes: list = dataclasses.field(default_factory=list)
 
     @property
     def rate_hz(self) -> float:
@@ -203,6 +205,49 @@ class EnvelopeFn:
         return np.asarray(self._fn(jnp.asarray(raw, jnp.float32)), np.float64)
 
 
+def check_live_channels(path: str, raw: np.ndarray, channels) -> None:
+    """A channel whose samples are all equal (a dead or unplugged electrode, a zero-filled
+    export) carries no EMG: its muscle would read as resting throughout."""
+    flat = np.ptp(raw, axis=0) == 0
+    if flat.any():
+        c = int(np.argmax(flat))
+        raise DataError(f"{path}: EMG column '{channels[c]}' is flat (every sample "
+                        f"{raw[0, c]:.3g}): a dead or unplugged electrode; repair the recording or "
+                        "remove this trial (or recording) from the spec")
+
+
+def check_moving_angles(path: str, q: np.ndarray, columns) -> None:
+    """A coordinate that never moves over a trial (a disconnected goniometer, a zero-filled
+    column) would train the angle head on a constant."""
+    still = np.nanmax(q, axis=0) - np.nanmin(q, axis=0) == 0
+    if still.any():
+        c = int(np.argmax(still))
+        raise DataError(f"{path}: coordinate '{columns[c]}' is constant over the whole trial "
+                        f"({q[0, c]:.4g} rad): a disconnected goniometer or an empty column; "
+                        "repair the file or remove this trial")
+
+
+def linear_drift(time_s: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(n,) each coordinate's straight-line trend over the trial (least squares; slope ×
+    duration) as a share of the range of what is left around it. A drifting goniometer adds a
+    steady trend; a task's own motion has little (at most 0.20 over the shipped samples'
+    trials)."""
+    x = time_s - time_s.mean()
+    a = np.stack([np.ones_like(x), x], axis=1)
+    coef, *_ = np.linalg.lstsq(a, q, rcond=None)
+    rest = q - a @ coef
+    span = rest.max(axis=0) - rest.min(axis=0)
+    return np.abs(coef[1]) * (time_s[-1] - time_s[0]) / np.maximum(span, 1e-12)
+
+
+def clipped_channels(raw: np.ndarray, share: float = 1e-3) -> list:
+    """Indices of the channels (T, C) that sit at their largest or smallest value in more than
+    ``share`` of samples (and at least 5): saturation at the amplifier's range."""
+    n = max(5, int(share * len(raw)))
+    return [c for c in range(raw.shape[1])
+            if max((raw[:, c] == raw[:, c].max()).sum(), (raw[:, c] == raw[:, c].min()).sum()) > n]
+
+
 def _check_range(path: str, values: np.ndarray, columns, what: str) -> None:
     """Values beyond float32's range (they would train as Inf and read as divergence)."""
     big = np.isfinite(values) & (np.abs(values) > emg.FLOAT32_MAX)
@@ -212,22 +257,42 @@ def _check_range(path: str, values: np.ndarray, columns, what: str) -> None:
                         "row {}, beyond float32's range; repair the file".format(r + 1))
 
 
-def _check_angle_units(path: str, q: np.ndarray, columns, in_degrees: bool) -> None:
+def _check_angle_units(path: str, q: np.ndarray, columns, in_degrees: bool,
+                       duration_s: float = np.inf) -> None:
     """A file that says degrees but stays within ±2π of them over a whole trial (of 2 s or more)
-    holds radians (and one that says radians but exceeds 4π holds degrees): a silent 57x error
-    otherwise."""
+    holds radians, and one that says radians but exceeds π (no joint turns beyond 180°; ±7.8°
+    read as radians is ±449°) holds degrees: a silent 57x error otherwise."""
     finite = np.where(np.isfinite(q), q, np.nan)
     peak = np.nanmax(np.abs(finite), axis=0)
     for c, name in enumerate(columns):
-        if in_degrees and 0 < peak[c] <= 2 * np.pi:
+        if in_degrees and 0 < peak[c] <= 2 * np.pi and duration_s >= 2.0:
             raise DataError(f"{path}: coordinate '{name}' is labelled degrees (inDegrees=yes) but "
                             f"never exceeds {peak[c]:.3g} of them: it looks like radians; fix the "
                             "header, or set labels.coordinate_units = \"radians\" (or "
                             "\"degrees\" if the motion really is that small)")
-        if not in_degrees and peak[c] > 4 * np.pi:
+        if not in_degrees and peak[c] > np.pi:
             raise DataError(f"{path}: coordinate '{name}' is in radians (inDegrees=no) but reaches "
-                            f"{peak[c]:.4g}: it looks like degrees; fix the header or set "
+                            f"{peak[c]:.4g} ({np.rad2deg(peak[c]):.0f} deg, beyond any joint's "
+                            "range): it looks like degrees; fix the header or set "
                             "labels.coordinate_units = \"degrees\"")
+
+
+def check_within_geometry(path: str, q: np.ndarray, columns, centre_rad, scale_rad) -> None:
+    """Angles (T, n) [rad] far outside the range the muscle geometry was fitted over (its
+    polynomial's centre ± scale: the MuscleAnalysis table's range) would be extrapolated into
+    meaningless lengths (a degree read as a radian lands there): stop, naming the coordinate."""
+    lo, hi = np.nanmin(q, axis=0), np.nanmax(q, axis=0)
+    centre, scale = np.asarray(centre_rad, float), np.asarray(scale_rad, float)
+    for c, name in enumerate(columns):
+        a, b = centre[c] - scale[c], centre[c] + scale[c]
+        margin = 0.5 * (b - a)
+        if lo[c] < a - margin or hi[c] > b + margin:
+            raise DataError(f"{path}: coordinate '{name}' spans {lo[c]:.3g}..{hi[c]:.3g} rad "
+                            f"({np.rad2deg(lo[c]):.0f}..{np.rad2deg(hi[c]):.0f} deg), far outside "
+                            f"the range the muscle geometry covers ({a:.3g}..{b:.3g} rad): "
+                            "degrees read as radians (or the reverse), a sign or offset "
+                            "(coordinate_sign, coordinate_offset_rad), or a length table that "
+                            "does not cover the motion; fix the file's units or the table")
 
 
 def _to_label_rate(tab: opensim.Table, q: np.ndarray, bad: np.ndarray, file_rate: float,
@@ -276,17 +341,74 @@ def rest_value(envelope: np.ndarray, rate_hz: float, skip_s: float) -> np.ndarra
 
 
 def _check_duplicates(spec: DataSpec, trials) -> None:
-    """Two trials with the same EMG are one recording listed twice (a copied export): training
-    on both and testing on either would count it twice."""
-    seen = {}
-    for ts, tr in zip(spec.trials, trials):
-        key = (tr.raw_envelope.shape, hash(tr.raw_envelope.tobytes()))
-        other = seen.get(key)
-        if other is not None and np.array_equal(other[1].raw_envelope, tr.raw_envelope):
-            raise DataError(f"{spec.resolve(ts.emg)}: its EMG is identical to trial "
-                            f"'{other[0].id}' ({spec.resolve(other[0].emg)}): the same recording "
-                            "twice; remove one of the two [[trials]]")
-        seen[key] = (ts, tr)
+    """Two trials with the same EMG, or the same (moving) joint angles, are one recording listed
+    twice (a copied export): training on both and testing on either would count it twice, and
+    a copied kinematics file pairs one trial's EMG with another's motion."""
+    for what, field, arr in (("EMG is", "emg", lambda t: t.raw_envelope),
+                             ("joint angles are", "kinematics", lambda t: t.q_rad)):
+        seen = {}
+        for ts, tr in zip(spec.trials, trials):
+            a = arr(tr)
+            if field == "kinematics" and np.ptp(a) == 0:
+                continue  # a motionless trial may equal another by chance
+            key = (a.shape, hash(np.ascontiguousarray(a).tobytes()))
+            other = seen.get(key)
+            if other is not None and np.array_equal(arr(other[1]), a):
+                raise DataError(f"{spec.resolve(getattr(ts, field))}: its {what} identical to "
+                                f"trial '{other[0].id}' ({spec.resolve(getattr(other[0], field))})"
+                                ": the same recording twice (a copied file?); give each trial "
+                                "its own file, or remove one of the two [[trials]]")
+            seen[key] = (ts, tr)
+
+
+LEVEL_RATIO = 30.0  # trial-to-trial EMG level ratio beyond which the units or gain differ
+
+
+def emg_levels(spec: DataSpec, trials) -> np.ndarray:
+    """(N, C): each trial's EMG level per channel, the 95th percentile of its envelope over its
+    valid samples [V] (``emg.channels`` order)."""
+    chans = list(spec.emg.channels)
+    cols = [spec.muscle_names.index(spec.emg.channels[c][0]) for c in chans]
+    return np.stack([np.percentile(t.raw_envelope[t.valid][:, cols], 95, axis=0)
+                     for t in trials])
+
+
+def check_emg_levels(spec: DataSpec, trials) -> None:
+    """One subject's trials must read their EMG in the same units and gains: a trial whose
+    channel reads ``LEVEL_RATIO`` times above or below the median of the subject's trials
+    (millivolts among volts, another amplifier gain) would set or miss the normaliser and read
+    as excitation ≈ 0 or ≈ 1 everywhere; two channels whose levels are off in opposite
+    directions and match the other trials when exchanged were swapped at the amplifier."""
+    chans = list(spec.emg.channels)
+    levels = emg_levels(spec, trials)  # (N, C)
+    for s in sorted({t.subject for t in trials}):
+        mine = [i for i, t in enumerate(trials) if t.subject == s]
+        if len(mine) < 2:
+            continue
+        typical = np.median(levels[mine], axis=0)  # (C,)
+        ratio = levels[mine] / np.maximum(typical, 1e-30)  # (n, C)
+        off = np.abs(np.log(np.maximum(ratio, 1e-30)))
+        k = int(np.argmax(off.max(1)))  # the subject's most deviant trial
+        i = mine[k]
+        tid, path = trials[i].id, spec.resolve(spec.trials[i].emg)
+        if len(chans) > 1:
+            a, b = sorted(np.argsort(-off[k])[:2])
+            swapped = levels[i][[b, a]] / np.maximum(typical[[a, b]], 1e-30)
+            if off[k, a] > np.log(3) and off[k, b] > np.log(3) and \
+                    np.all(np.abs(np.log(np.maximum(swapped, 1e-30))) < np.log(1.5)):
+                raise DataError(
+                    f"{path}: EMG columns '{chans[a]}' and '{chans[b]}' of trial '{tid}' read "
+                    f"{ratio[k, a]:.2g}x and {ratio[k, b]:.2g}x the subject's typical trial, and "
+                    "match it when exchanged: the two electrodes look swapped; exchange the "
+                    "columns (the trial's rename_columns) or re-export")
+        c = int(np.argmax(off[k]))
+        if off[k, c] > np.log(LEVEL_RATIO):
+            raise DataError(
+                f"{path}: EMG column '{chans[c]}' of trial '{tid}' reads {ratio[k, c]:.3g}x the "
+                f"level of subject {spec.trials[i].subject}'s typical trial ({levels[i][c]:.3g} "
+                f"vs {typical[c]:.3g}, 95th percentile of the envelope): another unit "
+                "(millivolts among volts?) or amplifier gain; convert the file to the "
+                "others' units")
 
 
 def _part(tr: Trial, lo: int, hi: int, suffix: str) -> Trial:

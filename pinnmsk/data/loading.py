@@ -20,8 +20,10 @@ from pinnmsk.data import opensim
 from pinnmsk.data.dataset import (Dataset, EnvelopeFn, Trial, _check_angle_units,
                                   _check_duplicates, _check_range, _check_time,
                                   _interp_nonfinite, _nonfinite_runs, _to_label_rate,
-                                  check_outliers, in_muscle_order, mvc_value, rest_value,
-                                  split_trials)
+                                  check_emg_levels, check_live_channels,
+                                  check_moving_angles, check_outliers, check_within_geometry,
+                                  clipped_channels, emg_levels, in_muscle_order,
+                                  linear_drift, mvc_value, rest_value, split_trials)
 from pinnmsk.data.opensim import DataError
 from pinnmsk.data.spec import DataSpec
 from pinnmsk.msk import MskModel
@@ -183,6 +185,7 @@ def _read_emg(spec: DataSpec, path: str, channels, allow_nonfinite: bool, rename
         allow_nonfinite = True
     bad = _nonfinite_runs(path, raw, list(channels), "EMG", allow_nonfinite)
     raw = _interp_nonfinite(raw, bad)
+    check_live_channels(path, raw, list(channels))
     return tab, check_outliers(spec, path, raw, list(channels)), bad
 
 
@@ -204,8 +207,9 @@ def _load_trial(spec: DataSpec, ts, envelope_fn: EnvelopeFn, min_samples: int):
     units = spec.labels.coordinate_units
     q = k_tab.select(spec.labels.coordinates)
     _check_range(k_path, q, spec.labels.coordinates, "joint angles")
-    if units == "file" and k_tab.time[-1] - k_tab.time[0] >= 2.0:
-        _check_angle_units(k_path, q, spec.labels.coordinates, k_tab.in_degrees)
+    if units == "file":
+        _check_angle_units(k_path, q, spec.labels.coordinates, k_tab.in_degrees,
+                           k_tab.time[-1] - k_tab.time[0])
     if units == "degrees" or (units == "file" and k_tab.in_degrees):
         q = np.deg2rad(q)
     if ts.coordinate_sign:
@@ -232,6 +236,26 @@ def _load_trial(spec: DataSpec, ts, envelope_fn: EnvelopeFn, min_samples: int):
                         "would be dropped; check that the files belong together, or trim the "
                         "kinematics to the EMG")
     t = k_tab.time[keep]
+    check_moving_angles(k_path, q[keep], spec.labels.coordinates)
+    notes = []
+    for c, d in zip(spec.labels.coordinates, linear_drift(t, q[keep])):
+        if d > 0.4:
+            notes.append(f"{k_path}: '{c}' trends steadily by {100 * d:.0f} % of the range of its "
+                         "motion over the trial: a drifting goniometer? (angles are trained as "
+                         "recorded)")
+    unused = (lo - e_tab.time[0]) + (e_tab.time[-1] - hi)
+    if unused > max(0.05, 2.0 / rate):
+        notes.append(f"{e_path}: {unused:.2f} s of its {e_tab.time[-1] - e_tab.time[0]:.2f} s of "
+                     f"EMG lie outside the labels of {k_path} ({k_tab.time[0]:.2f}-"
+                     f"{k_tab.time[-1]:.2f} s) and are not used")
+    if lost_s > 2.0 / rate:
+        notes.append(f"{k_path}: {lost_s:.2f} s of labels lie outside the EMG of {e_path} and "
+                     "are not used")
+    clipped = clipped_channels(raw)
+    if clipped:
+        notes.append(f"{e_path}: EMG column(s) {', '.join(channels[c] for c in clipped)} sit at "
+                     "their extreme value in over 0.1 % of samples: clipped at the amplifier's "
+                     "range? their envelope is underestimated where they saturate")
     if len(t) < min_samples:
         raise DataError(f"{k_path}: only {len(t)} label samples overlap the EMG; a trial needs "
                         f"at least {min_samples} (window length + 1); use longer trials or a "
@@ -258,7 +282,7 @@ def _load_trial(spec: DataSpec, ts, envelope_fn: EnvelopeFn, min_samples: int):
         fv = _interp_nonfinite(fv, bad_f)
         forces = np.stack([np.interp(t, f_tab.time, fv[:, j]) for j in range(fv.shape[1])], 1)
         valid &= ~(np.interp(t, f_tab.time, bad_f.astype(float)) > 0)
-    return t, in_muscle_order(spec, env_t), q, forces, valid
+    return t, in_muscle_order(spec, env_t), q, forces, valid, notes
 
 
 def _recording_envelope(spec: DataSpec, rel: str, channels, envelope_fn: EnvelopeFn):
@@ -318,6 +342,18 @@ def _normalisers(spec: DataSpec, subjects, trials, envelope_fn: EnvelopeFn, wind
                 if c in sub.mvc_v or (c in e.mvc_v and c not in src["mvc"]):
                     best[i] = sub.mvc_v.get(c, e.mvc_v.get(c))
                     src["mvc"][c] = "typed"
+            mine = [t for t in train if t.subject == s]
+            if mine:  # an MVC recorded with other gains (another day, another amplifier)
+                over = emg_levels(spec, mine).max(0) / best
+                if over.max() > 2.0:
+                    c = chans[int(np.argmax(over))]
+                    raise DataError(
+                        f"{spec.resolve(src['mvc'].get(c, spec.path))}: subject '{subj}' "
+                        f"exceeds its MVC on channel '{c}' by {over.max():.3g}x in the training "
+                        "trials (95th percentile of the envelope): the MVC was recorded with "
+                        "other gains or units (another day or amplifier?); record it with the "
+                        "trials' settings, type emg.mvc_v, or use emg.normalisation = "
+                        "\"robust_max\"")
             mvc[s] = best
         else:
             mine = [t for t in train if t.subject == s] or [t for t in trials if t.subject == s]
@@ -327,6 +363,14 @@ def _normalisers(spec: DataSpec, subjects, trials, envelope_fn: EnvelopeFn, wind
             mvc[s] = emg.robust_max(env, e.robust_quantile)[first]
             src["mvc"] = {c: f"robust max ({e.robust_quantile:g} quantile of training EMG)"
                           for c in chans}
+        busy = (rest[s] > 0.5 * mvc[s]) & (rest[s] < mvc[s])
+        if np.any(busy):
+            c = chans[int(np.argmax(busy))]
+            raise DataError(f"{spec.resolve(sub.rest) if sub.rest else spec.path}: subject "
+                            f"'{subj}' reads {100 * rest[s][busy][0] / mvc[s][busy][0]:.0f} % of "
+                            f"its maximum on channel '{c}' at rest: the muscle was not relaxed "
+                            "(or the rest and MVC files are mixed up); record rest relaxed, or "
+                            "type emg.rest_v")
         low = mvc[s] <= rest[s]
         if np.any(low):
             c = chans[int(np.argmax(low))]
@@ -355,22 +399,31 @@ def load_dataset(spec: DataSpec, progress: bool = False) -> Dataset:
                 f"{1e3 * err:.3f} mm")
     window = int(round(spec.windows.length_s * spec.labels.rate_hz))
     min_samples = window + 1
-    trials, dropped = [], 0
+    trials, dropped, notes = [], 0, []
     t0 = _time.time()
     for i, ts in enumerate(spec.trials):
-        t, env, q, forces, valid = _load_trial(spec, ts, envelope_fn, min_samples)
+        t, env, q, forces, valid, trial_notes = _load_trial(spec, ts, envelope_fn, min_samples)
         s = subjects.index(ts.subject)
+        for n in trial_notes:
+            log(f"  note: {n}")
+        notes += trial_notes
         trials.append(Trial(ts.id, s, t, env, q.astype(np.float32),
                             None if forces is None else forces.astype(np.float32), valid, env))
         dropped += int((~valid).sum())
         log(f"  loaded {ts.id} ({i + 1}/{len(spec.trials)}, {_time.time() - t0:.1f} s)")
     _check_duplicates(spec, trials)
+    for ts, tr in zip(spec.trials, trials):  # after the duplicates: a copy is named as one
+        geo = msk.select(models, tr.subject).geometry
+        check_within_geometry(spec.resolve(ts.kinematics), tr.q_rad, spec.labels.coordinates,
+                              geo.centre_rad, geo.scale_rad)
+    check_emg_levels(spec, trials)
     norm, rest, sources = _normalisers(spec, subjects, trials, envelope_fn, window)
     for tr in trials:
         tr.excitation = emg.normalise(tr.raw_envelope, norm[tr.subject], rest[tr.subject],
                                       spec.emg.rest_subtraction == "quadrature"
                                       ).astype(np.float32)
-    return Dataset(spec, trials, subjects, norm, models, dropped, rest, sources, geo_report)
+    return Dataset(spec, trials, subjects, norm, models, dropped, rest, sources, geo_report,
+                   notes)
 
 
 def true_scales(spec, subject: str) -> dict | None:

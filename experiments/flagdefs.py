@@ -1,0 +1,56 @@
+"""The binaries' flag definitions, apart from their work: this module imports no JAX, so a
+binary defines its flags (and answers ``--help``) before the heavy libraries load; the binaries
+import :mod:`experiments.common` inside ``main``."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from pinnmsk.config import SWEEP_LAYOUTS, TrainConfig
+
+DEFAULT_SPEC = "data_specs/synthetic_wrist.toml"
+
+
+def define_data_flags(plots: bool = True, spec_from_run: bool = False) -> None:
+    """--data_spec, --workdir and (for the binaries that write figures) --plots.
+
+    ``spec_from_run``: the binary reads a trained run (evaluate, predict), so --data_spec
+    defaults to the spec the run recorded in its config.json; otherwise it is required."""
+    if spec_from_run:
+        flags.DEFINE_string("data_spec", None, "Data spec (TOML); default: the one the run in "
+                            "--workdir was trained with (its config.json).")
+    else:
+        flags.DEFINE_string("data_spec", None, "Data spec (TOML), e.g. " + DEFAULT_SPEC +
+                            " (the embedded default data); see data_specs/README.md.")
+        flags.mark_flag_as_required("data_spec")
+    flags.DEFINE_string("workdir", None, "Work directory: checkpoints, metrics.json, plots.")
+    flags.mark_flag_as_required("workdir")
+    if plots:
+        flags.DEFINE_boolean("plots", True, "Write PNG figures to WORKDIR/plots (each test "
+                             "trial's predicted vs true angles and forces, the loss curves); "
+                             "--noplots skips them (~2 s of a run).")
+
+
+def define_train_flags() -> None:
+    """One flag per :class:`TrainConfig` field (same name, default, help and choices), plus the
+    run's device and layout flags."""
+    flags.DEFINE_string("config", None, "A configs/*.py file whose get_config() returns the "
+                        "run's TrainConfig; flags given on the command line override its fields.")
+    define = {"int": flags.DEFINE_integer, "float": flags.DEFINE_float,
+              "str": flags.DEFINE_string, "bool": flags.DEFINE_boolean}
+    for f in TrainConfig.flag_fields():
+        choices = f.metadata.get("choices")
+        if choices:
+            flags.DEFINE_enum(f.name, f.default, list(choices), f.metadata["help"])
+        else:
+            define[f.type](f.name, f.default, f.metadata["help"])
+    flags.DEFINE_enum("sweep_layout", "vmap", list(SWEEP_LAYOUTS),
+                      "Layout of a sweep's K-model program (same numbers): vmap (the whole step "
+                      "vmapped; fastest on a GPU) or unrolled_encoder (each model's encoder as "
+                      "in a single run, the rest vmapped; ~10% faster on a CPU, one device).")
+    flags.DEFINE_integer("mesh_sweep", 1, "Devices along the sweep (model) axis.")
+    flags.DEFINE_integer("mesh_data", 1, "Devices along the batch axis (data parallel).")
+    flags.DEFINE_string("coordinator_address", None,
+                        "Multi-host: address of process 0 for jax.distributed.initialize.")
+    flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+    flags.DEFINE_integer("process_id", None, "Multi-host: this process's id.")
