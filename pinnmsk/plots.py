@@ -20,6 +20,15 @@ def _pyplot():
 def plot_trial(path: str, trial: dict, coords, muscles, title: str = "") -> None:
     """Predicted vs true joint angles [deg] and muscle forces [N] over one test trial."""
     plt = _pyplot()
+    fig = trial_figure(trial, coords, muscles, title)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def trial_figure(trial: dict, coords, muscles, title: str = ""):
+    """The figure :func:`plot_trial` saves: one panel per coordinate and per muscle (where the
+    trial has forces), each with its own legend."""
+    plt = _pyplot()
     has_f = trial["f_true"] is not None
     n = len(coords) + (len(muscles) if has_f else 0)
     fig, axes = plt.subplots(n, 1, figsize=(10, 1.8 * n + 0.6), sharex=True, squeeze=False)
@@ -40,8 +49,7 @@ def plot_trial(path: str, trial: dict, coords, muscles, title: str = "") -> None
     axes[-1, 0].set_xlabel("time [s]")
     fig.suptitle(title or trial["id"])
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return fig
 
 
 def loss_curves(history: list, weights=None) -> dict:

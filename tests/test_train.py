@@ -384,6 +384,8 @@ def test_help_lists_flags():
             assert "--data_spec: (required)" in r.stdout, name
         if name != "simulate" and name != "diagnose":
             assert "--workdir: (required)" in r.stdout, name
+        if name == "evaluate":  # what it evaluates, as train selects it
+            assert "selected on validation" in r.stdout and "newest checkpoint" in r.stdout
         if name == "train":  # one flag per TrainConfig field, with the field's help
             for f in dataclasses.fields(train.TrainConfig):
                 assert f"--{f.name}:" in r.stdout or f"--[no]{f.name}:" in r.stdout, f.name
@@ -491,6 +493,12 @@ def test_loss_curves_show_what_the_run_uses(tmp_path):
     p = tmp_path / "loss.png"
     plots.plot_losses(str(p), hist, ["λ=0", "λ=1"], w)
     assert p.stat().st_size > 5000
+    # a trial's figure: every panel (angles and each force) has its legend
+    t = np.linspace(0, 1, 50)
+    trial = {"id": "s0/t", "time_s": t, "q_true": t[:, None], "q_pred": t[:, None],
+             "f_true": np.ones((50, 2)), "f_pred": np.ones((50, 2))}
+    fig = plots.trial_figure(trial, ["q"], ["A", "B"])
+    assert len(fig.axes) == 3 and all(ax.get_legend() is not None for ax in fig.axes)
 
 
 def test_untrained_force_head_is_not_reported_as_a_result(data):
