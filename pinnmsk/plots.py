@@ -103,3 +103,29 @@ def plot_losses(path: str, history: list, labels=None, weights=None) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def moment_figure(time_s: np.ndarray, measured: np.ndarray, predicted: dict, dofs,
+                  valid: np.ndarray | None = None, title: str = ""):
+    """Measured vs predicted joint moments [N m] of one trial, a panel per dof with its legend;
+    ``predicted``: label -> (T, D); samples outside ``valid`` (artefacts) are greyed."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(dofs), 1, figsize=(9, 1.9 * len(dofs) + 0.6), sharex=True,
+                             squeeze=False)
+    for j, d in enumerate(dofs):
+        ax = axes[j, 0]
+        ax.plot(time_s, measured[:, j], "k", lw=1.4, label="measured (inverse dynamics)")
+        for i, (label, m) in enumerate(predicted.items()):
+            ax.plot(time_s, m[:, j], f"C{i}", lw=1.0, label=label)
+        if valid is not None and not valid.all():
+            lo, hi = ax.get_ylim()
+            ax.fill_between(time_s, lo, hi, where=~valid, color="0.85", zorder=0,
+                            label="artefact (beyond capacity)")
+            ax.set_ylim(lo, hi)
+        ax.set_ylabel(f"{d} [N m]")
+        ax.legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("time [s]")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,216 @@
+"""Joint moments from EMG on real gait, method beside method, on one split.
+
+  python -m experiments.moments_table --data_spec=data_specs/ceinms_gait.toml --workdir=runs/gait
+
+A ``format = "ceinms"`` spec (CEINMS's layout, read as it is) gives trials with musculotendon
+lengths and moment arms over time and inverse-dynamics moments. On its test trials (never used
+for a choice) the table reports per degree of freedom the moment R² and RMSE [N m] of:
+  (a) the EMG-driven Hill model with the uncalibrated subject (no training);
+  (b) the same with CEINMS's calibrated subject (``calibrated_subject``), computed as CEINMS
+      computes it (pinnmsk.emg_driven);
+  (c) the same model with strength, activation (c1, c2, shape factor) per EMG group and tendon
+      slack lengths identified by pinnmsk from the training trials' moments (no network): the
+      prior weight is chosen on the spec's validation trials (fit on the other training
+      trials), then the model is refit on all training trials;
+  (d') a linear decoder (ridge on lagged excitations; strength chosen on validation), the
+      data-only reference a network has to beat.
+Samples whose measured moment exceeds what every crossing unit at F_max could make (inverse
+dynamics artefacts at heel strike or toe off; gait.valid_samples) are left out of the figures
+and of (c)'s loss; metrics.json also has every row on all samples. Writes
+``WORKDIR/metrics.json``, ``WORKDIR/table.md`` and a moment plot per test trial.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+from absl import flags
+
+from experiments import cli
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_spec", None, "A format = \"ceinms\" data spec, e.g. "
+                    "data_specs/ceinms_gait.toml; see data_specs/README.md.")
+flags.mark_flag_as_required("data_spec")
+flags.DEFINE_string("workdir", None, "Where metrics.json, table.md and plots/ go.")
+flags.mark_flag_as_required("workdir")
+flags.DEFINE_string("prior_weights", "0,0.01,0.1",
+                    "Row (c): prior weights tried on the validation trials (comma-separated).")
+flags.DEFINE_integer("steps", 500, "Row (c): optimiser steps per fit.")
+flags.DEFINE_string("ridge_alphas", "1,10,100,1000",
+                    "Row (d'): ridge strengths tried on the validation trials.")
+flags.DEFINE_boolean("plots", True, "Write plots/<trial>_moments.png per test trial.")
+
+
+def _rows_on(names, xs, fn):
+    """Predicted and measured moments (concatenated over ``names``) and the valid mask."""
+    pred, true, valid = [], [], []
+    for n in names:
+        pred.append(np.asarray(fn(n)))
+        true.append(np.asarray(xs[n].moment))
+        valid.append(np.asarray(xs[n].valid) > 0)
+    return np.concatenate(pred), np.concatenate(true), np.concatenate(valid)
+
+
+def _score(pred, true, valid, scale):
+    """Mean over dofs of the normalised squared error on valid samples (validation score)."""
+    return float(np.mean(((pred[valid] - true[valid]) / scale) ** 2))
+
+
+def main(argv):
+    del argv
+    import jax
+
+    from experiments import common
+    from pinnmsk import gait, plots, records
+    from pinnmsk.data import ceinms
+
+    weights = common.as_float_list(FLAGS.prior_weights, "prior_weights")
+    alphas = common.as_float_list(FLAGS.ridge_alphas, "ridge_alphas")
+    if FLAGS.steps < 1:
+        raise cli.UsageError("--steps must be >= 1")
+    spec = ceinms.load_gait_spec(FLAGS.data_spec)
+    if not spec.test or not spec.train:
+        raise cli.UsageError(f"{spec.path}: the split needs training and test trials")
+    with common.claimed_workdir(FLAGS.workdir):
+        t_start = time.time()
+        subject = ceinms.read_subject(spec.subject, spec.pennation_unit).select(spec.units)
+        trials = {n: ceinms.load_gait_trial(spec, n) for n in spec.train + spec.test}
+        xs = {n: gait.to_arrays(t, subject.f_max_n) for n, t in trials.items()}
+        for n in spec.train + spec.test:
+            bad = int(np.sum(np.asarray(xs[n].valid) == 0))
+            if bad:
+                print(f"note: trial '{n}': {bad} of {len(trials[n].time_s)} samples have a "
+                      "measured moment beyond what its muscles could make at F_max (an "
+                      "inverse-dynamics artefact); left out of the figures")
+        base, curves = gait.params_of(subject)
+        predict = jax.jit(lambda p, x: gait.predict(p, curves, x))
+        rows = {"a": ("EMG-driven, uncalibrated subject", base)}
+        if spec.calibrated_subject:
+            cal = ceinms.read_subject(spec.calibrated_subject, spec.pennation_unit)
+            rows["b"] = ("EMG-driven, CEINMS calibrated", gait.params_of(cal.select(spec.units))[0])
+
+        # (c): the prior weight on validation, then refit on every training trial.
+        _, group = gait.groups_of(spec)
+        fit_on = [n for n in spec.train if n not in spec.validation] or list(spec.train)
+        _, val_true, val_valid = _rows_on(spec.validation, xs, lambda n: xs[n].moment)
+        scale = np.maximum(val_true[val_valid].std(0), 1.0) if spec.validation else None
+        choice = {}
+
+        def progress(i, n, loss):
+            print(f"  step {i}/{n}: loss {loss:.4g} ({time.time() - t_start:.0f} s)", flush=True)
+
+        if spec.validation and len(weights) > 1:
+            for w in weights:
+                print(f"(c) prior weight {w:g}: fit on {', '.join(fit_on)}", flush=True)
+                theta, _ = gait.identify(base, curves, group, [xs[n] for n in fit_on], float(w),
+                                         FLAGS.steps, progress=progress)
+                p = gait.apply_theta(theta, base, group)
+                pred, true, valid = _rows_on(spec.validation, xs,
+                                             lambda n: predict(p, xs[n])[1])
+                choice[float(w)] = _score(pred, true, valid, scale)
+                print(f"  validation score {choice[float(w)]:.4g}")
+            best_w = min(choice, key=choice.get)
+        else:
+            best_w = float(weights[0])
+        print(f"(c) prior weight {best_w:g}: refit on all training trials", flush=True)
+        theta, history = gait.identify(base, curves, group, [xs[n] for n in spec.train], best_w,
+                                       FLAGS.steps, progress=progress)
+        rows["c"] = ("EMG-driven, identified by pinnmsk", gait.apply_theta(theta, base, group))
+
+        # (d'): ridge on lagged excitations, alpha on validation, refit on all training trials.
+        feats = {n: gait.lagged_excitations(t) for n, t in trials.items()}
+        target = {n: t.moment_nm for n, t in trials.items()}
+        keep = {n: np.asarray(xs[n].valid) > 0 for n in trials}
+        ridge_scores = {}
+        if spec.validation and len(alphas) > 1:
+            for alpha in alphas:
+                w, norm = gait.fit_ridge([feats[n][keep[n]] for n in fit_on],
+                                         [target[n][keep[n]] for n in fit_on], float(alpha))
+                pred, true, valid = _rows_on(spec.validation, xs,
+                                             lambda n: gait.ridge_predict(w, norm, feats[n]))
+                ridge_scores[float(alpha)] = _score(pred, true, valid, scale)
+            best_alpha = min(ridge_scores, key=ridge_scores.get)
+        else:
+            best_alpha = float(alphas[0])
+        ridge = gait.fit_ridge([feats[n][keep[n]] for n in spec.train],
+                               [target[n][keep[n]] for n in spec.train], best_alpha)
+
+        results, per_trial = {}, {n: {} for n in spec.test}
+        for key, (label, p) in rows.items():
+            out = {n: predict(p, xs[n]) for n in spec.test}
+            pred, true, valid = _rows_on(spec.test, xs, lambda n: out[n][1])
+            force = np.concatenate([np.asarray(out[n][0])[np.asarray(xs[n].valid) > 0]
+                                    for n in spec.test])
+            arms = np.concatenate([np.asarray(xs[n].moment_arm)[np.asarray(xs[n].valid) > 0]
+                                   for n in spec.test])
+            plaus = gait.force_plausibility(force, arms, p, spec.dofs)
+            plaus["peak_unit"] = spec.units[plaus.pop("peak_unit_index")]
+            results[key] = {"label": label,
+                            "test": gait.moment_metrics(pred[valid], true[valid], spec.dofs),
+                            "test_all_samples": gait.moment_metrics(pred, true, spec.dofs),
+                            "forces": plaus}
+            for n in spec.test:
+                per_trial[n][f"({key}) {label}"] = np.asarray(out[n][1])
+        pred, true, valid = _rows_on(spec.test, xs,
+                                     lambda n: gait.ridge_predict(*ridge, feats[n]))
+        results["d'"] = {"label": "linear decoder (ridge, lagged EMG; data only)",
+                         "test": gait.moment_metrics(pred[valid], true[valid], spec.dofs),
+                         "test_all_samples": gait.moment_metrics(pred, true, spec.dofs)}
+        for n in spec.test:
+            per_trial[n]["(d') ridge"] = gait.ridge_predict(*ridge, feats[n])
+
+        identified = rows["c"][1]
+        metrics = {
+            "data_spec": os.path.abspath(spec.path),
+            "split": {"train": spec.train, "validation": spec.validation, "test": spec.test},
+            "rows": results,
+            "selection": {"c_prior_weight": best_w, "c_validation_scores": choice,
+                          "c_steps": FLAGS.steps, "c_final_training_loss": history[-1],
+                          "ridge_alpha": best_alpha, "ridge_validation_scores": ridge_scores},
+            "identified": {u: {"strength": float(identified.strength[i]),
+                               "l_ts_m": float(identified.l_ts_m[i]),
+                               "c1": float(identified.c1[i]), "c2": float(identified.c2[i]),
+                               "shape_factor": float(identified.shape_factor[i])}
+                           for i, u in enumerate(spec.units)},
+            "excluded_test_samples": {n: int(np.sum(np.asarray(xs[n].valid) == 0))
+                                      for n in spec.test},
+            "wall_s": time.time() - t_start,
+        }
+        table = table_markdown(results, spec.dofs)
+        if FLAGS.plots:
+            plot_dir = os.path.join(FLAGS.workdir, "plots")
+            os.makedirs(plot_dir, exist_ok=True)
+            plt = plots._pyplot()
+            for n in spec.test:
+                fig = plots.moment_figure(trials[n].time_s, trials[n].moment_nm, per_trial[n],
+                                          spec.dofs, np.asarray(xs[n].valid) > 0, title=n)
+                fig.savefig(os.path.join(plot_dir, f"{n.strip('_')}_moments.png"), dpi=90)
+                plt.close(fig)
+        with open(os.path.join(FLAGS.workdir, "table.md"), "w") as f:
+            f.write(table)
+        records.write_json(os.path.join(FLAGS.workdir, "metrics.json"), metrics)
+        print(table)
+        print(f"wrote {os.path.join(FLAGS.workdir, 'metrics.json')} ({metrics['wall_s']:.0f} s)")
+
+
+def table_markdown(results: dict, dofs) -> str:
+    """The rows as a markdown table: per dof test R² and RMSE [N m], peak force / (s F_max),
+    co-contraction share (mean over dofs)."""
+    head = "| row | " + " | ".join(f"{d} R² / RMSE" for d in dofs) + \
+        " | peak F / (s F_max) | co-contraction |\n"
+    head += "|---" * (len(dofs) + 3) + "|\n"
+    lines = []
+    for key, r in results.items():
+        cells = [f"{r['test'][d]['r2']:.2f} / {r['test'][d]['rmse']:.0f}" for d in dofs]
+        f = r.get("forces")
+        peak = f"{f['peak_force_over_strength_fmax']:.2f} ({f['peak_unit']})" if f else "—"
+        co = f"{np.mean(list(f['cocontraction_share'].values())):.2f}" if f else "—"
+        lines.append(f"| ({key}) {r['label']} | " + " | ".join(cells) + f" | {peak} | {co} |")
+    return head + "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    cli.run(main)
