@@ -39,7 +39,7 @@ flags.mark_flag_as_required("workdir")
 flags.DEFINE_string("prior_weights", "0,0.01,0.1",
                     "Row (c): prior weights tried on the validation trials (comma-separated).")
 flags.DEFINE_integer("steps", 500, "Row (c): optimiser steps per fit.")
-flags.DEFINE_string("ridge_alphas", "1,10,100,1000",
+flags.DEFINE_string("ridge_alphas", "1,10,100,1000,10000,100000",
                     "Row (d'): ridge strengths tried on the validation trials.")
 flags.DEFINE_boolean("plots", True, "Write plots/<trial>_moments.png per test trial.")
 
