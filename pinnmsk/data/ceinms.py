@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import xml.etree.ElementTree as ET
-
 import numpy as np
 
-from pinnmsk.data.opensim import DataError, Table, _parse_table, _read_lines
+from pinnmsk.data.opensim import DataError, Table, _parse_table, _read_lines, read_xml
 
 
 def read_storage(path: str) -> Table:
@@ -126,12 +124,7 @@ def _number(el, tag: str, path: str, where: str) -> float:
 def read_subject(path: str, pennation_unit: str = "deg") -> Subject:
     """The subject XML at ``path``. ``pennation_unit``: the unit of <pennationAngle> where the
     element does not say (``unit="deg"``/``"rad"``); these files write degrees."""
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: file not found; fix the subject path in the data spec")
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as e:
-        raise DataError(f"{path}: not readable XML ({e}); re-export it") from None
+    root = read_xml(path, "the subject path")
     default = root.find("mtuDefault")
     if default is None:
         raise DataError(f"{path}: no <mtuDefault> (curves, damping); is this a CEINMS subject?")
@@ -234,18 +227,9 @@ class GaitSpec:
 
 def load_gait_spec(path: str) -> GaitSpec:
     """Read and check a ``format = "ceinms"`` spec at ``path``."""
-    import tomllib
+    from pinnmsk.data.spec import _Fields, read_toml
 
-    from pinnmsk.data.spec import _Fields
-
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: data spec not found; check --data_spec")
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise DataError(f"{path}: not valid TOML ({e})") from None
-    top = _Fields(path, raw, "")
+    top = _Fields(path, read_toml(path), "")
     fmt = top.get("format", str)
     if fmt != "ceinms":
         raise DataError(f"{path}: field 'format' is {fmt!r}; this reader takes \"ceinms\"")

@@ -110,6 +110,19 @@ def read_csv(path: str) -> Table:
     return _parse_table(path, _read_lines(path), ",", {}, False)
 
 
+def read_xml(path: str, field: str):
+    """The root element of the XML file at ``path``; a DataError naming the file, and the spec
+    ``field`` to fix where it is missing."""
+    import xml.etree.ElementTree as ET
+
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found; fix {field} in the data spec")
+    try:
+        return ET.parse(path).getroot()
+    except ET.ParseError as e:
+        raise DataError(f"{path}: not readable XML ({e}); re-export it") from None
+
+
 def _read_lines(path: str) -> list:
     """The text file's lines; a DataError naming the file if it is not there."""
     if not os.path.isfile(path):
@@ -321,14 +334,7 @@ def read_osim_muscles(path: str, names) -> dict:
     the muscle classes in :data:`OSIM_MUSCLE_CLASSES`. Raises ``DataError`` for a missing file,
     a muscle the model lacks and a muscle of another class.
     """
-    import xml.etree.ElementTree as ET
-
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: file not found; fix the 'osim' path in the data spec")
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as e:
-        raise DataError(f"{path}: not a readable OpenSim model (XML error: {e})") from None
+    root = read_xml(path, "the 'osim' path")
     found = {}
     for el in root.iter():
         if el.get("name") in names and el.tag.endswith("Muscle"):

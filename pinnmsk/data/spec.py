@@ -347,19 +347,25 @@ def _table_list(top: _Fields, raw: dict, key: str, what: str, build) -> list:
     return out
 
 
+def read_toml(path: str) -> dict:
+    """The data spec at ``path`` as a TOML document; a one-line DataError if it is missing or
+    not TOML."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: data spec not found; pass an existing file to --data_spec")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise DataError(f"{path}: not valid TOML ({e})") from None
+
+
 def load_spec(path: str, require_root: bool = True) -> DataSpec:
     """Parse and type-check a TOML data spec. Raises ``DataError`` on any problem.
 
     ``require_root=False`` accepts a ``root`` folder that does not exist (inference from a
     trained run reads none of the spec's data files)."""
     path = os.path.abspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: data spec not found; pass an existing file to --data_spec")
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise DataError(f"{path}: not valid TOML ({e})") from None
+    raw = read_toml(path)
     top = _Fields(path, raw, "")
     name = top.get("name", str)
     root = os.path.normpath(os.path.join(os.path.dirname(path), top.get("root", str, ".")))
