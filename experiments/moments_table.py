@@ -9,9 +9,10 @@ for a choice) the table reports per degree of freedom the moment R² and RMSE [N
   (b) the same with CEINMS's calibrated subject (``calibrated_subject``), computed as CEINMS
       computes it (pinnmsk.emg_driven);
   (c) the same model with strength, activation (c1, c2, shape factor) per EMG group and tendon
-      slack lengths identified by pinnmsk from the training trials' moments (no network): the
-      prior weight is chosen on the spec's validation trials (fit on the other training
-      trials), then the model is refit on all training trials;
+      slack lengths identified by pinnmsk from the training trials' moments (no network),
+      within CEINMS's bounds, with forces above strength x F_max penalised: the prior weight
+      is chosen on the spec's validation trials (fit on the other training trials), then the
+      model is refit on all training trials;
   (d') a linear decoder (ridge on lagged excitations; strength chosen on validation), the
       data-only reference a network has to beat.
 Samples whose measured moment exceeds what every crossing unit at F_max could make (inverse
