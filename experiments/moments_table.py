@@ -96,8 +96,10 @@ def main(argv):
         # (c): the prior weight on validation, then refit on every training trial.
         _, group = gait.groups_of(spec)
         fit_on = [n for n in spec.train if n not in spec.validation] or list(spec.train)
-        _, val_true, val_valid = _rows_on(spec.validation, xs, lambda n: xs[n].moment)
-        scale = np.maximum(val_true[val_valid].std(0), 1.0) if spec.validation else None
+        scale = None
+        if spec.validation:
+            val = [np.asarray(xs[n].moment)[np.asarray(xs[n].valid) > 0] for n in spec.validation]
+            scale = np.maximum(np.concatenate(val).std(0), 1.0)
         choice = {}
 
         def progress(i, n, loss):
@@ -147,8 +149,7 @@ def main(argv):
                                     for n in spec.test])
             arms = np.concatenate([np.asarray(xs[n].moment_arm)[np.asarray(xs[n].valid) > 0]
                                    for n in spec.test])
-            plaus = gait.force_plausibility(force, arms, p, spec.dofs)
-            plaus["peak_unit"] = spec.units[plaus.pop("peak_unit_index")]
+            plaus = gait.force_plausibility(force, arms, p, spec.dofs, spec.units)
             results[key] = {"label": label,
                             "test": gait.moment_metrics(pred[valid], true[valid], spec.dofs),
                             "test_all_samples": gait.moment_metrics(pred, true, spec.dofs),

@@ -10,6 +10,7 @@ parameterisation that is identified, the loss, and the metrics of a prediction.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -153,34 +154,38 @@ def identify(base: ed.MuscleParams, curves: ed.Curves, group: np.ndarray, trials
     """Identify strength, activation (c1, c2, shape factor) per group and tendon slack length
     per unit from the measured moments of ``trials`` (a list of :class:`Arrays`), starting at
     ``base`` and pulled back to it by ``prior_weight`` x the squared change of the unconstrained
-    parameters; forces above strength x F_max are penalised (``ceiling_weight``). Returns the parameters and the loss per step."""
+    parameters; forces above strength x F_max are penalised (``ceiling_weight``). Returns the
+    parameters and the loss per step."""
     n_groups = int(group.max()) + 1
     theta0 = init_theta(base, group, n_groups)
     valid = np.concatenate([np.asarray(x.valid) for x in trials]) > 0
     measured = np.concatenate([np.asarray(x.moment) for x in trials])[valid]
     scale = jnp.asarray(np.maximum(measured.std(0), 1.0), jnp.float32)
+    # Everything but the learning rate is an argument of the one jitted step, so fits that
+    # differ only in weights (the validation choice) share one compiled program.
+    fixed = (theta0, base, jnp.asarray(group), curves, list(trials), scale,
+             jnp.float32(prior_weight), jnp.float32(ceiling_weight))
+    theta, state = theta0, optax.adam(learning_rate).init(theta0)
+    values = []
+    for i in range(steps):
+        theta, state, value = _adam_step(theta, state, *fixed, learning_rate=learning_rate)
+        values.append(value)  # read back in blocks: no host round-trip per step
+        if progress is not None and (i + 1) % 100 == 0:
+            progress(i + 1, steps, float(value))
+    return theta, [float(v) for v in jax.device_get(values)]
 
-    def loss(theta):
-        prior = sum(jnp.mean((theta[k] - theta0[k]) ** 2) for k in theta)
-        return (moment_loss(theta, base, group, curves, trials, scale, ceiling_weight)
+
+@functools.partial(jax.jit, static_argnames=("learning_rate",))
+def _adam_step(theta, state, theta0, base, group, curves, trials, scale, prior_weight,
+               ceiling_weight, learning_rate):
+    def loss(th):
+        prior = sum(jnp.mean((th[k] - theta0[k]) ** 2) for k in th)
+        return (moment_loss(th, base, group, curves, trials, scale, ceiling_weight)
                 + prior_weight * prior)
 
-    opt = optax.adam(learning_rate)
-
-    @jax.jit
-    def step(theta, state):
-        value, grads = jax.value_and_grad(loss)(theta)
-        updates, state = opt.update(grads, state)
-        return optax.apply_updates(theta, updates), state, value
-
-    theta, state = theta0, opt.init(theta0)
-    history = []
-    for i in range(steps):
-        theta, state, value = step(theta, state)
-        history.append(float(value))
-        if progress is not None and (i + 1) % 100 == 0:
-            progress(i + 1, steps, history[-1])
-    return theta, history
+    value, grads = jax.value_and_grad(loss)(theta)
+    updates, state = optax.adam(learning_rate).update(grads, state)
+    return optax.apply_updates(theta, updates), state, value
 
 
 def moment_metrics(pred: np.ndarray, true: np.ndarray, dofs) -> dict:
@@ -191,8 +196,8 @@ def moment_metrics(pred: np.ndarray, true: np.ndarray, dofs) -> dict:
 
 
 def force_plausibility(force: np.ndarray, moment_arm: np.ndarray, p: ed.MuscleParams,
-                       dofs) -> dict:
-    """Peak force over strength x F_max (the largest and which unit), and per dof the share of
+                       dofs, units) -> dict:
+    """Peak force over strength x F_max (the largest and which of ``units``), and per dof the share of
     the gross muscle moment that cancels (co-contraction: 1 - sum|net| / sum gross)."""
     from pinnmsk.diagnostics import net_and_gross_torque
 
@@ -200,7 +205,7 @@ def force_plausibility(force: np.ndarray, moment_arm: np.ndarray, p: ed.MusclePa
     net, gross = net_and_gross_torque(np.transpose(moment_arm, (0, 2, 1)), force)
     share = 1.0 - np.abs(net).sum(0) / np.maximum(gross.sum(0), 1e-9)
     return {"peak_force_over_strength_fmax": float(ratio.max()),
-            "peak_unit_index": int(np.argmax(ratio.max(0))),
+            "peak_unit": units[int(np.argmax(ratio.max(0)))],
             "samples_above_strength_fmax": float(np.mean(ratio.max(1) > 1.0)),
             "cocontraction_share": {d: float(share[j]) for j, d in enumerate(dofs)}}
 

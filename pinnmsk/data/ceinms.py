@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+
 import numpy as np
 
 from pinnmsk.data.opensim import DataError, Table, _parse_table, _read_lines, read_xml
@@ -332,12 +333,11 @@ def _columns(tab: Table, names, path: str, what: str) -> np.ndarray:
     return tab.values[:, [tab.columns.index(n) for n in names]]
 
 
-def _on(src_t, src_v, t, path, what):
-    """src values at times t (they must coincide with t, as CEINMS's files do)."""
+def _check_times(src_t, t, path, what):
+    """The table's times must be lmt.txt's (CEINMS's files share one time base)."""
     if len(src_t) != len(t) or np.max(np.abs(src_t - t)) > 1e-6:
         raise DataError(f"{path}: its time column does not match lmt.txt's ({what} must be "
                         "sampled at the musculotendon lengths' times); re-export them together")
-    return src_v
 
 
 def load_gait_trial(spec: GaitSpec, name: str) -> GaitTrial:
@@ -358,15 +358,16 @@ def load_gait_trial(spec: GaitSpec, name: str) -> GaitTrial:
         tq_path = ma_path[:-len("Ma.txt")] + "Torque.txt"
         ma = read_storage(ma_path)
         cols = [u for u in ma.columns if u in spec.units]
-        vals = _on(ma.time, _columns(ma, cols, ma_path, "moment arm"), t, ma_path, "moment arms")
+        _check_times(ma.time, t, ma_path, "moment arms")
+        vals = _columns(ma, cols, ma_path, "moment arm")
         for k, u in enumerate(cols):
             arms[:, j, spec.units.index(u)] = vals[:, k]
         tq = read_storage(tq_path)
         if len(tq.columns) != 1:
             raise DataError(f"{tq_path}: expected one moment column, found "
                             f"{', '.join(tq.columns)}")
-        moments[:, j] = spec.moment_sign[d] * _on(tq.time, tq.values[:, 0], t, tq_path,
-                                                   "the joint moment")
+        _check_times(tq.time, t, tq_path, "the joint moment")
+        moments[:, j] = spec.moment_sign[d] * tq.values[:, 0]
     emg_path = os.path.join(folder, "emg.txt")
     emg = read_storage(emg_path)
     channels = sorted({c for m in spec.excitations.values() for c in m})
