@@ -17,7 +17,9 @@ for a choice) the table reports per degree of freedom the moment R² and RMSE [N
       data-only reference a network has to beat.
 Samples whose measured moment exceeds what every crossing unit at F_max could make (inverse
 dynamics artefacts at heel strike or toe off; gait.valid_samples) are left out of the figures
-and of (c)'s loss; metrics.json also has every row on all samples. Writes
+and of (c)'s loss; metrics.json also has every row on all samples, and (c) against (b) and
+(d') trial by trial (``paired_test_rmse``: mean per-trial RMSE difference, its standard error
+over the test trials, t; the fits are deterministic, so that spread is the noise). Writes
 ``WORKDIR/metrics.json``, ``WORKDIR/table.md`` and a moment plot per test trial.
 """
 
@@ -65,7 +67,7 @@ def main(argv):
     import jax
 
     from experiments import common
-    from pinnmsk import gait, plots, records
+    from pinnmsk import evaluation, gait, plots, records
     from pinnmsk.data import ceinms
 
     weights = common.as_float_list(FLAGS.prior_weights, "prior_weights")
@@ -141,9 +143,10 @@ def main(argv):
         ridge = gait.fit_ridge([feats[n][keep[n]] for n in spec.train],
                                [target[n][keep[n]] for n in spec.train], best_alpha)
 
-        results, per_trial = {}, {n: {} for n in spec.test}
+        results, per_trial, moments = {}, {n: {} for n in spec.test}, {}
         for key, (label, p) in rows.items():
             out = {n: predict(p, xs[n]) for n in spec.test}
+            moments[key] = {n: np.asarray(out[n][1]) for n in spec.test}
             pred, true, valid = _rows_on(spec.test, xs, lambda n: out[n][1])
             force = np.concatenate([np.asarray(out[n][0])[np.asarray(xs[n].valid) > 0]
                                     for n in spec.test])
@@ -155,20 +158,29 @@ def main(argv):
                             "test_all_samples": gait.moment_metrics(pred, true, spec.dofs),
                             "forces": plaus}
             for n in spec.test:
-                per_trial[n][f"({key}) {label}"] = np.asarray(out[n][1])
+                per_trial[n][f"({key}) {label}"] = moments[key][n]
         pred, true, valid = _rows_on(spec.test, xs,
                                      lambda n: gait.ridge_predict(*ridge, feats[n]))
         results["d'"] = {"label": "linear decoder (ridge, lagged EMG; data only)",
                          "test": gait.moment_metrics(pred[valid], true[valid], spec.dofs),
                          "test_all_samples": gait.moment_metrics(pred, true, spec.dofs)}
+        moments["d'"] = {n: gait.ridge_predict(*ridge, feats[n]) for n in spec.test}
         for n in spec.test:
-            per_trial[n]["(d') ridge"] = gait.ridge_predict(*ridge, feats[n])
+            per_trial[n]["(d') ridge"] = moments["d'"][n]
 
+        # (c) against (b) and (d') trial by trial: a difference within the spread over test
+        # trials is noise (evaluation.paired_vs_baseline; the fits are deterministic).
+        rmse = {k: np.array([np.sqrt(np.mean((m[n][keep[n]] - target[n][keep[n]]) ** 2, 0))
+                             for n in spec.test]) for k, m in moments.items()}
+        paired = {f"c_vs_{k}": {d: evaluation.paired_vs_baseline(rmse["c"][:, j], rmse[k][:, j])
+                                for j, d in enumerate(spec.dofs)}
+                  for k in rmse if k not in ("a", "c")}
         identified = rows["c"][1]
         metrics = {
             "data_spec": os.path.abspath(spec.path),
             "split": {"train": spec.train, "validation": spec.validation, "test": spec.test},
             "rows": results,
+            "paired_test_rmse": paired,
             "selection": {"c_prior_weight": best_w, "c_validation_scores": choice,
                           "c_steps": FLAGS.steps, "c_final_training_loss": history[-1],
                           "ridge_alpha": best_alpha, "ridge_validation_scores": ridge_scores},

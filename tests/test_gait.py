@@ -268,6 +268,8 @@ def test_moments_table_binary(tmp_path):
         assert set(row["test"]) == set(DOFS)
         assert all(np.isfinite(row["test"][d]["rmse"]) for d in DOFS)
     assert set(m["selection"]["c_validation_scores"]) == {"0.0", "0.1"}
+    assert set(m["paired_test_rmse"]) == {"c_vs_b", "c_vs_d'"}
+    assert m["paired_test_rmse"]["c_vs_b"]["R_knee_fe"]["n_trials"] == 1
     assert "| (b) EMG-driven, CEINMS calibrated |" in (work / "table.md").read_text()
     assert (work / "plots" / "FastWalking_moments.png").stat().st_size > 10_000
     # a bad spec: one line, exit 2, no work directory left behind
