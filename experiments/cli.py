@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -28,16 +29,25 @@ def run(main) -> None:
         try:
             return main(argv)
         except (DataError, UsageError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            _exit(f"error: {e}", 2)
         except WorkdirError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(4)
+            _exit(f"error: {e}", 4)
 
     if any(a in ("--help", "-h", "--helpshort") for a in sys.argv[1:]):
         print(help_text())  # absl would exit 1; asking for help is no error
         sys.exit(0)
     app.run(wrapped, flags_parser=_parse_flags)
+
+
+def _exit(line: str, code: int) -> None:
+    """Print ``line`` to stderr and end the process with ``code`` at once. Not ``sys.exit``:
+    after a failed checkpoint read, orbax's background threads post to an event loop that
+    interpreter shutdown has closed and print "Event loop is closed" tracebacks under the
+    one-line error. Everything the binaries write is closed by then (context managers)."""
+    print(line, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _parse_flags(argv):

@@ -10,6 +10,8 @@ as such (:class:`ConfigMismatch`) instead of surfacing as an orbax error.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 from typing import NamedTuple
 
@@ -68,6 +70,7 @@ class Checkpoints:
                                                best=a.StandardSave(best.params),
                                                meta=a.JsonSave(meta)))
         self._mgr.wait_until_finished()
+        _write_manifest(os.path.join(self.dir, str(epoch)))
 
     def restore(self, template):
         """(epoch, state, history, best) of the newest checkpoint, or (0, template, [], None).
@@ -76,6 +79,7 @@ class Checkpoints:
         if step is None:
             return 0, template, [], None
         path = os.path.join(self.dir, str(step))
+        _check_manifest(path)
         a = self._args
         with _readable(path):
             meta = self._mgr.restore(step, args=a.Composite(meta=a.JsonRestore()))["meta"]
@@ -98,6 +102,54 @@ class Checkpoints:
         score = np.array([np.nan if x is None else x for x in meta["best_score"]], float)
         return (int(step), got["state"], meta["history"],
                 Best(got["best"], np.asarray(meta["best_epoch"]), score))
+
+
+_MANIFEST = "pinnmsk_files.json"
+
+
+def _file_digests(path: str) -> dict:
+    """{relative path: [size in bytes, sha256]} of every file under ``path`` but the manifest."""
+    out = {}
+    for root, _, names in os.walk(path):
+        for n in sorted(names):
+            f = os.path.join(root, n)
+            rel = os.path.relpath(f, path)
+            if rel in (_MANIFEST, _MANIFEST + ".tmp"):
+                continue
+            with open(f, "rb") as fh:
+                out[rel] = [os.path.getsize(f), hashlib.sha256(fh.read()).hexdigest()]
+    return out
+
+
+def _write_manifest(path: str) -> None:
+    """Record the size and digest of each file of the finished checkpoint at ``path``
+    (written atomically: a checkpoint without one is read unchecked)."""
+    digests = _file_digests(path)
+    tmp = os.path.join(path, _MANIFEST + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(digests, fh)
+    os.replace(tmp, os.path.join(path, _MANIFEST))
+
+
+def _check_manifest(path: str) -> None:
+    """Compare the checkpoint at ``path`` with its manifest before orbax reads it: a truncated,
+    altered or missing file is one ConfigMismatch line. (Letting orbax find it instead leaves
+    its reader threads printing "Event loop is closed" tracebacks after the error.)"""
+    f = os.path.join(path, _MANIFEST)
+    if not os.path.exists(f):
+        return  # written before manifests, or by another tool
+    want = json.load(open(f))
+    have = _file_digests(path)
+    for rel, (size, digest) in sorted(want.items()):
+        got = have.get(rel)
+        why = ("is missing" if got is None else
+               f"has {got[0]} bytes, {size} when written" if got[0] != size else
+               "differs from what was written" if got[1] != digest else None)
+        if why:
+            raise ConfigMismatch(f"{path}: the checkpoint cannot be read ({rel} {why}): it is "
+                                 f"damaged (a truncated or partly copied file?); delete {path} "
+                                 "to fall back to the previous checkpoint, or train again in a "
+                                 "new --workdir")
 
 
 @contextlib.contextmanager

@@ -477,3 +477,25 @@ def test_predict_refuses_emg_in_other_units(one_epoch_run, tmp_path):
     np.savez(str(dead), time=src.time, **{c: vals[:, i] for i, c in enumerate(src.columns)})
     r = _bin("predict", f"--data_spec={p}", f"--workdir={w}", f"--emg={dead}", f"--out={out}")
     assert r.returncode == 0 and "warning" in r.stderr and "'ECRL'" in r.stderr, r.stderr[-2000:]
+
+
+def test_checkpoint_manifest_names_an_altered_file(one_epoch_run, tmp_path):
+    """A flipped byte (same size) is caught before orbax reads the arrays; an intact
+    checkpoint, and one written before manifests, pass."""
+    import shutil
+
+    from pinnmsk import checkpoint
+
+    _, w = one_epoch_run
+    step = tmp_path / "1"
+    shutil.copytree(w / "checkpoints" / "1", step)
+    checkpoint._check_manifest(str(step))
+    files = [f for f in step.rglob("*") if f.is_file() and f.name != "pinnmsk_files.json"]
+    big = max(files, key=lambda f: f.stat().st_size)
+    b = bytearray(big.read_bytes())
+    b[len(b) // 2] ^= 0xFF
+    big.write_bytes(bytes(b))
+    with pytest.raises(checkpoint.ConfigMismatch, match="differs from what was written"):
+        checkpoint._check_manifest(str(step))
+    (step / "pinnmsk_files.json").unlink()
+    checkpoint._check_manifest(str(step))
