@@ -19,6 +19,7 @@ import optax
 
 from pinnmsk import emg_driven as ed
 from pinnmsk.data.ceinms import GaitSpec, GaitTrial, Subject
+from pinnmsk.data.opensim import DataError
 
 # CEINMS's calibration bounds (its calibration setups): strength coefficients 0.5-2.5, shape
 # factor -3 to 0 (we allow up to +0.5, where the uncalibrated subject starts), c1 and c2 in
@@ -220,8 +221,11 @@ def lagged_excitations(trial: GaitTrial, lags_s=(0.0, 0.025, 0.05, 0.1)) -> np.n
     for lag in lags_s:
         idx = np.searchsorted(trial.excitation_time_s, trial.time_s - lag + 1e-9, "right") - 1
         if np.any(idx < 0):
-            raise ValueError(f"trial '{trial.name}': its EMG lead-in is shorter than the "
-                             f"{lag * 1e3:.0f} ms lag")
+            lead = (trial.time_s[0] - trial.excitation_time_s[0]) * 1e3
+            raise DataError(f"trial '{trial.name}': its EMG starts {lead:.0f} ms before its "
+                            f"first sample, less than the {lag * 1e3:.0f} ms lag the EMG "
+                            "features need; pass smaller --lags_ms or export more EMG before "
+                            "the trial")
         feats.append(ex[idx])
     return np.concatenate(feats, 1)
 

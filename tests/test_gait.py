@@ -259,16 +259,24 @@ def test_moments_table_binary(tmp_path):
     work = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "experiments.moments_table",
                            f"--data_spec={path}", f"--workdir={work}", "--steps=15",
-                           "--prior_weights=0,0.1", "--ridge_alphas=1,100"],
+                           "--prior_weights=0,0.1", "--ridge_alphas=1,100", "--seeds=2",
+                           "--net_steps=100", "--hill_weights=1,10"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     m = json.loads((work / "metrics.json").read_text())
-    assert set(m["rows"]) == {"a", "b", "c", "d'"}
+    assert set(m["rows"]) == {"a", "b", "c", "d'", "d", "e"}
     for row in m["rows"].values():
         assert set(row["test"]) == set(DOFS)
         assert all(np.isfinite(row["test"][d]["rmse"]) for d in DOFS)
     assert set(m["selection"]["c_validation_scores"]) == {"0.0", "0.1"}
-    assert set(m["paired_test_rmse"]) == {"c_vs_b", "c_vs_d'"}
+    assert set(m["paired_test_rmse"]) == {"c_vs_b", "c_vs_d'", "e_vs_b", "e_vs_c", "e_vs_d",
+                                          "e_vs_d'"}
+    nets = m["selection"]["networks"]
+    assert set(nets["e"]["validation_scores"]) == {"1.0", "10.0"}
+    assert nets["e"]["hill_weight"] in (1.0, 10.0) and 1 <= nets["e"]["steps"] <= 100
+    assert len(m["rows"]["e"]["test_per_seed"]) == 2
+    # the physics network's forces are bounded by what the units can make
+    assert m["rows"]["e"]["forces"]["peak_force_over_strength_fmax"] <= 1.0
     assert m["paired_test_rmse"]["c_vs_b"]["R_knee_fe"]["n_trials"] == 1
     assert "| (b) EMG-driven, CEINMS calibrated |" in (work / "table.md").read_text()
     assert (work / "plots" / "FastWalking_moments.png").stat().st_size > 10_000
@@ -280,3 +288,11 @@ def test_moments_table_binary(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no dof 'R_ankle'" in proc.stderr and not (tmp_path / "bad_run").exists()
+    # features reaching back further than a trial's EMG: one line naming trial and flag
+    proc = subprocess.run([sys.executable, "-m", "experiments.moments_table",
+                           f"--data_spec={path}", f"--workdir={tmp_path / 'lag_run'}",
+                           "--lags_ms=0,500", "--steps=2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "--lags_ms" in proc.stderr and "_Running1_" in proc.stderr
+    assert not (tmp_path / "lag_run").exists()
