@@ -151,15 +151,16 @@ def make_init(prep: Prepared, tx):
 
 
 def make_train_step(prep: Prepared, tx, use_physics: bool, sweep: bool,
-                    layout: str = "vmap"):
+                    layout: str = "vmap", batch_per_model: bool = False):
     """The pure train step for ``prep``'s model; for a sweep, the K-model step of
     ``layout`` (:data:`pinnmsk.train.SWEEP_LAYOUTS`, default "vmap"), whose "vmap" layout uses
     the model form that vmaps well (:func:`pinnmsk.models.for_sweep`: same parameters and
-    function)."""
+    function); ``batch_per_model``: each model gathers its own batch (seeds)."""
     if not sweep:
         return train.make_train_step(prep.net, tx, prep.data.models, prep.consts, use_physics)
     net = models.for_sweep(prep.net) if layout == "vmap" else prep.net
-    return train.make_sweep_step(net, tx, prep.data.models, prep.consts, use_physics, layout)
+    return train.make_sweep_step(net, tx, prep.data.models, prep.consts, use_physics, layout,
+                                 batch_per_model)
 
 
 def inference_record(prep: Prepared, config: TrainConfig, spec_sha256: str) -> dict:

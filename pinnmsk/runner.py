@@ -37,7 +37,8 @@ def _device_data(w: ds_lib.Windows) -> Batch:
 
 
 def make_step_fn(step, mesh=None):
-    """jit(gather a batch on device + train step): ``(state, data, idx (S, B), i, weights)``.
+    """jit(gather a batch on device + train step): ``(state, data, idx (S, B), i, weights)``;
+    ``idx`` (K, S, B) gathers one batch per model (K leading) for a step that takes them.
 
     The epoch loop stays on the host, one dispatch per step. A ``lax.scan`` over the epoch would
     save the dispatches, but XLA:CPU runs the convolutions inside a loop body ~15x slower than
@@ -45,7 +46,7 @@ def make_step_fn(step, mesh=None):
     """
 
     def one(state, data: Batch, idx, i, weights):
-        ix = jax.lax.dynamic_index_in_dim(idx, i, keepdims=False)
+        ix = jax.lax.dynamic_index_in_dim(idx, i, axis=idx.ndim - 2, keepdims=False)
         batch = jax.tree_util.tree_map(lambda a: a[ix], data)
         if mesh is not None:
             batch = sharding.constrain_batch(batch, mesh)
@@ -65,16 +66,17 @@ class Programs(NamedTuple):
 
 
 def programs(prep: Prepared, config: TrainConfig, steps: int, use_physics: bool, sweep: bool,
-             sweep_layout: str = "vmap", mesh=None) -> Programs:
+             sweep_layout: str = "vmap", mesh=None, batch_per_model: bool = False) -> Programs:
     """:class:`Programs` for these settings, built once per ``prep`` (kept in ``prep.programs``):
     they depend on the config only through the optimiser's settings (the seed and the loss
     weights are arguments), so refitting the same data (resume, the single runs of a sweep)
-    neither traces nor compiles again."""
+    neither traces nor compiles again. ``batch_per_model``: a sweep whose models each gather
+    their own batches (seeds with their own data order)."""
     key = (repr(dataclasses.replace(config, seed=0)), steps, use_physics, sweep, sweep_layout,
-           mesh)
+           mesh, batch_per_model)
     if key not in prep.programs:
         tx = train.make_optimizer(config, steps)
-        step = make_train_step(prep, tx, use_physics, sweep, sweep_layout)
+        step = make_train_step(prep, tx, use_physics, sweep, sweep_layout, batch_per_model)
         prep.programs[key] = Programs(make_init(prep, tx), make_step_fn(step, mesh),
                                       evaluation.validation_scorer(prep, sweep))
     return prep.programs[key]
@@ -84,8 +86,13 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
         stop_after_epochs: int | None = None, mesh=None,
         on_epoch: Callable[[dict], None] | None = None, sweep_layout: str = "vmap",
-        progress_every_s: float = 20.0):
+        progress_every_s: float = 20.0, seeds=None):
     """Train one model (``weights`` (7,)) or a sweep of K models (``weights`` (K, 7)).
+
+    ``seeds`` (K,) ints, for a sweep: model k is initialised, shuffled and draws its
+    collocation times from ``seeds[k]`` exactly as a single run with ``config.seed = seeds[k]``
+    (each model gathers its own batches); None: every model from ``config.seed``, sharing the
+    data order (a sweep over loss weights alone, compared at equal initialisation).
 
     Resumes from ``workdir``'s newest checkpoint if there is one. Returns (state, history);
     history is a list of per-epoch dicts. ``stop_after_epochs`` ends early (for tests of resume).
@@ -102,7 +109,7 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     with (checkpoint.Checkpoints(workdir) if workdir is not None
           else contextlib.nullcontext()) as ckpt:
         return _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh,
-                    on_epoch, sweep_layout, progress_every_s)
+                    on_epoch, sweep_layout, progress_every_s, seeds)
 
 
 class _Clock:
@@ -122,8 +129,14 @@ class _Clock:
 
 
 def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_epoch,
-         sweep_layout, progress_every_s):
+         sweep_layout, progress_every_s, seeds):
     sweep = weights.ndim == 2
+    if seeds is not None and (not sweep or len(seeds) != len(weights)):
+        raise ValueError(f"{len(seeds)} seeds for {len(weights)} weight settings: give one "
+                         "seed per model of a sweep")
+    per_model = seeds is not None
+    if per_model and mesh is not None:
+        raise ValueError("seeds as a sweep axis run on one device; drop the mesh flags")
     n = len(prep.train)
     bs = min(config.batch_size, n)
     steps = n // bs
@@ -131,16 +144,20 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
     if sweep and mesh is not None and sweep_layout != "vmap":
         raise ValueError(f"sweep layout '{sweep_layout}' runs on one device; use 'vmap' with a "
                          "mesh")
-    progs = programs(prep, config, steps, use_physics, sweep, sweep_layout, mesh)
-    state = progs.init(config.seed)
-    state = train.stack_states([state] * len(weights)) if sweep else state
+    progs = programs(prep, config, steps, use_physics, sweep, sweep_layout, mesh, per_model)
+    if per_model:
+        state = train.stack_states([progs.init(int(s)) for s in seeds])
+    else:
+        state = progs.init(config.seed)
+        state = train.stack_states([state] * len(weights)) if sweep else state
     n_models = len(weights) if sweep else 1
     start, history, best = 0, [], None
     if workdir is not None:
         check_config(workdir, {**dataclasses.asdict(config), "data_spec": prep.data.spec.path,
                                 "data_spec_sha256": spec_fingerprint(prep.data.spec.path),
                                 "data_sha256": data_fingerprint(prep.data),
-                                "weights": np.asarray(weights).tolist()})
+                                "weights": np.asarray(weights).tolist(),
+                                **({"seeds": [int(x) for x in seeds]} if per_model else {})})
         start, state, history, best = ckpt.restore(state)
         if start:
             log(f"resuming from the checkpoint of epoch {start} in {workdir}/checkpoints")
@@ -164,8 +181,9 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
     diverged = np.zeros(len(weights) if sweep else 1, bool)
     last_saved = start
     for epoch in range(start, end):
-        perm = np.random.default_rng([config.seed, epoch]).permutation(n)[: steps * bs]
-        idx = jnp.asarray(perm.reshape(steps, bs))
+        order = lambda seed: np.random.default_rng([seed, epoch]).permutation(n)[: steps * bs]
+        idx = jnp.asarray(np.stack([order(int(s)) for s in seeds]).reshape(-1, steps, bs)
+                          if per_model else order(config.seed).reshape(steps, bs))
         ms = []
         t_epoch = last = time.time()
         for i in range(steps):

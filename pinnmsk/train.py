@@ -109,10 +109,11 @@ def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
 
 
 def make_sweep_step(net: PINNModel, tx: optax.GradientTransformation, base: MskModel,
-                    consts: LossConstants, use_physics: bool = True, layout: str = "vmap"
-                    ) -> StepFn:
+                    consts: LossConstants, use_physics: bool = True, layout: str = "vmap",
+                    batch_per_model: bool = False) -> StepFn:
     """K models at once: ``(states, batch, weights (K, 7)) -> (states, metrics)``, the states
-    stacked on axis 0 and the batch shared; each model's numbers are those of
+    stacked on axis 0 and the batch shared (``batch_per_model``: each model its own batch, K
+    leading, as seeds with their own data order have); each model's numbers are those of
     :func:`make_train_step` (a sum of independent losses has the per-model gradients).
 
     ``layout`` is a computational choice only:
@@ -125,8 +126,10 @@ def make_sweep_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
         K-model encoder is memory-bound and gains nothing from vmap, while the physics does
         (``python -m benchmarks.training sweep``).
     """
+    b_axis = 0 if batch_per_model else None
     if layout == "vmap":
-        return jax.vmap(make_train_step(net, tx, base, consts, use_physics), in_axes=(0, None, 0))
+        return jax.vmap(make_train_step(net, tx, base, consts, use_physics),
+                        in_axes=(0, b_axis, 0))
     if layout != "unrolled_encoder":
         raise ValueError(f"unknown sweep layout '{layout}'; use one of {', '.join(SWEEP_LAYOUTS)}")
 
@@ -136,9 +139,11 @@ def make_sweep_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
                                         weights, key, use_physics)
 
     def total(params, batch, weights, keys):
-        z = jnp.stack([jax.vmap(_fns(net, ode.tree_index(params["net"], k))[0])(batch.emg)
+        emg = lambda k: batch.emg[k] if batch_per_model else batch.emg
+        z = jnp.stack([jax.vmap(_fns(net, ode.tree_index(params["net"], k))[0])(emg(k))
                        for k in range(weights.shape[0])])
-        loss, terms = jax.vmap(rest, in_axes=(0, 0, None, 0, 0))(params, z, batch, weights, keys)
+        loss, terms = jax.vmap(rest, in_axes=(0, 0, b_axis, 0, 0))(params, z, batch, weights,
+                                                                   keys)
         return jnp.sum(loss), (loss, terms)
 
     def step(states: TrainState, batch: Batch, weights: Array):

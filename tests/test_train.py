@@ -105,6 +105,29 @@ def test_vmapped_sweep_equals_separate_runs(data, layout):
                                    rtol=1e-4)
 
 
+@pytest.mark.parametrize("layout", train.SWEEP_LAYOUTS)
+def test_seed_sweep_equals_single_seed_runs(data, layout):
+    """Seeds as a sweep axis: (λ, seed) models in one program, each the single run with that
+    seed (its own initialisation, data order and collocation draws)."""
+    prep = prepare.prepare(data, CFG)
+    lams, seeds = [0.0, 3.0, 3.0], [0, 0, 5]
+    w = prepare.weights_for(CFG, lams)
+    swept, hist, _, best = runner.fit(prep, CFG, w, None, log=lambda s: None,
+                                      sweep_layout=layout, seeds=seeds)
+    for k, seed in enumerate(seeds):
+        cfg = dataclasses.replace(CFG, seed=seed)
+        single, h1, _, b1 = runner.fit(prep, cfg, w[k], None, log=lambda s: None)
+        _params_close(train.unstack_state(swept, k).params, single.params, rtol=2e-3, atol=2e-5)
+        np.testing.assert_allclose([h["loss"][k] for h in hist], [h["loss"][0] for h in h1],
+                                   rtol=1e-4)
+        np.testing.assert_allclose(best.score[k], b1.score[0], rtol=1e-4)
+    # the seeds differ: same λ, other seed, other model
+    a, b = (train.unstack_state(swept, k).params["net"] for k in (1, 2))
+    assert not np.allclose(jax.tree_util.tree_leaves(a)[0], jax.tree_util.tree_leaves(b)[0])
+    with pytest.raises(ValueError, match="one seed per model"):
+        runner.fit(prep, CFG, w, None, log=lambda s: None, seeds=[0, 1])
+
+
 def test_refits_reuse_programs_only_for_the_same_settings(data):
     """runner.fit keeps its compiled programs in the Prepared: a refit with the same optimiser
     settings (another seed) reuses them; other settings (learning rate) get their own (their
