@@ -303,13 +303,13 @@ class Scalars:
             w.close()
 
 
-def fit_or_exit(prep, config: TrainConfig, weights, physics_weights):
+def fit_or_exit(prep, config: TrainConfig, weights, physics_weights, seeds=None):
     """``runner.fit`` into --workdir on the flags' mesh, with TensorBoard scalars; divergence
-    exits 3, misfit sizes exit 2."""
+    exits 3, misfit sizes exit 2. ``seeds``: one per model of a sweep (``runner.fit``)."""
     scalars = Scalars(FLAGS.workdir, physics_weights)
     try:
         return runner.fit(prep, config, weights, FLAGS.workdir, mesh=mesh_from_flags(),
-                          on_epoch=scalars, sweep_layout=FLAGS.sweep_layout)
+                          on_epoch=scalars, sweep_layout=FLAGS.sweep_layout, seeds=seeds)
     except runner.TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)

@@ -4,6 +4,13 @@
       --physics_weights=0,0.1,1,10
 
 Writes WORKDIR/sweep.json (one metrics block per weight) and WORKDIR/plots/ (unless --noplots).
+
+``--seeds=N`` trains every weight with N seeds (--seed, --seed + 1, ...) in the same program:
+each model initialised, shuffled and drawing collocation times as the single run with its seed.
+sweep.json then has a result per (weight, seed), each weight's test figures as mean ± sd over
+seeds (``test_across_seeds``), the weight validation chooses for each seed and whether that
+choice holds across seeds, and each weight's paired validation difference from λ = 0 over
+seeds × validation trials (``vs_lambda0_by_weight``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ flagdefs.define_data_flags()
 flagdefs.define_train_flags()
 flags.DEFINE_string("physics_weights", "0,0.1,1,10", "Comma-separated physics weights λ "
                     "(default: --config's PHYSICS_WEIGHTS where it has them).")
+flags.DEFINE_integer("seeds", 1, "Seeds per physics weight (--seed, --seed + 1, ...), trained "
+                     "in the same program; figures as mean ± sd over seeds.", lower_bound=1)
 
 
 def main(argv):
@@ -39,56 +48,147 @@ def main(argv):
 
 
 def _sweep(config, lams) -> None:
-    import jax
     import numpy as np
 
     from experiments import common
-    from pinnmsk import evaluation, prepare, records
+    from pinnmsk import prepare, records
 
     records.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)
     prep = prepare.prepare(data, config)
     sanity = common.report_sanity(prep)
-    weights = prepare.weights_for(config, lams)
-    print(f"sweep of {len(lams)} models (lambda = {', '.join(map(str, lams))}) on "
-          f"{len(prep.train)} windows, {config.epochs} epochs", file=sys.stderr, flush=True)
-    _, history, diverged, best = common.fit_or_exit(prep, config, weights, lams)
-    results = []
-    for k, lam in enumerate(lams):
-        entry = {"physics_weight": float(lam), "diverged": bool(diverged[k])}
+    seeds = [config.seed + j for j in range(FLAGS.seeds)]
+    models = [(float(lam), seed) for lam in lams for seed in seeds]
+    weights = prepare.weights_for(config, [lam for lam, _ in models])
+    print(f"sweep of {len(models)} models (lambda = {', '.join(map(str, lams))}"
+          f"{f' x {len(seeds)} seeds' if len(seeds) > 1 else ''}) on {len(prep.train)} windows, "
+          f"{config.epochs} epochs", file=sys.stderr, flush=True)
+    _, history, diverged, best = common.fit_or_exit(
+        prep, config, weights, [lam for lam, _ in models],
+        [s for _, s in models] if len(seeds) > 1 else None)
+    results, tests = [], {}
+    for k, (lam, seed) in enumerate(models):
+        entry = {"physics_weight": lam, "diverged": bool(diverged[k])}
+        tag = f"_lambda{lam:g}"
+        if len(seeds) > 1:
+            entry["seed"], tag = seed, f"{tag}_seed{seed}"
         if not diverged[k]:
-            params = jax.tree_util.tree_map(lambda x: x[k], best.params)
             block, per_trial = common.metrics_block(
-                prep, params, dataclasses.replace(config, physics_weight=float(lam)),
+                prep, _model(best.params, k),
+                dataclasses.replace(config, physics_weight=lam, seed=seed),
                 common.selection_record(best, k))
             entry.update(block)
-            common.write_plots(FLAGS.workdir, prep, per_trial, None, tag=f"_lambda{lam:g}")
-            print(f"lambda={lam:g}:\n{common.summary(block['test'])}")
+            tests[k] = block["test"]
+            common.write_plots(FLAGS.workdir, prep, per_trial, None, tag=tag)
+            print(f"lambda={lam:g}{f' seed {seed}' if len(seeds) > 1 else ''}:\n"
+                  f"{common.summary(block['test'])}")
         results.append(entry)
-    common.write_plots(FLAGS.workdir, prep, None, history, [f"λ={x:g}" for x in lams],
-                       weights=weights)
-    ok = [k for k in range(len(lams)) if not diverged[k] and np.isfinite(best.score[k])]
-    chosen = None
-    if ok:
-        k = min(ok, key=lambda i: best.score[i])
-        chosen = {"physics_weight": float(lams[k]), "by": "lowest validation data loss",
-                  "validation_score": float(best.score[k])}
-        print(f"chosen on validation: lambda={lams[k]:g} (validation score "
-              f"{best.score[k]:.4g}); its test metrics are the ones to report")
-        zero = [i for i in ok if lams[i] == 0]
-        if zero and lams[k] != 0 and len(prep.val_trials) > 1:
-            per = lambda i: evaluation.validation_by_trial(
-                prep, jax.tree_util.tree_map(lambda x: x[i], best.params))
-            chosen["vs_lambda0"] = evaluation.paired_vs_baseline(per(k), per(zero[0]))
-            v = chosen["vs_lambda0"]
-            print(f"  vs lambda=0 on the {v['n_trials']} validation trials: mean difference "
-                  f"{v['mean_difference']:+.4g} (SE {v['standard_error']:.2g}, t {v['t']:.2f}): "
-                  f"{'better beyond' if v['better_beyond_noise'] else 'within'} noise")
-    records.write_json(os.path.join(FLAGS.workdir, "sweep.json"),
-                       {"results": results, "chosen_on_validation": chosen,
-                        "model_sanity": sanity})
+    labels = [f"λ={lam:g}" + (f" s{seed}" if len(seeds) > 1 else "") for lam, seed in models]
+    common.write_plots(FLAGS.workdir, prep, None, history, labels, weights=weights)
+    ok = [k for k in range(len(models)) if not diverged[k] and np.isfinite(best.score[k])]
+    out = {"results": results, "chosen_on_validation": None, "model_sanity": sanity}
+    if ok and len(seeds) == 1:
+        out["chosen_on_validation"] = _choice_one_seed(prep, lams, best, ok)
+    elif ok:
+        out.update(_choice_over_seeds(prep, models, seeds, best, ok, tests))
+    records.write_json(os.path.join(FLAGS.workdir, "sweep.json"), out)
     records.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
     print(f"wrote {FLAGS.workdir}/sweep.json")
+
+
+def _model(params, k):
+    import jax
+
+    return jax.tree_util.tree_map(lambda x: x[k], params)
+
+
+def _choice_one_seed(prep, lams, best, ok) -> dict:
+    from pinnmsk import evaluation
+
+    k = min(ok, key=lambda i: best.score[i])
+    chosen = {"physics_weight": float(lams[k]), "by": "lowest validation data loss",
+              "validation_score": float(best.score[k])}
+    print(f"chosen on validation: lambda={lams[k]:g} (validation score "
+          f"{best.score[k]:.4g}); its test metrics are the ones to report")
+    zero = [i for i in ok if lams[i] == 0]
+    if zero and lams[k] != 0 and len(prep.val_trials) > 1:
+        per = lambda i: evaluation.validation_by_trial(prep, _model(best.params, i))
+        chosen["vs_lambda0"] = evaluation.paired_vs_baseline(per(k), per(zero[0]))
+        v = chosen["vs_lambda0"]
+        print(f"  vs lambda=0 on the {v['n_trials']} validation trials: mean difference "
+              f"{v['mean_difference']:+.4g} (SE {v['standard_error']:.2g}, t {v['t']:.2f}): "
+              f"{'better beyond' if v['better_beyond_noise'] else 'within'} noise")
+    return chosen
+
+
+def _choice_over_seeds(prep, models, seeds, best, ok, tests) -> dict:
+    """Per seed the weight validation chooses; per weight its test figures over seeds and its
+    paired validation difference from λ = 0 over seeds × validation trials."""
+    import numpy as np
+
+    from pinnmsk import evaluation
+
+    lams = list(dict.fromkeys(lam for lam, _ in models))
+    index = {m: k for k, m in enumerate(models)}
+    per_seed = []
+    for seed in seeds:
+        mine = [k for k in ok if models[k][1] == seed]
+        if mine:
+            k = min(mine, key=lambda i: best.score[i])
+            per_seed.append({"seed": seed, "physics_weight": models[k][0],
+                             "validation_score": float(best.score[k])})
+    full = [lam for lam in lams if all(index[(lam, s)] in ok for s in seeds)]
+    mean_val = {lam: float(np.mean([best.score[index[(lam, s)]] for s in seeds])) for lam in full}
+    chosen = None
+    if full:
+        lam = min(full, key=mean_val.get)
+        chosen = {"physics_weight": lam, "by": "lowest validation data loss, mean over seeds",
+                  "validation_score_mean": mean_val[lam],
+                  "per_seed": per_seed,
+                  "holds_across_seeds": len({p["physics_weight"] for p in per_seed}) == 1
+                  and len(per_seed) == len(seeds)}
+    across = {f"{lam:g}": evaluation.across_seeds([tests[index[(lam, s)]] for s in seeds])
+              for lam in full}
+    vs0 = {}
+    if 0.0 in full and len(prep.val_trials) > 1:
+        per = {k: evaluation.validation_by_trial(prep, _model(best.params, k))
+               for lam in full for k in (index[(lam, s)] for s in seeds)}
+        for lam in full:
+            if lam != 0.0:
+                vs0[f"{lam:g}"] = evaluation.paired_over_seeds(
+                    [per[index[(lam, s)]] for s in seeds], [per[index[(0.0, s)]] for s in seeds])
+    print(_seed_table(full, mean_val, best, index, seeds, across, vs0))
+    if chosen:
+        each = ", ".join(f"{p['physics_weight']:g}" for p in per_seed)
+        holds = "holds" if chosen["holds_across_seeds"] else "does not hold"
+        print(f"chosen on validation (mean over {len(seeds)} seeds): "
+              f"lambda={chosen['physics_weight']:g}; per seed: {each} ({holds} across seeds)")
+    return {"chosen_on_validation": chosen, "test_across_seeds": across,
+            "vs_lambda0_by_weight": vs0}
+
+
+def _seed_table(lams, mean_val, best, index, seeds, across, vs0) -> str:
+    """λ | validation | test angle R² per coordinate | mean force R² | vs λ = 0, as text."""
+    import numpy as np
+
+    def ms(d):
+        return f"{d['mean']:.3f} ± {d['sd']:.3f}"
+
+    rows = []
+    for lam in lams:
+        a = across[f"{lam:g}"]
+        vals = [best.score[index[(lam, s)]] for s in seeds]
+        cells = [f"{lam:g}", f"{np.mean(vals):.4g} ± {np.std(vals, ddof=1):.2g}"]
+        cells += [ms(m["r2"]) for m in a.get("angle", {}).values()]
+        if "force" in a and "mean" in a["force"]:
+            cells.append(ms(a["force"]["mean"]["r2"]))
+        v = vs0.get(f"{lam:g}")
+        cells.append("—" if v is None else f"{v['mean_difference']:+.4g} ± "
+                     f"{v['standard_error']:.2g} (t {v['t']:.2f})")
+        rows.append("  ".join(cells))
+    head = (f"lambda  validation (mean ± sd over {len(seeds)} seeds)  test angle R²  "
+            "[mean force R²]  vs lambda=0 on validation (seeds x trials)")
+    return "\n".join([head] + rows)
 
 
 if __name__ == "__main__":

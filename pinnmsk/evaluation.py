@@ -79,6 +79,31 @@ def paired_vs_baseline(scores: np.ndarray, baseline: np.ndarray) -> dict:
             "n_trials": n, "better_beyond_noise": bool(np.isfinite(t) and t < -2.0)}
 
 
+def across_seeds(blocks: list[dict]) -> dict:
+    """Mean and sample standard deviation over seeds of every number in the test blocks'
+    pooled "angle" and "force" metrics: {"angle": {coord: {"r2": {"mean", "sd", "per_seed"}}}}.
+    """
+    def walk(items):
+        if isinstance(items[0], dict):
+            return {k: walk([b[k] for b in items]) for k in items[0]
+                    if all(isinstance(b, dict) and k in b for b in items)}
+        x = np.asarray(items, float)
+        return {"mean": float(np.mean(x)),
+                "sd": float(np.std(x, ddof=1)) if len(x) > 1 else float("nan"),
+                "per_seed": x.tolist()}
+
+    return {k: walk([b[k] for b in blocks]) for k in ("angle", "force")
+            if all(k in b for b in blocks)}
+
+
+def paired_over_seeds(scores: list, baselines: list) -> dict:
+    """:func:`paired_vs_baseline` over every (seed, validation trial) pair: ``scores`` and
+    ``baselines`` hold one (V,) array per seed. The pairs are treated as independent, so the
+    standard error is an optimistic one where seeds agree trial by trial."""
+    return {**paired_vs_baseline(np.concatenate(scores), np.concatenate(baselines)),
+            "n_seeds": len(scores)}
+
+
 def evaluate(prep: Prepared, params, trials=None) -> tuple[dict, list]:
     """Metrics over ``trials`` (default: test) at τ = 0, pooled, per trial and per subject, and
     per-trial predictions for plots."""

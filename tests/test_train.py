@@ -363,6 +363,40 @@ def test_sweep_binary_end_to_end(tiny, tmp_path):
     assert [s for s, _ in _scalars(sw / "tensorboard" / "lambda_1_1")["loss/dynamics"]] == [1]
 
 
+def test_sweep_binary_with_seeds(tiny, tmp_path):
+    """--seeds=2: a result per (λ, seed), test figures as mean ± sd over seeds, a choice per
+    seed, and λ's paired validation difference from λ = 0 over seeds × trials."""
+    sw = tmp_path / "sweep"
+    r = _bin("sweep", f"--data_spec={tiny}", f"--workdir={sw}", "--epochs=1", "--batch_size=64",
+             "--n_colloc=2", "--physics_weights=0,1", "--seeds=2", "--seed=3", "--noplots")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.load(open(sw / "sweep.json"))
+    res = out["results"]
+    assert [(x["physics_weight"], x["seed"]) for x in res] == [(0, 3), (0, 4), (1, 3), (1, 4)]
+    r2 = [x["test"]["angle"]["wrist_flex"]["r2"] for x in res]
+    assert r2[0] != r2[1]  # the seeds are different models
+    a = out["test_across_seeds"]["0"]["angle"]["wrist_flex"]["r2"]
+    assert a["per_seed"] == pytest.approx(r2[:2])
+    assert a["mean"] == pytest.approx(np.mean(r2[:2]))
+    assert a["sd"] == pytest.approx(np.std(r2[:2], ddof=1))
+    ch = out["chosen_on_validation"]
+    assert [p["seed"] for p in ch["per_seed"]] == [3, 4] and ch["physics_weight"] in (0, 1)
+    assert ch["holds_across_seeds"] == (len({p["physics_weight"] for p in ch["per_seed"]}) == 1)
+    vs = out["vs_lambda0_by_weight"]
+    if vs:  # needs two or more validation trials
+        assert set(vs) == {"1"} and vs["1"]["n_seeds"] == 2
+
+
+def test_paired_over_seeds_pools_seed_trial_pairs():
+    a = [np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 2.5])]
+    b = [np.array([1.5, 2.5, 3.0]), np.array([2.5, 3.0, 3.0])]
+    v = evaluation.paired_over_seeds(a, b)
+    d = np.concatenate(a) - np.concatenate(b)
+    assert v["n_trials"] == 6 and v["n_seeds"] == 2
+    assert v["mean_difference"] == pytest.approx(d.mean())
+    assert v["standard_error"] == pytest.approx(d.std(ddof=1) / np.sqrt(6))
+
+
 def _scalars(folder) -> dict:
     """{tag: [(step, value)]} from the TensorBoard event files in ``folder`` (TFRecord framing,
     Event protos), read without TensorFlow."""
