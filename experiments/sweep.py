@@ -163,8 +163,55 @@ def _choice_over_seeds(prep, models, seeds, best, ok, tests) -> dict:
         holds = "holds" if chosen["holds_across_seeds"] else "does not hold"
         print(f"chosen on validation (mean over {len(seeds)} seeds): "
               f"lambda={chosen['physics_weight']:g}; per seed: {each} ({holds} across seeds)")
-    return {"chosen_on_validation": chosen, "test_across_seeds": across,
-            "vs_lambda0_by_weight": vs0}
+    out = {"chosen_on_validation": chosen, "test_across_seeds": across,
+           "vs_lambda0_by_weight": vs0}
+    if chosen and prep.val_trials:
+        ks = [index[(chosen["physics_weight"], s)] for s in seeds]
+        out["ensemble"] = _ensemble(prep, [_model(best.params, k) for k in ks])
+        out["ensemble"]["physics_weight"] = chosen["physics_weight"]
+    return out
+
+
+def _ensemble(prep, params_list, level: float = 0.9) -> dict:
+    """The chosen λ's seeds as an ensemble: test metrics of the mean prediction and, per angle
+    and force, the test coverage and width of the band calibrated on the validation trials
+    (pinnmsk.ensemble; forces of a run without force labels: uncalibrated)."""
+    import numpy as np
+
+    from pinnmsk import ensemble, evaluation, train
+
+    spec = prep.data.spec
+
+    def stacks(trials):
+        runs = [evaluation.evaluate(prep, p, trials)[1] for p in params_list]
+        cat = lambda run, key: np.concatenate([t[key] for t in run])
+        has_f = all(t["f_true"] is not None for t in runs[0])
+        return (np.stack([cat(r, "q_pred") for r in runs]), cat(runs[0], "q_true"),
+                np.stack([cat(r, "f_pred") for r in runs]) if has_f else None,
+                cat(runs[0], "f_true") if has_f else None)
+
+    qv, qv_true, fv, fv_true = stacks(prep.val_trials)
+    qt, qt_true, ft, ft_true = stacks(prep.test_trials)
+    report = {"seeds": len(params_list), "level": level,
+              "test_of_mean": train.evaluation_metrics(
+                  qt.mean(0), qt_true, spec.labels.coordinates,
+                  None if ft is None else ft.mean(0), ft_true, spec.muscle_names),
+              "angle_band": ensemble.band_report(qv, qv_true, qt, qt_true,
+                                                 spec.labels.coordinates, np.rad2deg(1.0),
+                                                 level=level)}
+    if ft is not None:
+        calibrated = fv is not None and prep.n_labelled > 0  # label-free: no force truth used
+        report["force_band"] = ensemble.band_report(fv, fv_true, ft, ft_true, spec.muscle_names,
+                                                    calibrated=calibrated, level=level)
+    lines = [f"ensemble of {len(params_list)} seeds, {level:.0%} bands calibrated on validation:"]
+    for kind, unit in (("angle_band", "deg"), ("force_band", "N")):
+        for name, r in report.get(kind, {}).items():
+            if "test_coverage" in r:
+                lines.append(f"  {name}: test coverage {r['test_coverage']:.3f}, mean width "
+                             f"{r['test_mean_width']:.3g} {unit}"
+                             f"{'' if r['calibrated'] else ' (not calibrated: no labels)'}")
+    print("\n".join(lines))
+    return report
 
 
 def _seed_table(lams, mean_val, best, index, seeds, across, vs0) -> str:

@@ -385,6 +385,13 @@ def test_sweep_binary_with_seeds(tiny, tmp_path):
     vs = out["vs_lambda0_by_weight"]
     if vs:  # needs two or more validation trials
         assert set(vs) == {"1"} and vs["1"]["n_seeds"] == 2
+    ens = out["ensemble"]
+    assert ens["seeds"] == 2 and ens["physics_weight"] == ch["physics_weight"]
+    band = ens["angle_band"]["wrist_flex"]
+    assert band["calibrated"] and band["calibration_coverage"] >= 0.9
+    assert 0.0 <= band["test_coverage"] <= 1.0 and band["test_mean_width"] > 0
+    assert set(ens["force_band"]) == {"FCR", "FCU", "ECRL", "ECRB", "ECU"}
+    assert "r2" in ens["test_of_mean"]["angle"]["wrist_flex"]
 
 
 def test_paired_over_seeds_pools_seed_trial_pairs():
