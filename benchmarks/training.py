@@ -26,13 +26,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = os.path.join(ROOT, "data_specs", "synthetic_wrist.toml")
 
 
-def _step_program(prep, cfg, weights, layout="vmap"):
+def _step_program(prep, cfg, weights, layout="vmap", per_model=False):
     """(jitted gather + train step, initial state, device data): ``runner.fit``'s own programs
-    (:func:`pinnmsk.runner.programs`); ``layout``: the sweep layout (default "vmap")."""
+    (:func:`pinnmsk.runner.programs`); ``layout``: the sweep layout (default "vmap");
+    ``per_model``: each model its own seed and batches (``--seeds``)."""
     sweep = weights.ndim == 2
-    progs = runner.programs(prep, cfg, 100, losses.uses_physics(weights), sweep, layout)
-    state = progs.init(0)
-    state = train.stack_states([state] * len(weights)) if sweep else state
+    progs = runner.programs(prep, cfg, 100, losses.uses_physics(weights), sweep, layout,
+                            batch_per_model=per_model)
+    if per_model:
+        state = train.stack_states([progs.init(k) for k in range(len(weights))])
+    else:
+        state = progs.init(0)
+        state = train.stack_states([state] * len(weights)) if sweep else state
     return progs.step_fn, state, runner._device_data(prep.train)
 
 
@@ -49,19 +54,22 @@ def _step_times(prep, cfg, programs, n_steps: int, block: int = 5) -> list[float
                       .reshape(n_idx, bs) if n_idx * bs <= len(prep.train) else
                       np.random.default_rng(0).integers(0, len(prep.train), (n_idx, bs)))
     runs = []
-    for weights, layout in programs:
-        fn, state, data = _step_program(prep, cfg, weights, layout)
+    for weights, layout, *per_model in programs:
+        per_model = bool(per_model and per_model[0])
+        fn, state, data = _step_program(prep, cfg, weights, layout, per_model)
         w = jnp.asarray(weights)
+        ix = jnp.stack([jnp.roll(idx, k, axis=1) for k in range(len(weights))]) if per_model \
+            else idx
         for i in range(2):  # compile + warm-up
-            state, m = fn(state, data, idx, i, w)
+            state, m = fn(state, data, ix, i, w)
         jax.block_until_ready(m)
-        runs.append([fn, state, data, w])
+        runs.append([fn, state, data, w, ix])
     times = [[] for _ in runs]
     for r in range(rounds):
         for run, t in zip(runs, times):
             for j in range(block):
                 t0 = time.perf_counter()
-                run[1], m = run[0](run[1], run[2], idx, 2 + r * block + j, run[3])
+                run[1], m = run[0](run[1], run[2], run[4], 2 + r * block + j, run[3])
                 jax.block_until_ready(m)
                 if j:
                     t.append(time.perf_counter() - t0)
@@ -99,12 +107,14 @@ def _flag(argv, name: str, default: str) -> str:
 
 
 def main(argv):
-    """Sections: ``steps``, ``sweep``, ``inference`` (all unless some are named). Flags:
+    """Sections: ``steps``, ``sweep``, ``seeds``, ``inference`` (all unless some are named).
+    Flags:
     ``--quick``; ``--models=cnn,mlp,gru`` the step section's encoders; ``--ks=1,2,4`` the
     sweep sizes (default 1..16 on a CPU, 1..64 elsewhere);
     ``--out=PATH`` the JSON (default benchmarks/results_training[_<platform>].json)."""
     quick = "--quick" in argv
-    wanted = {a for a in argv if not a.startswith("--")} or {"steps", "sweep", "inference"}
+    wanted = {a for a in argv if not a.startswith("--")} or {"steps", "sweep", "seeds",
+                                                             "inference"}
     n_steps = 5 if quick else 20
     platform = jax.default_backend()
     ks = [int(k) for k in _flag(argv, "ks", "1,2,4,8,16" if platform == "cpu" else
@@ -163,6 +173,16 @@ def main(argv):
               f"float32 matmul peak {peak:.0f} GFLOP/s, so no sweep can beat {bound:.1f}x here\n")
         results["sweep_bound"] = {"step_gflop": gflop, "step_gflops": gflop / t1,
                                   "matmul_peak_gflops": peak, "max_speedup": bound}
+    # 2b. seeds: a λ trained with 4 seeds (own initialisation and batches) in one program
+    if "seeds" in wanted:
+        w1 = prepare.weights_for(cfg, 1.0)
+        t1, *t4 = _step_times(prep, cfg, [(w1[0], "vmap")] + [
+            (np.repeat(w1, 4, 0), lay, True) for lay in train.SWEEP_LAYOUTS], n_steps)
+        rows = [{"program": "one model", "ms per step": f"{t1 * 1e3:.1f}", "vs 4 runs": "-"}]
+        rows += [{"program": f"--seeds=4, {lay}", "ms per step": f"{t * 1e3:.1f}",
+                  "vs 4 runs": f"{4 * t1 / t:.2f}x"} for lay, t in zip(train.SWEEP_LAYOUTS, t4)]
+        print_table("seeds: one λ with 4 seeds in one program vs one model (per step)", rows)
+        results["seeds"] = rows
     if "inference" not in wanted:
         _write(out_path, results)
         return
