@@ -324,10 +324,13 @@ def fit_or_exit(prep, config: TrainConfig, weights, physics_weights, seeds=None)
         scalars.close()
 
 
-def restore_run(prep, config: TrainConfig):
-    """(epoch, state, history, best) of --workdir's newest checkpoint; a usage error if none."""
+def restore_run(prep, config: TrainConfig, n_models: int | None = None):
+    """(epoch, state, history, best) of --workdir's newest checkpoint; a usage error if none.
+    ``n_models``: a sweep's, whose states are stacked."""
     tx = train.make_optimizer(config, 1)  # the optimiser state's structure only
-    template = jax.eval_shape(lambda: prepare.new_state(prep, tx, config.seed))  # shapes only
+    one = lambda: prepare.new_state(prep, tx, config.seed)
+    template = jax.eval_shape(one if n_models is None else  # shapes only
+                              lambda: train.stack_states([one()] * n_models))
     epoch, state, history, best = checkpoint.restore_latest(FLAGS.workdir, template)
     if epoch == 0:
         raise UsageError(f"{FLAGS.workdir}/checkpoints: no checkpoint; train first")

@@ -12,6 +12,11 @@ CSV has time [s], one column per coordinate in degrees and one per muscle force 
 row per label tick from the first tick with a full window of EMG behind it (the window length
 after the file's start): earlier rows would come from a window padded with the first sample.
 
+From a sweep trained with --seeds (``--workdir`` the sweep's), the chosen λ's seeds predict as an
+ensemble: each column is their mean, followed by ``<column>_lo`` and ``<column>_hi`` columns,
+the 90 % band mean ± c · sd over seeds with c calibrated on the validation trials (sweep.json
+"ensemble"; the sweep's data are reloaded, as its checkpoint holds every model).
+
 The file must be in the units the run was trained on: a channel whose envelope reads far above
 the subject's normaliser (the 95th percentile over 5x its EMG at excitation 1: millivolts for
 volts, or another amplifier gain) stops with exit status 2 (--emg_scale converts it), and one
@@ -45,10 +50,35 @@ flags.DEFINE_float("chunk_s", 0.1, "Streaming chunk length [s].")
 flags.mark_flags_as_required(["emg", "out"])
 
 
-def _source(spec_path: str):
+def _ensemble_of(record: dict) -> dict | None:
+    """None for a train run; for a sweep trained with --seeds, its chosen λ's models (indices
+    into the sweep) and the band scales per output column (angles, then forces), from
+    sweep.json's "ensemble"."""
+    if np.asarray(record.get("weights")).ndim != 2:
+        return None
+    path = os.path.join(FLAGS.workdir, "sweep.json")
+    ens = json.load(open(path)).get("ensemble") if os.path.exists(path) else None
+    if not ens:
+        raise cli.UsageError(f"{FLAGS.workdir} holds a sweep without an ensemble; predict from "
+                             "a train run, or from a sweep trained with --seeds=2 or more")
+    results = json.load(open(path))["results"]
+    models = [k for k, r in enumerate(results) if r["physics_weight"] == ens["physics_weight"]]
+    scales = [r["scale"] for r in ens["angle_band"].values()]
+    scales += [r["scale"] for r in ens.get("force_band", {}).values()]
+    return {"models": models, "scales": scales, "n_models": len(results)}
+
+
+def _index(params, k: int):
+    import jax
+
+    return jax.tree_util.tree_map(lambda x: x[k], params)
+
+
+def _source(spec_path: str, ens: dict | None = None):
     """(spec, subjects, normaliser (S, M), rest (S, M), restore) for streaming: from the run's
     inference record when it matches the spec (no training data read), else by reloading the
-    dataset as training did (runs written before the record existed)."""
+    dataset as training did (runs written before the record existed, and sweeps: ``ens``,
+    whose checkpoint holds their models stacked)."""
     from experiments import common
     from pinnmsk import prepare, records
 
@@ -68,7 +98,8 @@ def _source(spec_path: str):
 
     def restore(config):
         prep = prepare.prepare(data, config)
-        _, _, _, best = common.restore_run(prep, config)
+        _, _, _, best = common.restore_run(prep, config, None if ens is None
+                                           else ens["n_models"])
         return prep.net, best.params
 
     return spec, data.subjects, data.normaliser_v, data.rest_v, restore
@@ -108,11 +139,10 @@ def main(argv):
 
     t_start = time.time()
     config, record = common.load_config(FLAGS.workdir)
-    if np.asarray(record.get("weights")).ndim == 2:
-        raise cli.UsageError(f"{FLAGS.workdir} holds a sweep; predict from a train run")
+    ens = _ensemble_of(record)
     if FLAGS.chunk_s <= 0:
         raise cli.UsageError("--chunk_s must be > 0")
-    spec, subjects, normaliser, rest, restore = _source(common.spec_of_run(FLAGS.workdir))
+    spec, subjects, normaliser, rest, restore = _source(common.spec_of_run(FLAGS.workdir), ens)
     if FLAGS.subject is None and len(subjects) > 1:
         raise cli.UsageError(f"--subject is required: the run in {FLAGS.workdir} has "
                              f"{len(subjects)} subjects ({', '.join(subjects)}), each with its "
@@ -155,21 +185,23 @@ def main(argv):
     s = subjects.index(subject)
     _check_level(spec, raw, normaliser[s], rest[s], subject)
     net, params = restore(config)
+    models = [params] if ens is None else [_index(params, k) for k in ens["models"]]
     window = int(round(spec.windows.length_s * spec.labels.rate_hz))
-    streamer = Streamer(dataset.EnvelopeFn(spec).filter, normaliser[s], int(round(ratio)),
-                        window, net, params["net"], rest_v=rest[s],
-                        quadrature=spec.emg.rest_subtraction == "quadrature")
+    streamers = [Streamer(dataset.EnvelopeFn(spec).filter, normaliser[s], int(round(ratio)),
+                          window, net, p["net"], rest_v=rest[s],
+                          quadrature=spec.emg.rest_subtraction == "quadrature") for p in models]
     chunk = max(1, int(round(FLAGS.chunk_s * spec.emg.sampling_rate_hz)))
     times, qs, fs = [], [], []
     t0 = time.time()
     first_full = (window - 1) * int(round(ratio))  # the first tick with a full window behind it
     for lo in range(0, len(raw), chunk):
-        ticks, q, f = streamer.push(raw[lo:lo + chunk])
+        out = [st.push(raw[lo:lo + chunk]) for st in streamers]
+        ticks = out[0][0]
         keep = lo + ticks >= first_full
         if keep.any():
             times.append(table.time[lo + ticks[keep]])
-            qs.append(q[keep])
-            fs.append(f[keep])
+            qs.append(np.stack([o[1][keep] for o in out]))  # (seeds, k, n)
+            fs.append(np.stack([o[2][keep] for o in out]))
     if not times:
         raise cli.UsageError(f"{FLAGS.emg}: {len(raw) / spec.emg.sampling_rate_hz:.2f} s of EMG "
                              f"is shorter than the model's window ({spec.windows.length_s:g} s); "
@@ -177,7 +209,15 @@ def main(argv):
     wall = time.time() - t0
     dur = table.time[-1] - table.time[0]
     cols = [f"{c}_deg" for c in spec.labels.coordinates] + [f"{m}_n" for m in spec.muscle_names]
-    vals = np.concatenate([np.rad2deg(np.concatenate(qs)), np.concatenate(fs)], axis=1)
+    stack = np.concatenate([np.rad2deg(np.concatenate(qs, 1)), np.concatenate(fs, 1)], axis=2)
+    vals = stack.mean(0)
+    if ens is not None:  # mean, then each column's band: mean ± c · sd over seeds
+        from pinnmsk import ensemble
+
+        _, sd = ensemble.mean_and_sd(stack)
+        half = sd * np.asarray(ens["scales"])
+        cols = cols + [f"{c}_lo" for c in cols] + [f"{c}_hi" for c in cols]
+        vals = np.concatenate([vals, vals - half, vals + half], axis=1)
     tmp = FLAGS.out + ".tmp"
     opensim.write_csv(tmp, np.concatenate(times), cols, vals)
     os.replace(tmp, FLAGS.out)

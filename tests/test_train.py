@@ -392,6 +392,27 @@ def test_sweep_binary_with_seeds(tiny, tmp_path):
     assert 0.0 <= band["test_coverage"] <= 1.0 and band["test_mean_width"] > 0
     assert set(ens["force_band"]) == {"FCR", "FCU", "ECRL", "ECRB", "ECU"}
     assert "r2" in ens["test_of_mean"]["angle"]["wrist_flex"]
+    # predict from the sweep: the chosen λ's seeds' mean and its band per column
+    emg_file = os.path.join(os.path.dirname(tiny), "s0", "trial_1", "emg.csv")
+    out = tmp_path / "pred.csv"
+    r = _bin("predict", f"--workdir={sw}", f"--emg={emg_file}", f"--out={out}", "--subject=s0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    head = open(out).readline().strip().split(",")
+    names = ["wrist_flex_deg", "FCR_n", "FCU_n", "ECRL_n", "ECRB_n", "ECU_n"]
+    assert head == ["time"] + names + [f"{n}_lo" for n in names] + [f"{n}_hi" for n in names]
+    v = np.loadtxt(out, delimiter=",", skiprows=1)
+    mid, lo, hi = v[:, 1:7], v[:, 7:13], v[:, 13:19]
+    assert np.all(lo <= mid) and np.all(mid <= hi) and np.all(hi - lo > 0)
+    np.testing.assert_allclose(mid - lo, hi - mid, rtol=1e-3, atol=1e-3)
+    (sw / "sweep.json").write_text(json.dumps(_without_ensemble(sw)))
+    r = _bin("predict", f"--workdir={sw}", f"--emg={emg_file}", f"--out={out}2", "--subject=s0")
+    assert r.returncode == 2 and "without an ensemble" in r.stderr and "Traceback" not in r.stderr
+
+
+def _without_ensemble(sw) -> dict:
+    d = json.load(open(sw / "sweep.json"))
+    d.pop("ensemble")
+    return d
 
 
 def test_paired_over_seeds_pools_seed_trial_pairs():
