@@ -182,16 +182,17 @@ def _ensemble(prep, params_list, level: float = 0.9) -> dict:
 
     spec = prep.data.spec
 
-    def stacks(trials):
-        runs = [evaluation.evaluate(prep, p, trials)[1] for p in params_list]
+    def stacks(runs):
         cat = lambda run, key: np.concatenate([t[key] for t in run])
         has_f = all(t["f_true"] is not None for t in runs[0])
         return (np.stack([cat(r, "q_pred") for r in runs]), cat(runs[0], "q_true"),
                 np.stack([cat(r, "f_pred") for r in runs]) if has_f else None,
                 cat(runs[0], "f_true") if has_f else None)
 
-    qv, qv_true, fv, fv_true = stacks(prep.val_trials)
-    qt, qt_true, ft, ft_true = stacks(prep.test_trials)
+    predictions = lambda trials: [evaluation.evaluate(prep, p, trials)[1] for p in params_list]
+    test_runs = predictions(prep.test_trials)
+    qv, qv_true, fv, fv_true = stacks(predictions(prep.val_trials))
+    qt, qt_true, ft, ft_true = stacks(test_runs)
     report = {"seeds": len(params_list), "level": level,
               "test_of_mean": train.evaluation_metrics(
                   qt.mean(0), qt_true, spec.labels.coordinates,
@@ -203,6 +204,7 @@ def _ensemble(prep, params_list, level: float = 0.9) -> dict:
         calibrated = fv is not None and prep.n_labelled > 0  # label-free: no force truth used
         report["force_band"] = ensemble.band_report(fv, fv_true, ft, ft_true, spec.muscle_names,
                                                     calibrated=calibrated, level=level)
+    _plot_bands(prep, test_runs, report, level)
     lines = [f"ensemble of {len(params_list)} seeds, {level:.0%} bands calibrated on validation:"]
     for kind, unit in (("angle_band", "deg"), ("force_band", "N")):
         for name, r in report.get(kind, {}).items():
@@ -212,6 +214,26 @@ def _ensemble(prep, params_list, level: float = 0.9) -> dict:
                              f"{'' if r['calibrated'] else ' (not calibrated: no labels)'}")
     print("\n".join(lines))
     return report
+
+
+def _plot_bands(prep, test_runs, report, level) -> None:
+    """plots/test_<trial>_ensemble.png: the ensemble's mean and band against the truth."""
+    import numpy as np
+
+    from experiments import common
+    from pinnmsk import ensemble
+
+    items = []
+    for t, first in enumerate(test_runs[0]):
+        item = dict(first, band_label=f"{level:.0%} band")
+        for key, band in (("q", "angle_band"), ("f", "force_band")):
+            if first[f"{key}_pred"] is None or band not in report:
+                continue
+            mean, sd = ensemble.mean_and_sd(np.stack([r[t][f"{key}_pred"] for r in test_runs]))
+            half = sd * np.array([b["scale"] for b in report[band].values()])
+            item[f"{key}_pred"], item[f"{key}_band"] = mean, (mean - half, mean + half)
+        items.append(item)
+    common.write_plots(FLAGS.workdir, prep, items, None, tag="_ensemble")
 
 
 def _seed_table(lams, mean_val, best, index, seeds, across, vs0) -> str:

@@ -27,7 +27,8 @@ def plot_trial(path: str, trial: dict, coords, muscles, title: str = "") -> None
 
 def trial_figure(trial: dict, coords, muscles, title: str = ""):
     """The figure :func:`plot_trial` saves: one panel per coordinate and per muscle (where the
-    trial has forces), each with its own legend."""
+    trial has forces), each with its own legend; ``trial["q_band"]``/``["f_band"]`` ((lo, hi),
+    optional) are drawn as shaded bands labelled ``trial["band_label"]``."""
     plt = _pyplot()
     has_f = trial["f_true"] is not None
     n = len(coords) + (len(muscles) if has_f else 0)
@@ -37,6 +38,10 @@ def trial_figure(trial: dict, coords, muscles, title: str = ""):
         ax = axes[j, 0]
         ax.plot(t, np.rad2deg(trial["q_true"][:, j]), "k", lw=1.2, label="true")
         ax.plot(t, np.rad2deg(trial["q_pred"][:, j]), "C0", lw=1.0, label="predicted")
+        if trial.get("q_band") is not None:
+            lo, hi = trial["q_band"]
+            ax.fill_between(t, np.rad2deg(lo[:, j]), np.rad2deg(hi[:, j]), color="C0",
+                            alpha=0.25, lw=0, label=trial.get("band_label", "band"))
         ax.set_ylabel(f"{c} [deg]")
         ax.legend(loc="upper right", fontsize=8)
     if has_f:
@@ -44,6 +49,10 @@ def trial_figure(trial: dict, coords, muscles, title: str = ""):
             ax = axes[len(coords) + i, 0]
             ax.plot(t, trial["f_true"][:, i], "k", lw=1.2, label="true")
             ax.plot(t, trial["f_pred"][:, i], "C3", lw=1.0, label="predicted")
+            if trial.get("f_band") is not None:
+                lo, hi = trial["f_band"]
+                ax.fill_between(t, lo[:, i], hi[:, i], color="C3", alpha=0.25, lw=0,
+                                label=trial.get("band_label", "band"))
             ax.set_ylabel(f"{m} [N]")
             ax.legend(loc="upper right", fontsize=8)
     axes[-1, 0].set_xlabel("time [s]")

@@ -584,6 +584,13 @@ def test_loss_curves_show_what_the_run_uses(tmp_path):
              "f_true": np.ones((50, 2)), "f_pred": np.ones((50, 2))}
     fig = plots.trial_figure(trial, ["q"], ["A", "B"])
     assert len(fig.axes) == 3 and all(ax.get_legend() is not None for ax in fig.axes)
+    # with an ensemble's bands: a shaded band in every panel, named in its legend
+    band = dict(trial, q_band=(t[:, None] - 0.1, t[:, None] + 0.1),
+                f_band=(np.zeros((50, 2)), 2 * np.ones((50, 2))), band_label="90 % band")
+    fig = plots.trial_figure(band, ["q"], ["A", "B"])
+    for ax in fig.axes:
+        assert len(ax.collections) == 1
+        assert "90 % band" in [x.get_text() for x in ax.get_legend().get_texts()]
 
 
 def test_untrained_force_head_is_not_reported_as_a_result(data):
