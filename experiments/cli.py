@@ -8,7 +8,7 @@ import sys
 
 from absl import app, flags, logging
 
-from pinnmsk.data.opensim import DataError
+from pinnmsk.errors import DataError
 
 
 class UsageError(Exception):

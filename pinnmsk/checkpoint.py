@@ -18,11 +18,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from pinnmsk.data.opensim import DataError
-
-
-class ConfigMismatch(DataError):
-    """The work directory holds a run with a different configuration or model."""
+from pinnmsk.errors import ConfigMismatch
 
 
 class Best(NamedTuple):

@@ -19,7 +19,7 @@ import optax
 
 from pinnmsk import emg_driven as ed
 from pinnmsk.data.ceinms import GaitSpec, GaitTrial, Subject
-from pinnmsk.data.opensim import DataError
+from pinnmsk.errors import DataError
 
 # CEINMS's calibration bounds (its calibration setups): strength coefficients 0.5-2.5, shape
 # factor -3 to 0 (we allow up to +0.5, where the uncalibrated subject starts), c1 and c2 in

@@ -17,7 +17,7 @@ import numpy as np
 
 from pinnmsk import diagnostics, dynamics, losses, models, train
 from pinnmsk.data import dataset as ds_lib
-from pinnmsk.data.opensim import DataError
+from pinnmsk.errors import DataError
 from pinnmsk.losses import LossConstants
 from pinnmsk.config import TrainConfig
 

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from pinnmsk import checkpoint, train
-from pinnmsk.checkpoint import ConfigMismatch
+from pinnmsk.errors import ConfigMismatch
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.prepare import net_from_record
 from pinnmsk.config import TrainConfig

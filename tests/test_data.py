@@ -6,7 +6,7 @@ import pytest
 import scipy.signal
 
 from pinnmsk.data import dataset, loading, opensim, spec
-from pinnmsk.data.opensim import DataError
+from pinnmsk.errors import DataError
 from tests.conftest import ROOT, V2, V2_SPEC
 
 def test_v2_sample_end_to_end():

@@ -14,7 +14,7 @@ import pytest
 from pinnmsk import emg_driven as ed
 from pinnmsk import gait
 from pinnmsk.data import ceinms
-from pinnmsk.data.opensim import DataError
+from pinnmsk.errors import DataError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GAIT = ROOT / "data" / "ceinms_gait"

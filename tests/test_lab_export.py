@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 from pinnmsk import diagnostics, msk, prepare
 from pinnmsk.data import loading, opensim, spec
-from pinnmsk.data.opensim import DataError
+from pinnmsk.errors import DataError
 from pinnmsk.config import TrainConfig
 
 KNEE = ROOT / "data" / "uci_knee_standing"

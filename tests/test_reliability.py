@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pinnmsk.data import loading, opensim, spec
-from pinnmsk.data.opensim import DataError
+from pinnmsk.errors import DataError
 from tests.conftest import ROOT
 
 

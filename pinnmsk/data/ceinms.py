@@ -20,7 +20,8 @@ import os
 
 import numpy as np
 
-from pinnmsk.data.opensim import DataError, Table, _parse_table, _read_lines, read_xml
+from pinnmsk.data.opensim import Table, _parse_table, _read_lines, read_xml
+from pinnmsk.errors import DataError
 
 
 def read_storage(path: str) -> Table:

@@ -16,7 +16,7 @@ import numpy as np
 
 from pinnmsk import emg, msk
 from pinnmsk.data import opensim
-from pinnmsk.data.opensim import DataError
+from pinnmsk.errors import DataError
 from pinnmsk.data.spec import DataSpec
 from pinnmsk.msk import MskModel
 

@@ -24,7 +24,7 @@ from pinnmsk.data.dataset import (Dataset, EnvelopeFn, Trial, _check_angle_units
                                   check_moving_angles, check_outliers, check_within_geometry,
                                   clipped_channels, emg_levels, in_muscle_order,
                                   linear_drift, mvc_value, rest_value, split_trials)
-from pinnmsk.data.opensim import DataError
+from pinnmsk.errors import DataError
 from pinnmsk.data.spec import DataSpec
 from pinnmsk.msk import MskModel
 

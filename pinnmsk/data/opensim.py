@@ -15,9 +15,7 @@ import re
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """A user's data file or spec is wrong; the message names the file/field and the fix."""
+from pinnmsk.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Declarative dataset specs (TOML): parsing, type checking and path resolution.
 
 Every field is documented in ``data_specs/README.md``. A spec is read into frozen dataclasses;
-a wrong or missing field raises :class:`~pinnmsk.data.opensim.DataError` with one line naming the
+a wrong or missing field raises :class:`~pinnmsk.errors.DataError` with one line naming the
 spec file, the field and the fix. Relative file paths resolve against ``root``, which itself
 resolves against the spec file's folder.
 """
@@ -18,7 +18,7 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from pinnmsk.data.opensim import DataError
+from pinnmsk.errors import DataError
 
 _MISSING = object()
 
