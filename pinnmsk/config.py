@@ -29,10 +29,7 @@ class TrainConfig:
         with De Groote's tendon curve), or ``"spec"`` (default): what the data spec's ``tendon``
         field says (itself rigid unless the spec says otherwise). A spec chooses compliant where
         its model's passive forces are implausible with a rigid tendon (``experiments.diagnose``
-        reports them; on the real knee data a rigid rectus femoris reaches 13.8 kN of passive
-        force, 1.6-2.2 kN compliant). For reference only, not used to choose: label-free on the
-        OpenSim wrist v2 sample compliant reached test force R² 0.652 against rigid's 0.761,
-        although its ceiling with the true activations is higher (0.866 vs 0.759).
+        reports them; README has the figures of both tendons on the shipped data).
       physics_weight: λ, the weight of both physics residuals (0 = data only).
       force_labels: use force labels in the data term (False: angles only, label-free forces).
       label_fraction: fraction of training data (2-s segments) whose force labels are used.
