@@ -48,6 +48,9 @@ def define_train_flags() -> None:
                       "Layout of a sweep's K-model program (same numbers): vmap (the whole step "
                       "vmapped; fastest on a GPU) or unrolled_encoder (each model's encoder as "
                       "in a single run, the rest vmapped; ~10% faster on a CPU, one device).")
+    flags.DEFINE_integer("seeds", 1, "Seeds per physics weight (--seed, --seed + 1, ...), "
+                         "trained in one program; figures as mean ± sd over seeds and the seeds "
+                         "as an ensemble with calibrated bands (sweep.json).", lower_bound=1)
     flags.DEFINE_integer("mesh_sweep", 1, "Devices along the sweep (model) axis.")
     flags.DEFINE_integer("mesh_data", 1, "Devices along the batch axis (data parallel).")
     flags.DEFINE_string("coordinator_address", None,

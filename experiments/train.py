@@ -4,6 +4,10 @@
 
 Writes WORKDIR/metrics.json, WORKDIR/plots/*.png, WORKDIR/history.json and orbax checkpoints in
 WORKDIR/checkpoints/. Re-running the same command resumes from the newest checkpoint.
+
+``--seeds=N`` (N > 1) trains N seeds of the run in one program, as ``experiments.sweep`` does for
+one λ: WORKDIR/sweep.json has each seed's figures, their mean ± sd and the seeds as an ensemble
+with 90 % bands calibrated on validation, which ``predict`` then writes.
 """
 
 from __future__ import annotations
@@ -31,7 +35,12 @@ def main(argv):
     config = common.config_from_flags(
         FLAGS.physics_weight if FLAGS["physics_weight"].present or not FLAGS.config else None)
     with common.claimed_workdir(FLAGS.workdir):  # held until the process ends
-        _train(config)
+        if FLAGS.seeds > 1:  # a sweep of one λ: sweep.json, with the seeds as an ensemble
+            from experiments import sweeping
+
+            sweeping.run(config, [config.physics_weight], FLAGS.seeds)
+        else:
+            _train(config)
 
 
 def _train(config: TrainConfig) -> None:

@@ -409,6 +409,16 @@ def test_sweep_binary_with_seeds(tiny, tmp_path):
     assert r.returncode == 2 and "without an ensemble" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_train_with_seeds_is_a_sweep_of_one_weight(tiny, tmp_path):
+    w = tmp_path / "run"
+    r = _bin("train", f"--data_spec={tiny}", f"--workdir={w}", "--epochs=1", "--batch_size=64",
+             "--n_colloc=2", "--physics_weight=1", "--seeds=2", "--noplots")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.load(open(w / "sweep.json"))
+    assert [(x["physics_weight"], x["seed"]) for x in out["results"]] == [(1, 0), (1, 1)]
+    assert out["ensemble"]["physics_weight"] == 1 and out["ensemble"]["seeds"] == 2
+
+
 def _without_ensemble(sw) -> dict:
     d = json.load(open(sw / "sweep.json"))
     d.pop("ensemble")
