@@ -15,7 +15,7 @@ import time as _time
 import jax.numpy as jnp
 import numpy as np
 
-from pinnmsk import dynamics, emg, geometry, msk, muscle
+from pinnmsk import bodies, emg, geometry, msk, muscle
 from pinnmsk.data import opensim
 from pinnmsk.data.dataset import (Dataset, EnvelopeFn, Trial, _check_angle_units,
                                   _check_duplicates, _check_range, _check_time,
@@ -128,16 +128,15 @@ def build_model(spec: DataSpec, subject: str | None = None) -> MskModel:
 def build_models(spec: DataSpec, subjects) -> tuple[MskModel, dict]:
     """Each subject's body, muscles and geometry, stacked (S, ...), and a report per subject
     {"muscles": source, "moment_arm_max_error_m": {coordinate: m}}."""
-    body_cls = {"pendulum": dynamics.Pendulum, "two_link": dynamics.TwoLinkArm}[spec.body.model]
+    kind = bodies.BODIES[spec.body.model]
+    body_cls = kind.resolve()
     p = dict(spec.body.params)
-    if spec.body.model == "pendulum":
-        for key in ("mass_kg", "com_m", "inertia_kgm2"):
-            if key not in p:
-                raise DataError(f"{spec.path}: field 'body.{key}' is missing; add it [SI units]")
-    signed = ("q_offset_rad", "q_rest_rad", "com1_offset_rad")
+    for key in kind.required:
+        if key not in p:
+            raise DataError(f"{spec.path}: field 'body.{key}' is missing; add it [SI units]")
     for key, v in p.items():
         a = np.asarray(v, float)
-        if not np.isfinite(a).all() or ((a < 0).any() and key not in signed):
+        if not np.isfinite(a).all() or ((a < 0).any() and key not in kind.signed):
             raise DataError(f"{spec.path}: field 'body.{key}' = {v} must be a finite value >= 0")
     body = body_cls(**{k: jnp.asarray(v, jnp.float32) for k, v in p.items()})
     models, report = [], {}

@@ -18,6 +18,7 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from pinnmsk import bodies
 from pinnmsk.errors import DataError
 
 _MISSING = object()
@@ -194,7 +195,7 @@ class TextSpec:
 
 @dataclasses.dataclass(frozen=True)
 class BodySpec:
-    model: str  # "pendulum" | "two_link"
+    model: str  # a name in pinnmsk.bodies.BODIES ("pendulum", "two_link")
     params: dict  # constructor keyword arguments, SI units
 
 
@@ -314,15 +315,6 @@ class DataSpec:
         return rel if os.path.isabs(rel) else os.path.normpath(os.path.join(self.root, rel))
 
 
-_BODY_FIELDS = {
-    "pendulum": ("mass_kg", "com_m", "inertia_kgm2", "gravity_mps2", "q_offset_rad",
-                 "damping_nms", "stiffness_nm", "q_rest_rad"),
-    "two_link": ("m1_kg", "m2_kg", "l1_m", "lc1_m", "lc2_m", "i1_kgm2", "i2_kgm2",
-                 "gravity_mps2", "damping_nms", "q_offset_rad", "com1_offset_rad",
-                 "stiffness_nm", "q_rest_rad"),
-}
-# Body fields that may hold one value per coordinate (a list) on a multi-coordinate body.
-_PER_JOINT = ("damping_nms", "q_offset_rad", "stiffness_nm", "q_rest_rad")
 # Widths of the Gaussian prior on identified scales (fractions of the lab's model): F_max is
 # the least known (±30 %: specific tension and PCSA vary that much between subjects), lengths
 # scale with the segment (±5 %).
@@ -431,10 +423,11 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
         raise DataError(f"{path}: field 'labels.coordinates' is empty; name the joint coordinates")
 
     b = top.sub("body")
-    model = b.get("model", ("choice", tuple(_BODY_FIELDS)))
-    n_dof = {"pendulum": 1, "two_link": 2}[model]
-    params = {k: b.get(k, float if k not in _PER_JOINT or n_dof == 1 else ("per_joint", n_dof))
-              for k in _BODY_FIELDS[model] if k in b.table}
+    model = b.get("model", ("choice", tuple(bodies.BODIES)))
+    kind = bodies.BODIES[model]
+    n_dof = kind.n_dof
+    params = {k: b.get(k, float if k not in kind.per_joint or n_dof == 1 else ("per_joint", n_dof))
+              for k in kind.fields if k in b.table}
     b.finish()
     if n_dof != len(labels.coordinates):
         raise DataError(f"{path}: field 'body.model' = '{model}' has {n_dof} coordinate(s) but "
