@@ -134,7 +134,7 @@ def _f_max_rows(data, train_trials, terms: dict, rates: dict, drive) -> dict:
 def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
     """Torque-calibrated gains and test-force R² for each drive (EMG, activations), and for
     static optimisation; with activations also Hill forces at gain 1 (the model's ceiling)."""
-    from pinnmsk import diagnostics, train
+    from pinnmsk import diagnostics, metrics
 
     names = data.spec.muscle_names
     n_coords = data.model_of(0).n_coords
@@ -182,7 +182,7 @@ def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
         np.concatenate([g for _, g in torques])))
     for key, pred in preds.items():
         pred = np.concatenate(pred)
-        per = {m: train.regression_metrics(pred[:, i], true[:, i])["r2"]
+        per = {m: metrics.regression_metrics(pred[:, i], true[:, i])["r2"]
                for i, m in enumerate(names)}
         rows[f"force_from_{key}"] = {"per_muscle": per, "mean": float(np.mean(list(per.values())))}
     return rows

@@ -148,7 +148,7 @@ def _ensemble(prep, params_list, level: float = 0.9) -> dict:
     (pinnmsk.ensemble; forces of a run without force labels: uncalibrated)."""
     import numpy as np
 
-    from pinnmsk import ensemble, evaluation, train
+    from pinnmsk import ensemble, evaluation, metrics
 
     spec = prep.data.spec
 
@@ -164,7 +164,7 @@ def _ensemble(prep, params_list, level: float = 0.9) -> dict:
     qv, qv_true, fv, fv_true = stacks(predictions(prep.val_trials))
     qt, qt_true, ft, ft_true = stacks(test_runs)
     report = {"seeds": len(params_list), "level": level,
-              "test_of_mean": train.evaluation_metrics(
+              "test_of_mean": metrics.evaluation_metrics(
                   qt.mean(0), qt_true, spec.labels.coordinates,
                   None if ft is None else ft.mean(0), ft_true, spec.muscle_names),
               "angle_band": ensemble.band_report(qv, qv_true, qt, qt_true,

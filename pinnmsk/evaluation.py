@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnmsk import diagnostics, losses, train
+from pinnmsk import diagnostics, losses, metrics, train
 from pinnmsk.data import dataset as ds_lib
 
 if TYPE_CHECKING:  # prepare builds Prepared; runner imports this module
@@ -121,7 +121,7 @@ def evaluate(prep: Prepared, params, trials=None) -> tuple[dict, list]:
     def block(items):
         has_f = all(p["f_true"] is not None for p in items)
         cat = lambda k: np.concatenate([p[k] for p in items])
-        return train.evaluation_metrics(cat("q_pred"), cat("q_true"), spec.labels.coordinates,
+        return metrics.evaluation_metrics(cat("q_pred"), cat("q_true"), spec.labels.coordinates,
                                         cat("f_pred") if has_f else None,
                                         cat("f_true") if has_f else None, spec.muscle_names)
 

@@ -191,7 +191,7 @@ def _adam_step(theta, state, theta0, base, group, curves, trials, scale, prior_w
 
 def moment_metrics(pred: np.ndarray, true: np.ndarray, dofs) -> dict:
     """Per dof: R², RMSE [N m], NRMSE, Pearson r of predicted vs measured moments (N, D)."""
-    from pinnmsk.train import regression_metrics
+    from pinnmsk.metrics import regression_metrics
 
     return {d: regression_metrics(pred[:, j], true[:, j]) for j, d in enumerate(dofs)}
 

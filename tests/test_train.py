@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import checkpoint, emg, evaluation, losses, models, prepare, runner, train
+from pinnmsk import checkpoint, emg, evaluation, losses, metrics, models, prepare, runner, train
 from pinnmsk.data import loading, spec
 from pinnmsk.streaming import Streamer
 from tests.conftest import ROOT
@@ -238,10 +238,10 @@ def test_causal_conv_matmul_equals_lax_and_nn_conv(width, stride):
 
 def test_metrics_known_values():
     true = np.array([0.0, 1.0, 2.0, 3.0])
-    m = train.regression_metrics(true + np.array([0.1, -0.1, 0.1, -0.1]), true)
+    m = metrics.regression_metrics(true + np.array([0.1, -0.1, 0.1, -0.1]), true)
     assert m["rmse"] == pytest.approx(0.1) and m["nrmse"] == pytest.approx(0.1 / 3)
     assert m["r2"] == pytest.approx(1 - 0.04 / 5.0)
-    assert train.regression_metrics(-true, true)["pearson_r"] == pytest.approx(-1.0)
+    assert metrics.regression_metrics(-true, true)["pearson_r"] == pytest.approx(-1.0)
 
 
 def test_predict_equals_evaluate_on_a_test_trial(data):
