@@ -188,7 +188,7 @@ def sosfiltfilt(sos, x: Array) -> Array:
 
 @dataclasses.dataclass(frozen=True)
 class EnvelopeConfig:
-    """Settings of the sEMG → excitation pipeline (DESIGN.md "Physics").
+    """Settings of the sEMG → excitation pipeline (the spec's ``[emg]`` table).
 
     Attributes:
       fs_hz: EMG sampling rate [Hz].

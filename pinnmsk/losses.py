@@ -1,4 +1,4 @@
-"""Data and physics losses of the physics-informed model (DESIGN.md "The physics-informed model").
+"""Data and physics losses of the physics-informed model (Zhang et al., arXiv 2207.01435).
 
 Loss weights are a run-time array ``[w_q, w_F, λ_dyn, λ_hill, λ_effort, λ_residual, λ_prior]``
 (:data:`WEIGHT_NAMES`), so a sweep vmaps over them. Subject-specific physiological parameters θ

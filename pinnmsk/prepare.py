@@ -125,7 +125,7 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
 
 
 def weights_for(config: TrainConfig, physics_weights) -> np.ndarray:
-    """Loss weight vectors (K, 5) for physics weights λ_k: angle 1, force 1 (0 without labels),
+    """Loss weight vectors (K, 7) for physics weights λ_k: angle 1, force 1 (0 without labels),
     dynamics λ, Hill ``config.hill_weight`` · λ, effort ``config.effort_weight`` where λ > 0,
     residual torque ``config.residual_weight`` · λ, prior ``config.prior_weight`` · λ."""
     wf = 1.0 if config.force_labels else 0.0

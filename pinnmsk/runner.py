@@ -94,8 +94,9 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     (each model gathers its own batches); None: every model from ``config.seed``, sharing the
     data order (a sweep over loss weights alone, compared at equal initialisation).
 
-    Resumes from ``workdir``'s newest checkpoint if there is one. Returns (state, history);
-    history is a list of per-epoch dicts. ``stop_after_epochs`` ends early (for tests of resume).
+    Resumes from ``workdir``'s newest checkpoint if there is one. Returns (state, history,
+    diverged (K,) bool, best :class:`~pinnmsk.checkpoint.Best`); history is a list of per-epoch
+    dicts. ``stop_after_epochs`` ends early (for tests of resume).
     ``mesh`` (:func:`pinnmsk.sharding.make_mesh`): split the sweep over its ``"sweep"`` axis and
     each batch over its ``"data"`` axis. ``on_epoch(record)`` is called with each epoch's history
     record ({"epoch", "loss" (K,), "terms" (K, 7)}), e.g. to write TensorBoard scalars.
