@@ -93,15 +93,16 @@ def loss(kind: str, net: MLP, params, x: Samples, capacity_n, scale_nm, hill_wei
     return total
 
 
-def _adamw(cfg: NetConfig) -> optax.GradientTransformation:
-    return optax.adamw(cfg.learning_rate, weight_decay=cfg.weight_decay)
+def _net(kind: str, x: Samples, cfg: NetConfig) -> MLP:
+    """The MLP for ``kind``: one output per dof (``"data"``) or per unit (``"physics"``)."""
+    return MLP(tuple(cfg.hidden), x.moment.shape[1] if kind == "data" else x.hill_force.shape[1])
 
 
-@functools.partial(jax.jit, static_argnames=("kind", "hidden", "n_out", "n", "cfg"))
-def _steps(params, opt_state, x, capacity_n, scale_nm, hill_weight, *, kind, hidden, n_out, n,
-           cfg):
-    """``n`` AdamW steps of :func:`loss` on ``x`` (one compiled loop)."""
-    net, tx = MLP(hidden, n_out), _adamw(cfg)
+@functools.partial(jax.jit, static_argnames=("kind", "net", "learning_rate", "weight_decay"))
+def _steps(params, opt_state, x, capacity_n, scale_nm, hill_weight, n, *, kind, net,
+           learning_rate, weight_decay):
+    """``n`` AdamW steps of :func:`loss` on ``x`` (one compiled loop for any ``n``)."""
+    tx = optax.adamw(learning_rate, weight_decay=weight_decay)
 
     def body(_, carry):
         p, s = carry
@@ -120,19 +121,19 @@ def fit(kind: str, train: Samples, capacity_n, scale_nm, hill_weight: float, see
     """
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r}: one of {KINDS}")
-    n_out = train.moment.shape[1] if kind == "data" else train.hill_force.shape[1]
-    net = MLP(tuple(cfg.hidden), n_out)
+    net = _net(kind, train, cfg)
     params = net.init(jax.random.PRNGKey(seed), train.features[:1])
-    state = _adamw(cfg).init(params)
-    static = dict(kind=kind, hidden=tuple(cfg.hidden), n_out=n_out, cfg=cfg)
+    static = dict(kind=kind, net=net, learning_rate=cfg.learning_rate,
+                  weight_decay=cfg.weight_decay)
+    state = optax.adamw(cfg.learning_rate, weight_decay=cfg.weight_decay).init(params)
     args = (jnp.asarray(capacity_n, jnp.float32), jnp.asarray(scale_nm, jnp.float32),
             jnp.float32(hill_weight))
     if val is None:
-        params, _ = _steps(params, state, train, *args, n=cfg.steps, **static)
+        params, _ = _steps(params, state, train, *args, cfg.steps, **static)
         return params, cfg.steps, []
     best, best_step, scores = params, 0, []
     for step in range(cfg.eval_every, cfg.steps + 1, cfg.eval_every):
-        params, state = _steps(params, state, train, *args, n=cfg.eval_every, **static)
+        params, state = _steps(params, state, train, *args, cfg.eval_every, **static)
         s = float(loss(kind, net, params, val, args[0], args[1], 0.0))
         scores.append(s)
         if s <= min(scores):
@@ -143,9 +144,7 @@ def fit(kind: str, train: Samples, capacity_n, scale_nm, hill_weight: float, see
 def predict(kind: str, params, x: Samples, capacity_n, cfg: NetConfig
             ) -> tuple[np.ndarray, np.ndarray | None]:
     """(moments (N, D), forces (N, M) or None) of a trained network on ``x``."""
-    n_out = x.moment.shape[1] if kind == "data" else x.hill_force.shape[1]
-    m, f = outputs(kind, MLP(tuple(cfg.hidden), n_out), params, x,
-                   jnp.asarray(capacity_n, jnp.float32))
+    m, f = outputs(kind, _net(kind, x, cfg), params, x, jnp.asarray(capacity_n, jnp.float32))
     return np.asarray(m), None if f is None else np.asarray(f)
 
 
