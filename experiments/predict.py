@@ -57,11 +57,12 @@ def _ensemble_of(record: dict) -> dict | None:
     if np.asarray(record.get("weights")).ndim != 2:
         return None
     path = os.path.join(FLAGS.workdir, "sweep.json")
-    ens = json.load(open(path)).get("ensemble") if os.path.exists(path) else None
+    sweep = json.load(open(path)) if os.path.exists(path) else {}
+    ens = sweep.get("ensemble")
     if not ens:
         raise cli.UsageError(f"{FLAGS.workdir} holds a sweep without an ensemble; predict from "
                              "a train run, or from a sweep trained with --seeds=2 or more")
-    results = json.load(open(path))["results"]
+    results = sweep["results"]
     models = [k for k, r in enumerate(results) if r["physics_weight"] == ens["physics_weight"]]
     scales = [r["scale"] for r in ens["angle_band"].values()]
     scales += [r["scale"] for r in ens.get("force_band", {}).values()]

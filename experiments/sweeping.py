@@ -36,7 +36,7 @@ def run(config, lams, n_seeds: int) -> None:
     _, history, diverged, best = common.fit_or_exit(
         prep, config, weights, [lam for lam, _ in models],
         [s for _, s in models] if len(seeds) > 1 else None)
-    results, tests = [], {}
+    results, tests, test_preds = [], {}, {}
     for k, (lam, seed) in enumerate(models):
         entry = {"physics_weight": lam, "diverged": bool(diverged[k])}
         tag = f"_lambda{lam:g}"
@@ -48,7 +48,7 @@ def run(config, lams, n_seeds: int) -> None:
                 dataclasses.replace(config, physics_weight=lam, seed=seed),
                 common.selection_record(best, k))
             entry.update(block)
-            tests[k] = block["test"]
+            tests[k], test_preds[k] = block["test"], per_trial
             common.write_plots(FLAGS.workdir, prep, per_trial, None, tag=tag)
             print(f"lambda={lam:g}{f' seed {seed}' if len(seeds) > 1 else ''}:\n"
                   f"{common.summary(block['test'])}")
@@ -60,7 +60,7 @@ def run(config, lams, n_seeds: int) -> None:
     if ok and len(seeds) == 1:
         out["chosen_on_validation"] = _choice_one_seed(prep, lams, best, ok)
     elif ok:
-        out.update(_choice_over_seeds(prep, models, seeds, best, ok, tests))
+        out.update(_choice_over_seeds(prep, models, seeds, best, ok, tests, test_preds))
     records.write_json(os.path.join(FLAGS.workdir, "sweep.json"), out)
     records.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
     print(f"wrote {FLAGS.workdir}/sweep.json")
@@ -91,9 +91,10 @@ def _choice_one_seed(prep, lams, best, ok) -> dict:
     return chosen
 
 
-def _choice_over_seeds(prep, models, seeds, best, ok, tests) -> dict:
+def _choice_over_seeds(prep, models, seeds, best, ok, tests, test_preds) -> dict:
     """Per seed the weight validation chooses; per weight its test figures over seeds and its
-    paired validation difference from λ = 0 over seeds × validation trials."""
+    paired validation difference from λ = 0 over seeds × validation trials. ``tests``,
+    ``test_preds``: per model its test block and per-trial predictions (metrics_block's)."""
     import numpy as np
 
     from pinnmsk import evaluation
@@ -137,15 +138,17 @@ def _choice_over_seeds(prep, models, seeds, best, ok, tests) -> dict:
            "vs_lambda0_by_weight": vs0}
     if chosen and prep.val_trials:
         ks = [index[(chosen["physics_weight"], s)] for s in seeds]
-        out["ensemble"] = _ensemble(prep, [_model(best.params, k) for k in ks])
+        out["ensemble"] = _ensemble(prep, [_model(best.params, k) for k in ks],
+                                    [test_preds[k] for k in ks])
         out["ensemble"]["physics_weight"] = chosen["physics_weight"]
     return out
 
 
-def _ensemble(prep, params_list, level: float = 0.9) -> dict:
+def _ensemble(prep, params_list, test_runs, level: float = 0.9) -> dict:
     """The chosen λ's seeds as an ensemble: test metrics of the mean prediction and, per angle
     and force, the test coverage and width of the band calibrated on the validation trials
-    (pinnmsk.ensemble; forces of a run without force labels: uncalibrated)."""
+    (pinnmsk.ensemble; forces of a run without force labels: uncalibrated). ``test_runs``: each
+    seed's per-test-trial predictions, as evaluated already."""
     import numpy as np
 
     from pinnmsk import ensemble, evaluation, metrics
@@ -159,9 +162,8 @@ def _ensemble(prep, params_list, level: float = 0.9) -> dict:
                 np.stack([cat(r, "f_pred") for r in runs]) if has_f else None,
                 cat(runs[0], "f_true") if has_f else None)
 
-    predictions = lambda trials: [evaluation.evaluate(prep, p, trials)[1] for p in params_list]
-    test_runs = predictions(prep.test_trials)
-    qv, qv_true, fv, fv_true = stacks(predictions(prep.val_trials))
+    qv, qv_true, fv, fv_true = stacks([evaluation.evaluate(prep, p, prep.val_trials)[1]
+                                       for p in params_list])
     qt, qt_true, ft, ft_true = stacks(test_runs)
     report = {"seeds": len(params_list), "level": level,
               "test_of_mean": metrics.evaluation_metrics(

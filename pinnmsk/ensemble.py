@@ -5,14 +5,15 @@ and c a split-conformal scale: the ⌈(n + 1)(1 − α)⌉-th smallest of |truth
 the n calibration (validation) samples, so that the band covers at least 1 − α of exchangeable
 new samples (Angelopoulos & Bates 2021, "A Gentle Introduction to Conformal Prediction", §2.3
 with the normalised score). Where a quantity has no labelled calibration samples (forces of a
-label-free run) c is the Gaussian 1.645 for 90 %, reported as not calibrated.
+label-free run) c is the Gaussian quantile (1.645 for 90 %), reported as not calibrated.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import norm
 
-GAUSSIAN_90 = 1.6448536269514722
+GAUSSIAN_90 = float(norm.ppf(0.95))
 _EPS = 1e-9
 
 
@@ -52,7 +53,7 @@ def band_report(val_stack, val_truth, test_stack, test_truth, names, unit_scale:
         scale = conformal_scale(m_va, s_va, val_truth, level)
         cal_cov, _ = coverage(m_va, s_va, scale, val_truth)
     else:
-        scale = np.full(m_te.shape[1], GAUSSIAN_90 if level == 0.9 else np.nan)
+        scale = np.full(m_te.shape[1], norm.ppf(0.5 + level / 2))
         cal_cov = np.full(m_te.shape[1], np.nan)
     out = {}
     for j, name in enumerate(names):
