@@ -69,12 +69,6 @@ def _ensemble_of(record: dict) -> dict | None:
     return {"models": models, "scales": scales, "n_models": len(results)}
 
 
-def _index(params, k: int):
-    import jax
-
-    return jax.tree_util.tree_map(lambda x: x[k], params)
-
-
 def _source(spec_path: str, ens: dict | None = None):
     """(spec, subjects, normaliser (S, M), rest (S, M), restore) for streaming: from the run's
     inference record when it matches the spec (no training data read), else by reloading the
@@ -134,7 +128,7 @@ def _check_level(spec, raw: np.ndarray, normaliser, rest, subject: str) -> None:
 def main(argv):
     del argv
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
-    from pinnmsk import emg
+    from pinnmsk import emg, ode
     from pinnmsk.data import dataset
     from pinnmsk.streaming import Streamer
 
@@ -186,7 +180,7 @@ def main(argv):
     s = subjects.index(subject)
     _check_level(spec, raw, normaliser[s], rest[s], subject)
     net, params = restore(config)
-    models = [params] if ens is None else [_index(params, k) for k in ens["models"]]
+    models = [params] if ens is None else [ode.tree_index(params, k) for k in ens["models"]]
     window = int(round(spec.windows.length_s * spec.labels.rate_hz))
     streamers = [Streamer(dataset.EnvelopeFn(spec).filter, normaliser[s], int(round(ratio)),
                           window, net, p["net"], rest_v=rest[s],

@@ -12,6 +12,8 @@ import sys
 
 from absl import flags
 
+from pinnmsk import ode  # imported by the binaries' main, after the flags
+
 FLAGS = flags.FLAGS
 
 
@@ -44,7 +46,7 @@ def run(config, lams, n_seeds: int) -> None:
             entry["seed"], tag = seed, f"{tag}_seed{seed}"
         if not diverged[k]:
             block, per_trial = common.metrics_block(
-                prep, _model(best.params, k),
+                prep, ode.tree_index(best.params, k),
                 dataclasses.replace(config, physics_weight=lam, seed=seed),
                 common.selection_record(best, k))
             entry.update(block)
@@ -66,12 +68,6 @@ def run(config, lams, n_seeds: int) -> None:
     print(f"wrote {FLAGS.workdir}/sweep.json")
 
 
-def _model(params, k):
-    import jax
-
-    return jax.tree_util.tree_map(lambda x: x[k], params)
-
-
 def _choice_one_seed(prep, lams, best, ok) -> dict:
     from pinnmsk import evaluation
 
@@ -82,7 +78,7 @@ def _choice_one_seed(prep, lams, best, ok) -> dict:
           f"{best.score[k]:.4g}); its test metrics are the ones to report")
     zero = [i for i in ok if lams[i] == 0]
     if zero and lams[k] != 0 and len(prep.val_trials) > 1:
-        per = lambda i: evaluation.validation_by_trial(prep, _model(best.params, i))
+        per = lambda i: evaluation.validation_by_trial(prep, ode.tree_index(best.params, i))
         chosen["vs_lambda0"] = evaluation.paired_vs_baseline(per(k), per(zero[0]))
         v = chosen["vs_lambda0"]
         print(f"  vs lambda=0 on the {v['n_trials']} validation trials: mean difference "
@@ -122,7 +118,7 @@ def _choice_over_seeds(prep, models, seeds, best, ok, tests, test_preds) -> dict
               for lam in full}
     vs0 = {}
     if 0.0 in full and len(prep.val_trials) > 1:
-        per = {k: evaluation.validation_by_trial(prep, _model(best.params, k))
+        per = {k: evaluation.validation_by_trial(prep, ode.tree_index(best.params, k))
                for lam in full for k in (index[(lam, s)] for s in seeds)}
         for lam in full:
             if lam != 0.0:
@@ -138,7 +134,7 @@ def _choice_over_seeds(prep, models, seeds, best, ok, tests, test_preds) -> dict
            "vs_lambda0_by_weight": vs0}
     if chosen and prep.val_trials:
         ks = [index[(chosen["physics_weight"], s)] for s in seeds]
-        out["ensemble"] = _ensemble(prep, [_model(best.params, k) for k in ks],
+        out["ensemble"] = _ensemble(prep, [ode.tree_index(best.params, k) for k in ks],
                                     [test_preds[k] for k in ks])
         out["ensemble"]["physics_weight"] = chosen["physics_weight"]
     return out
