@@ -26,8 +26,9 @@ for a choice) the table reports per degree of freedom the moment R² and RMSE [N
 Samples whose measured moment exceeds what every crossing unit at F_max could make (inverse
 dynamics artefacts at heel strike or toe off; gait.valid_samples) are left out of the figures
 and of (c)'s loss; metrics.json also has every row on all samples, and (c) against (b) and
-(d') trial by trial (``paired_test_rmse``: mean per-trial RMSE difference, its standard error
-over the test trials, t; the fits are deterministic, so that spread is the noise). Writes
+(d'), (e) against (b), (c), (d), (d') trial by trial (``paired_test_rmse``: mean per-trial RMSE
+difference, its standard error over the test trials, t; the networks' per-trial RMSE is their
+mean over seeds, whose spread is in ``test_sd``). Writes
 ``WORKDIR/metrics.json``, ``WORKDIR/table.md`` and a moment plot per test trial.
 """
 
@@ -193,8 +194,8 @@ def main(argv):
         net_choice = {}
         if spec.validation and best_w in thetas:
             p_fit = gait.apply_theta(thetas[best_w], base, group)
-            nets = _network_rows(spec, trials, xs, feats, keep, p_fit, rows["c"][1], predict,
-                                 hill_weights, t_start)
+            nets = _network_rows(spec, fit_on, trials, xs, feats, keep, p_fit, rows["c"][1],
+                                 predict, hill_weights, t_start)
             for key, (label, sel, out) in nets.items():
                 net_choice[key] = {"hill_weight": sel.weight, "steps": sel.steps,
                                    "validation_scores": sel.scores}
@@ -255,12 +256,12 @@ def main(argv):
         print(f"wrote {os.path.join(FLAGS.workdir, 'metrics.json')} ({metrics['wall_s']:.0f} s)")
 
 
-def _network_rows(spec, trials, xs, feats, keep, p_fit, p_final, predict, hill_weights,
-                  t_start) -> dict:
-    """Rows (d) and (e): {key: (label, gait_net.Selection, per seed {trial: (moments, forces)})}."""
+def _network_rows(spec, fit_on, trials, xs, feats, keep, p_fit, p_final, predict,
+                  hill_weights, t_start) -> dict:
+    """Rows (d) and (e): {key: (label, gait_net.Selection, per seed {trial: (moments, forces)})};
+    ``fit_on``: the training trials outside validation (row (c)'s ``p_fit`` was fit on them)."""
     from pinnmsk import gait_net
 
-    fit_on = [n for n in spec.train if n not in spec.validation]
     hill = {n: np.asarray(predict(p_fit, xs[n])[0]) for n in fit_on + list(spec.validation)}
     hill_final = {n: np.asarray(predict(p_final, xs[n])[0]) for n in spec.train + spec.test}
 
