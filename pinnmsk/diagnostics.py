@@ -101,28 +101,14 @@ def _torque_terms(model: MskModel, q, qd, qdd):
 def compliant_hill_forces(model: MskModel, a: np.ndarray, q: np.ndarray, qd: np.ndarray,
                           iterations: int = 60, doublings: int = 12) -> np.ndarray:
     """Compliant-tendon Hill forces (T, M) [N] at activations ``a`` (T, M) along q, q̇ (T, n):
-    the tendon force in fibre-tendon equilibrium, with the tendon's own stretch rate neglected
-    (Ḟ = 0; the fibre takes the whole l̇_mt). The root is bracketed first, [0, 2 F_max] doubled
-    up to ``doublings`` times until the residual changes sign (a fibre stretched far enough
-    pulls with many F_max of passive force), then bisected. NaN where no root lies below
+    the tendon force in fibre-tendon equilibrium with Ḟ = 0
+    (:func:`pinnmsk.muscle.equilibrium_tendon_force`). NaN where no root lies below
     2^(doublings + 1) F_max: no force is reported that is not an equilibrium."""
-    p = model.muscles
-
     def one(a_t, q_t, qd_t):
         l_mt, ldot = model.geometry.length_and_velocity(q_t, qd_t)
-        g = lambda f: muscle.tendon_equilibrium_residual(f, jnp.zeros_like(f), a_t, l_mt, ldot, p)
-        hi = jax.lax.fori_loop(0, doublings, lambda _, h: jnp.where(g(h) < 0, 2.0 * h, h),
-                               2.0 * p.f_max_n)
-        found = g(hi) >= 0
-
-        def step(_, lo_hi):
-            lo, hi = lo_hi
-            mid = 0.5 * (lo + hi)
-            up = g(mid) > 0
-            return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
-
-        lo, hi = jax.lax.fori_loop(0, iterations, step, (jnp.zeros_like(p.f_max_n), hi))
-        return jnp.where(found, 0.5 * (lo + hi), jnp.nan)
+        f, found = muscle.equilibrium_tendon_force(a_t, l_mt, ldot, model.muscles, iterations,
+                                                   doublings)
+        return jnp.where(found, f, jnp.nan)
 
     return np.asarray(jax.jit(jax.vmap(one))(*(jnp.asarray(x, jnp.float32) for x in (a, q, qd))),
                       float)

@@ -36,6 +36,7 @@ _PE_MIN_NORM_LENGTH = 0.2
 # normalised force (OpenSim's DeGrooteFregly2016Muscle; 0.049 is its default).
 _T_C1, _T_C2, _T_C3 = 0.2, 1.0, 0.2
 TENDON_STRAIN = 0.049
+PASSIVE_STRAIN = 0.6  # De Groote's passive fibre strain at one normalised force
 
 
 def active_force_length(l_norm: Array) -> Array:
@@ -46,7 +47,8 @@ def active_force_length(l_norm: Array) -> Array:
     return out
 
 
-def passive_force_length(l_norm: Array, strain_at_one_norm_force: float = 0.6) -> Array:
+def passive_force_length(l_norm: Array, strain_at_one_norm_force: Array = PASSIVE_STRAIN
+                         ) -> Array:
     """Passive force-length multiplier f_PE(l̃) (exponential; equals 1 at l̃ = 1 + strain)."""
     e0 = strain_at_one_norm_force
     offset = jnp.exp(_PE_KPE * (_PE_MIN_NORM_LENGTH - 1.0) / e0)
@@ -91,6 +93,8 @@ class MuscleParams:
       tau_act_s: activation time constant [s] (≈ 0.010).
       tau_deact_s: deactivation time constant [s] (≈ 0.040).
       shape_a: nonlinear activation shape factor A ∈ (−3, 0]; 0 means linear.
+      passive_strain: fibre strain at one normalised passive force (De Groote: 0.6); a
+        person-specific passive stiffness (:mod:`pinnmsk.person`).
     """
 
     f_max_n: Array
@@ -101,15 +105,17 @@ class MuscleParams:
     tau_act_s: Array
     tau_deact_s: Array
     shape_a: Array
+    passive_strain: Array
 
     @classmethod
     def create(cls, f_max_n, l_opt_m, l_ts_m, phi_opt_rad, v_max_lopt_per_s=10.0,
-               tau_act_s=0.010, tau_deact_s=0.040, shape_a=0.0) -> "MuscleParams":
+               tau_act_s=0.010, tau_deact_s=0.040, shape_a=0.0,
+               passive_strain=PASSIVE_STRAIN) -> "MuscleParams":
         """Build from per-muscle values; scalars for the optional fields broadcast to ``(M,)``."""
         f = jnp.asarray(f_max_n, jnp.float32)
         full = lambda v: jnp.broadcast_to(jnp.asarray(v, jnp.float32), f.shape)
         return cls(f, full(l_opt_m), full(l_ts_m), full(phi_opt_rad), full(v_max_lopt_per_s),
-                   full(tau_act_s), full(tau_deact_s), full(shape_a))
+                   full(tau_act_s), full(tau_deact_s), full(shape_a), full(passive_strain))
 
     @property
     def n_muscles(self) -> int:
@@ -211,7 +217,8 @@ def fibre_force(a: Array, l_norm: Array, v_norm: Array, cos_phi: Array,
                 params: MuscleParams) -> Array:
     """Force the fibres put on the tendon line, F_max [a f_L(l̃) f_V(ṽ) + f_PE(l̃)] cos φ [N]."""
     active = a * active_force_length(l_norm) * force_velocity(v_norm)
-    return params.f_max_n * (active + passive_force_length(l_norm)) * cos_phi
+    passive = passive_force_length(l_norm, params.passive_strain)
+    return params.f_max_n * (active + passive) * cos_phi
 
 
 def hill_force(a: MuscleVec, l_mt_m: MuscleVec, ldot_mt_mps: MuscleVec, params: MuscleParams
@@ -234,3 +241,35 @@ def tendon_equilibrium_residual(f_t_n: Array, fdot_t_nps: Array, a: Array, l_mt_
     kin = compliant_fibre_kinematics(l_mt_m, ldot_mt_mps, f_t_n, fdot_t_nps, params,
                                      strain_at_one_norm_force)
     return f_t_n - fibre_force(a, *kin, params)
+
+
+def equilibrium_tendon_force(a: Array, l_mt_m: Array, ldot_mt_mps: Array, params: MuscleParams,
+                             iterations: int = 40, doublings: int = 12) -> tuple[Array, Array]:
+    """Compliant-tendon force [N] in fibre-tendon equilibrium at activation ``a``, the tendon's
+    own stretch rate neglected (Ḟ = 0: the fibre takes the whole l̇_mt); element-wise (..., M).
+
+    The root is bracketed ([0, 2 F_max], doubled up to ``doublings`` times until the residual
+    changes sign: a far-stretched fibre pulls with many F_max of passive force) and bisected;
+    one Newton step at the root, with the bracket held constant, gives the exact derivative in
+    the parameters (implicit function theorem) while the value stays the root. Returns
+    (force, found): ``found`` is False where no root lies below 2^(doublings + 1) F_max.
+    """
+    g = lambda f, a_, l_, ld_, p_: tendon_equilibrium_residual(f, jnp.zeros_like(f), a_, l_, ld_,
+                                                              p_)
+    a_s, l_s, ld_s, p_s = jax.lax.stop_gradient((a, l_mt_m, ldot_mt_mps, params))
+    r = lambda f: g(f, a_s, l_s, ld_s, p_s)
+    hi = jax.lax.fori_loop(0, doublings, lambda _, h: jnp.where(r(h) < 0, 2.0 * h, h),
+                           2.0 * p_s.f_max_n + jnp.zeros_like(l_s))
+    found = r(hi) >= 0
+
+    def step(_, lo_hi):
+        lo, hi = lo_hi
+        mid = 0.5 * (lo + hi)
+        up = r(mid) > 0
+        return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
+
+    lo, hi = jax.lax.fori_loop(0, iterations, step, (jnp.zeros_like(hi), hi))
+    root = 0.5 * (lo + hi)
+    slope = jax.lax.stop_gradient(jax.grad(lambda f: jnp.sum(r(f)))(root))
+    f = root - (g(root, a, l_mt_m, ldot_mt_mps, params) - jax.lax.stop_gradient(r(root))) / slope
+    return f, found

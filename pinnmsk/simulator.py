@@ -88,7 +88,7 @@ def tracking_excitation(model: MskModel, q, qd, target_q, target_qd, target_qdd,
     l_mt, ldot = model.geometry.length_and_velocity(q, qd)
     l_norm, v_norm, cos_phi = muscle.fibre_kinematics(l_mt, ldot, p)
     gain = p.f_max_n * muscle.active_force_length(l_norm) * muscle.force_velocity(v_norm) * cos_phi
-    passive = p.f_max_n * muscle.passive_force_length(l_norm) * cos_phi
+    passive = p.f_max_n * muscle.passive_force_length(l_norm, p.passive_strain) * cos_phi
     r = model.geometry.moment_arms(q)  # (M, n)
     tau_res = tau_des - r.T @ (passive + cocontraction * gain)
     s = r @ tau_res
