@@ -141,7 +141,12 @@ def config_from_flags(physics_weight: float | None = None, module=None) -> Train
 
 def load_data(path: str) -> dataset.Dataset:
     print(f"loading {path}", file=sys.stderr, flush=True)
-    return loading.load_dataset(spec.load_spec(path), progress=True)
+    data = loading.load_dataset(spec.load_spec(path), progress=True)
+    if data.spec.person is not None:
+        print(f"identifying each subject's model from its training trials before training "
+              f"([person]: {', '.join(data.spec.person.identify)}; a minute or so)",
+              file=sys.stderr, flush=True)
+    return data
 
 
 def report_sanity(prep) -> dict:
@@ -197,6 +202,8 @@ def metrics_block(prep, params, config: TrainConfig, selection: dict,
                        "geometry": data.geometry_report,
                        "load_notes": data.load_notes}}
     out["test"]["torque_budget"] = evaluation.torque_budgets(prep, params, per_trial)
+    if prep.person is not None:
+        out["person"] = prep.person
     if prep.consts.residual_torque:
         out["residual_torque_coef_nm"] = {
             subj: (np.asarray(params["physio"]["residual_torque"][s])

@@ -25,6 +25,7 @@ chosen on the spec's validation data (training data where it has none), as the C
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -42,6 +43,12 @@ flags.DEFINE_float("history_s", None,
                    "EMG history the angle decoder sees [s]; default: the spec's window length.")
 flags.DEFINE_integer("n_lags", 10, "Lagged copies of the envelope, spread over --history_s.")
 flags.DEFINE_string("out", None, "Also write the figures to this JSON file.")
+flags.DEFINE_string("identify", None,
+                    "Sets of the person's parameters to identify, each diagnosed beside the lab's "
+                    "model (which data tell which parameters), e.g. 'f_max,emg_gain;held;all' "
+                    "(kinds: held, l_ts, passive_strain, f_max, emg_gain, stiffness; 'all'). The "
+                    "spec's [person] priors apply (the defaults where it has none). Default: the "
+                    "spec's [person] table, if any.")
 flags.DEFINE_string("activations", None,
                     "For simulated data: file name of the true activations table (one column per "
                     "muscle, e.g. activations.sto) in each trial's EMG folder. Adds the same "
@@ -69,15 +76,17 @@ def at_trial(tables: dict, t) -> np.ndarray:
 
 
 def _ridge_rows(train_trials, val_trials, test_trials, lags, sources: dict,
-                target: str = "angle") -> dict:
+                target: str = "angle", torques: dict | None = None) -> dict:
     """{"<target>_from_<source>": {"alpha", "validation_r2", "test_r2"}} for each source(trial)
     -> (T, C) signal: ridge from the signal's recent history to the joint angles (``target``
-    "angle") or to the recorded muscle forces ("force", where every trial has them; R² is the
-    mean over muscles), fitted on training data, its strength chosen on validation data (on
+    "angle"), to the recorded muscle forces ("force", where every trial has them; R² is the
+    mean over muscles) or to the joint torque the motion needs ("torque": ``torques``
+    {trial id: (T, n) [N m]}, inverse dynamics: how much of it the EMG carries), fitted on training data, its strength chosen on validation data (on
     training data when there is none), test R² at that strength."""
     from pinnmsk import diagnostics  # JAX: after the flags (--help stays fast)
 
-    goal = (lambda t: t.q_rad) if target == "angle" else (lambda t: t.forces_n)
+    goal = {"angle": lambda t: t.q_rad, "force": lambda t: t.forces_n,
+            "torque": lambda t: None if torques is None else torques.get(t.id)}[target]
     rows = {}
     for key, signal in sources.items():
         trials = train_trials + val_trials + test_trials
@@ -96,6 +105,22 @@ def _ridge_rows(train_trials, val_trials, test_trials, lags, sources: dict,
                                         "test_r2": test, "chosen_on": "validation" if val_trials
                                         else "training data (no validation data)"}
     return rows
+
+
+def _torques(data, split) -> dict:
+    """{trial id: (T, n) [N m]} the torque each trial's motion needs (inverse dynamics of the
+    subject's body, derivatives by quintic spline)."""
+    import jax.numpy as jnp
+
+    from pinnmsk import diagnostics, dynamics
+
+    out = {}
+    for t in split["train"] + split["validation"] + split["test"]:
+        qd, qdd = diagnostics.derivatives(t.time_s, t.q_rad.astype(np.float64))
+        out[t.id] = np.asarray(dynamics.inverse_dynamics_along(
+            data.model_of(t.subject).body, *(jnp.asarray(x, jnp.float32)
+                                             for x in (t.q_rad, qd, qdd))), float)
+    return out
 
 
 def _f_max_rows(data, train_trials, terms: dict, rates: dict, drive) -> dict:
@@ -218,20 +243,133 @@ def main(argv):
     rows.update(_ridge_rows(split["train"], split["validation"], split["test"], lags, sources))
     rows.update(_ridge_rows(split["train"], split["validation"], split["test"], lags, drives,
                             "force"))
+    rows.update(_ridge_rows(split["train"], split["validation"], split["test"], lags, drives,
+                            "torque", _torques(data, split)))
     rows.update(_force_rows(data, split["train"], split["test"], drives))
     rows["model_sanity"] = {t: diagnostics.sanity_by_subject(data, split["train"], t)
                             for t in ("rigid", "compliant")}
     print(table(rows))
     for t in ("rigid", "compliant"):
         print(diagnostics.sanity_table(rows["model_sanity"][t]))
+    for name, person_spec in _person_sets(data.spec).items():
+        ds = dataclasses.replace(data, spec=dataclasses.replace(data.spec, person=person_spec))
+        rows.setdefault("person", {})[name] = _person_rows(ds, split["train"])
+        print(person_table(rows["person"][name], rows["model_sanity"][data.spec.tendon]))
     if FLAGS.out:
         records.write_json(FLAGS.out, rows)
+
+
+def _person_sets(spec) -> dict:
+    """{name: PersonSpec} to diagnose: --identify's sets, else the spec's [person] table."""
+    from pinnmsk.data import person_spec
+
+    if not FLAGS.identify:
+        return {} if spec.person is None else {",".join(spec.person.identify): spec.person}
+    base = spec.person or person_spec.PersonSpec()
+    out = {}
+    for part in FLAGS.identify.split(";"):
+        kinds = person_spec.PARAMETERS if part.strip() == "all" else tuple(
+            k.strip() for k in part.split(",") if k.strip())
+        if not spec.geometry.held_coordinates_rad or not base.held_range_rad:
+            kinds = tuple(k for k in kinds if k != "held")
+        bad = [k for k in kinds if k not in person_spec.PARAMETERS]
+        if bad or not kinds:
+            raise cli.UsageError(f"--identify={FLAGS.identify}: '{part}' names "
+                                 f"{bad[0] if bad else 'nothing identifiable here'}; kinds: "
+                                 f"{', '.join(person_spec.PARAMETERS)} or all")
+        out[",".join(kinds)] = dataclasses.replace(base, identify=kinds)
+    return out
+
+
+def _person_rows(data, train_trials) -> dict:
+    """The spec's [person] identification (:func:`pinnmsk.person.personalise`) and the
+    identified model diagnosed as the lab's is: model sanity, and the F_max scale that closes
+    the torque with the identified EMG gains."""
+    from pinnmsk import diagnostics, person
+
+    print("identifying the person's model ([person])", file=sys.stderr, flush=True)
+    tendon = data.spec.tendon
+    ident, rep = person.personalise(data, train_trials, tendon)
+    rates = {t.id: diagnostics.derivatives(t.time_s, t.q_rad) for t in train_trials}
+    terms = {t.id: diagnostics.torque_terms(ident.model_of(t.subject), t.q_rad, *rates[t.id])
+             for t in train_trials}
+    gains = {s: np.asarray(rep["subjects"][subj]["parameters"]["emg_gain"]["posterior"])
+             if "emg_gain" in rep["subjects"][subj]["parameters"] else 1.0
+             for s, subj in enumerate(data.subjects)}
+    drive = lambda t: np.clip(gains[t.subject] * t.excitation, 0.0, 1.0)
+    return {"identification": rep,
+            "model_sanity": diagnostics.sanity_by_subject(ident, train_trials, tendon),
+            "f_max_scale_from_torque": _f_max_rows(ident, train_trials, terms, rates, drive),
+            "against_truth": _against_truth(data, rep)}
+
+
+def _against_truth(data, rep: dict) -> dict:
+    """Where the data ship their simulation truth (model.json): per subject, for the F_max and
+    l_ts scales, the truth (a scale of the lab's model) and how far the identification moved
+    away from it, in prior widths: |posterior − truth| − |prior centre − truth|."""
+    from pinnmsk.data import loading
+
+    out = {}
+    for s, subj in enumerate(data.subjects):
+        truth = loading.true_scales(data.spec, subj)
+        params = rep["subjects"][subj]["parameters"]
+        if truth is None:
+            continue
+        nominal = data.model_of(s).muscles
+        row = {}
+        for kind, attr, key in (("f_max", "f_max_n", "f_max"), ("l_ts", "l_ts_m", "l_ts")):
+            if kind not in params:
+                continue
+            t = np.asarray([truth[m][key] for m in data.spec.muscle_names]) / np.asarray(
+                getattr(nominal, attr), float)
+            p = params[kind]
+            post, centre, width = (np.asarray(x, float) for x in (
+                p["posterior"], p["prior"]["centre"], p["prior"]["width"]))
+            row[kind] = {"truth": t.tolist(),
+                         "moved_away_widths": ((np.abs(post - t) - np.abs(centre - t))
+                                               / width).tolist()}
+        out[subj] = row
+    return out
+
+
+def person_table(rows: dict, lab_sanity: dict) -> str:
+    """Per subject, the lab's model and the identified one side by side: the torque residual
+    of the EMG-driven muscles, the share of samples whose torque no activation can make, the
+    largest passive force and the largest EMG-driven force / F_max, and the one F_max scale
+    that closes the torque."""
+    rep, ident = rows["identification"], rows["model_sanity"]
+    out = [f"the person's model ({', '.join(rep['identified'])} identified; {rep['tendon']} "
+           "tendon): lab's model -> identified, per subject",
+           f"{'':6s} {'torque residual RMS [N m]':>26s} {'infeasible':>13s} "
+           f"{'peak passive [N]':>17s} {'peak F/F_max':>13s} {'F_max scale':>11s}  identified"]
+    for subj, r in rep["subjects"].items():
+        if subj not in ident:
+            continue
+        peak = lambda sanity: max(sanity[subj]["peak_passive_force_n"].values())
+        scale = rows["f_max_scale_from_torque"].get(subj, {}).get("scale", float("nan"))
+        vals = "; ".join(f"{k} " + " ".join(f"{v:.3g}" for v in p["posterior"])
+                         for k, p in r["parameters"].items())
+        out.append(
+            f"{subj:6s} {r['residual_rms_nm_lab']:5.1f} -> {r['residual_rms_nm_identified']:4.1f}"
+            f" (need {r['need_rms_nm']:4.1f}) "
+            f"{100 * max(lab_sanity[subj]['infeasible_fraction']):3.0f} -> "
+            f"{100 * max(ident[subj]['infeasible_fraction']):3.0f} % "
+            f"{peak(lab_sanity):6.0f} -> {peak(ident):5.0f} "
+            f"{max(r['peak_force_over_f_max_lab']):5.2f} -> "
+            f"{max(r['peak_force_over_f_max_identified']):4.2f} {scale:11.2f}  {vals}")
+    for subj, row in rows["against_truth"].items():
+        out.append(f"{subj} against the simulation truth (model.json), how far the identification "
+                   "moved away from it [prior widths]: " + "; ".join(
+                       f"{k} " + " ".join(f"{v:+.2f}" for v in r["moved_away_widths"])
+                       for k, r in row.items()))
+    return "\n".join(out)
 
 
 ROWS = (("angle_from_emg", "angle from EMG"),
         ("angle_from_activations", "angle from true activations"),
         ("angle_from_forces", "angle from recorded forces"),
         ("force_from_emg", "force from EMG (ridge, labelled forces)"),
+        ("torque_from_emg", "joint torque the motion needs, from EMG"),
         ("force_from_activations", "force from true activations (ridge)"),
         ("force_from_torque_calibrated_emg", "force, EMG gains fitted to the torque"),
         ("force_from_torque_calibrated_activations", "force, activation gains fitted to torque"),

@@ -47,6 +47,8 @@ class TrainConfig:
       prior_weight: weight, as a multiple of λ, of the Gaussian prior on the identified F_max,
         l_opt and l_ts scales, centred on the lab's model with the spec's
         ``identification.prior_width`` (default ±30 %, ±5 %, ±5 %). 0 (default): flat bounds only.
+      ceiling_weight: weight of mean relu(F/F_max − 1)² (forces above the subject's F_max,
+        passive included) where λ > 0: forces a muscle can make. 0 (default) leaves it out.
       epochs, batch_size, learning_rate, warmup_epochs, grad_clip: optimisation (Adam, warm-up
         then cosine decay, global-norm clipping).
       n_colloc: collocation times per window for the physics terms.
@@ -85,6 +87,9 @@ class TrainConfig:
                                  "prior on the identified F_max, l_opt, l_ts scales, centred on "
                                  "the lab's model with the spec's identification.prior_width; "
                                  "0: flat bounds only.")
+    ceiling_weight: float = _field(0.0, "Weight of the penalty mean relu(F/F_max - 1)^2 on "
+                                   "forces above the subject's F_max (passive included) where "
+                                   "the physics weight is > 0; 0: none.")
     epochs: int = _field(40, "Training epochs.")
     batch_size: int = _field(256, "Windows per step.")
     learning_rate: float = _field(3e-3, "Peak Adam learning rate.")
@@ -111,7 +116,7 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
         for name in ("physics_weight", "effort_weight", "hill_weight", "residual_weight",
-                     "prior_weight", "warmup_epochs"):
+                     "prior_weight", "ceiling_weight", "warmup_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
 

@@ -1,6 +1,7 @@
 """Data and physics losses of the physics-informed model (Zhang et al., arXiv 2207.01435).
 
-Loss weights are a run-time array ``[w_q, w_F, λ_dyn, λ_hill, λ_effort, λ_residual, λ_prior]``
+Loss weights are a run-time array
+``[w_q, w_F, λ_dyn, λ_hill, λ_effort, λ_residual, λ_prior, λ_ceiling]``
 (:data:`WEIGHT_NAMES`), so a sweep vmaps over them. Subject-specific physiological parameters θ
 are unconstrained arrays mapped into their bounds by a sigmoid (:func:`physio_scales`); a
 Gaussian prior centred on the lab's model (``prior`` term) keeps them near it unless the data
@@ -28,9 +29,9 @@ Array = jax.Array
 
 
 class LossTerms(NamedTuple):
-    """The seven loss terms, or their weights, by name (scalars, or arrays with the same
-    leading axes: a pytree, so jit and vmap see seven leaves). The host records them as arrays
-    (..., 7) in field order (:meth:`stack`, :meth:`of`)."""
+    """The loss terms, or their weights, by name (scalars, or arrays with the same leading axes:
+    a pytree, so jit and vmap see one leaf per term). The host records them as arrays
+    (..., N_TERMS) in field order (:meth:`stack`, :meth:`of`)."""
 
     angle: Array
     force: Array
@@ -39,14 +40,15 @@ class LossTerms(NamedTuple):
     effort: Array
     residual: Array
     prior: Array
+    ceiling: Array
 
     def stack(self) -> Array:
-        """The (..., 7) array in field order."""
+        """The (..., N_TERMS) array in field order."""
         return jnp.stack([jnp.asarray(t) for t in self], axis=-1)
 
     @classmethod
     def of(cls, array) -> "LossTerms":
-        """From an array (..., 7) in field order (NumPy stays NumPy)."""
+        """From an array (..., N_TERMS) in field order (NumPy stays NumPy)."""
         xp = np if isinstance(array, np.ndarray) else jnp
         return cls(*xp.moveaxis(xp.asarray(array), -1, 0))
 
@@ -56,11 +58,12 @@ class LossTerms(NamedTuple):
 
 
 WEIGHT_NAMES = LossTerms._fields
-PHYSICS_TERMS = ("dynamics", "hill", "effort", "residual", "prior")
+N_TERMS = len(WEIGHT_NAMES)
+PHYSICS_TERMS = ("dynamics", "hill", "effort", "residual", "prior", "ceiling")
 
 
 def uses_physics(weights) -> bool:
-    """Whether any weight (..., 7) of a physics term is non-zero (host-side NumPy check): a run
+    """Whether any weight (..., N_TERMS) of a physics term is non-zero (host-side NumPy check): a run
     without them compiles a data-only program."""
     w = LossTerms.of(np.asarray(weights))
     return bool(any(np.any(getattr(w, n) != 0) for n in PHYSICS_TERMS))
@@ -81,8 +84,8 @@ ACTIVATION_TAIL_S = 0.5
 
 
 def loss_weights(angle=1.0, force=1.0, dynamics=1.0, hill=1.0, effort=0.0, residual=0.0,
-                 prior=0.0) -> Array:
-    """The weight vector (7,) in :data:`WEIGHT_NAMES` order.
+                 prior=0.0, ceiling=0.0) -> Array:
+    """The weight vector (N_TERMS,) in :data:`WEIGHT_NAMES` order.
 
     ``residual`` weighs the mean squared residual joint torque (in units of ``tau_scale``);
     ``prior`` the Gaussian prior Σ ((scale − 1) / width)² on F_max, l_opt and l_ts (mean over
@@ -93,9 +96,13 @@ def loss_weights(angle=1.0, force=1.0, dynamics=1.0, hill=1.0, effort=0.0, resid
     EMG gain, so the co-contraction level is weakly identified; an effort weight prefers the
     least co-contraction that explains the motion, as static optimisation and CMC do. Off by
     default: on the OpenSim wrist sample it did not improve label-free forces.
+
+    ``ceiling`` weighs mean_m relu(F_m / F_max,m − 1)² (F_max of the subject's identified
+    model): forces no muscle can make, passive included. Zero below F_max, so it changes
+    nothing where the forces are plausible.
     """
-    return LossTerms(angle, force, dynamics, hill, effort, residual, prior).stack().astype(
-        jnp.float32)
+    return LossTerms(angle, force, dynamics, hill, effort, residual, prior, ceiling).stack(
+    ).astype(jnp.float32)
 
 
 class Batch(NamedTuple):
@@ -224,11 +231,12 @@ def window_activation(window: EmgWindow, gain: MuscleVec, delay_s: MuscleVec,
 def physics_residuals(decode: Decoder, model: MskModel, nominal_f_max: MuscleVec,
                       activation: Activation, consts: LossConstants, tau: Scalar,
                       residual_coef: Array | None = None
-                      ) -> tuple[Coords, MuscleVec, MuscleVec, Coords]:
+                      ) -> tuple[Coords, MuscleVec, MuscleVec, Coords, MuscleVec]:
     """Physics residuals at one time τ ≤ 0 of the head ``decode(τ) -> (q, F)``.
 
     Returns (dynamics (n,) / tau_scale, Hill (M,) / sigma_f, effort (M,) = F / F_max nominal,
-    residual torque (n,) / tau_scale); with ``consts.residual_torque`` the subject's residual
+    residual torque (n,) / tau_scale, force above the ceiling (M,) = relu(F / F_max − 1) with
+    the model's (identified) F_max); with ``consts.residual_torque`` the subject's residual
     torque (``residual_coef`` (n, RESIDUAL_BASIS)) acts at the joint beside the muscles;
     q̇, q̈ come from autodiff of the head (``consts.accel``: "fd" is the finite-difference
     baseline; "none" the no-inertia ablation, the equation of motion without M q̈ and the
@@ -245,7 +253,8 @@ def physics_residuals(decode: Decoder, model: MskModel, nominal_f_max: MuscleVec
     a = muscle.activation_shape(_excitation_at(activation, tau, consts.rate_hz),
                                 model.muscles.shape_a)
     hill = msk.tendon_residual(model, a, q, qd, f, fd, consts.tendon) / consts.sigma_f
-    return res, hill, f / nominal_f_max, tau_res / consts.tau_scale
+    over = jax.nn.relu(f / model.muscles.f_max_n - 1.0)
+    return res, hill, f / nominal_f_max, tau_res / consts.tau_scale, over
 
 
 def _excitation_at(window: Activation, tau: Scalar, rate_hz: float) -> MuscleVec:
@@ -272,7 +281,7 @@ def example_losses(z: Latent, decode: LatentDecoder,
     l_f = has_f * jnp.mean(((f_hat - f_hist) / consts.sigma_f) ** 2)
     zero = jnp.zeros_like(l_q)
     if not use_physics:
-        return LossTerms(l_q, l_f, zero, zero, zero, zero, zero)
+        return LossTerms(l_q, l_f, zero, zero, zero, zero, zero, zero)
     scales = physio_scales(physio_raw, consts.bounds)
     model = subject_model(base, scales, subject)
     activation = window_activation(window, scales["emg_gain"][subject],
@@ -283,10 +292,10 @@ def example_losses(z: Latent, decode: LatentDecoder,
     f_nom = base.muscles.f_max_n[subject]  # nominal: the effort term does not move θ
     tau_c = -consts.horizon_s * jax.random.uniform(key, (consts.n_colloc,))
     coef = physio_raw["residual_torque"][subject]
-    res, hill, eff, tres = jax.vmap(lambda t: physics_residuals(
+    res, hill, eff, tres, over = jax.vmap(lambda t: physics_residuals(
         dec, model, f_nom, activation, consts, t, coef))(tau_c)
     return LossTerms(l_q, l_f, jnp.mean(res**2), jnp.mean(hill**2), jnp.mean(eff**2),
-                     jnp.mean(tres**2), zero)
+                     jnp.mean(tres**2), zero, jnp.mean(over**2))
 
 
 def batch_loss(encode: Callable[[EmgWindow], Latent],
@@ -294,8 +303,9 @@ def batch_loss(encode: Callable[[EmgWindow], Latent],
                physio_raw: dict, consts: LossConstants, batch: Batch,
                weights: TermVector | LossTerms, key: Array, use_physics: bool
                ) -> tuple[Scalar, TermVector]:
-    """Weighted total loss and the mean terms (7,) over a batch (``encode``: window (W, C) →
-    latent; ``weights``: (7,) in :class:`LossTerms` order, or a :class:`LossTerms`)."""
+    """Weighted total loss and the mean terms (N_TERMS,) over a batch (``encode``: window
+    (W, C) → latent; ``weights``: (N_TERMS,) in :class:`LossTerms` order, or a
+    :class:`LossTerms`)."""
     return latent_batch_loss(jax.vmap(encode)(batch.emg), decode, base, physio_raw, consts,
                              batch, weights, key, use_physics)
 

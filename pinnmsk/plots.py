@@ -65,7 +65,7 @@ def loss_curves(history: list, weights=None) -> dict:
     """What :func:`plot_losses` draws, from a run's history: {"epoch": (E,), "loss": (E, K),
     "validation": (E, K) (NaN where none), "selected": (K,) epoch of the lowest validation
     score (None without validation), "terms": {name: (E,) mean over models}} with only the
-    terms some model weights above 0 (``weights`` (7,) or (K, 7); all terms without it)."""
+    terms some model weights above 0 (``weights`` (N_TERMS,) or (K, N_TERMS); all terms without it)."""
     from pinnmsk.losses import WEIGHT_NAMES
 
     ep = np.array([h["epoch"] for h in history])

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnmsk import diagnostics, dynamics, losses, models, train
+from pinnmsk import diagnostics, dynamics, losses, models, person, train
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.errors import DataError
 from pinnmsk.losses import LossConstants
@@ -37,6 +37,9 @@ class Prepared:
     history: int
     n_labelled: int
     predict: train.PredictFn  # jitted, at τ = 0; compiled once per run
+    # the person's model identified before training (the spec's [person] table; None without),
+    # :func:`pinnmsk.person.personalise`'s report; ``data.models`` are then the identified ones
+    person: dict | None = None
     # the jitted programs of :func:`pinnmsk.runner.fit`, by the settings they depend on: a second
     # fit of the same Prepared with the same settings (resume, a sweep's single runs) reuses
     # them instead of tracing and compiling again
@@ -77,6 +80,7 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
         raise DataError(f"{spec.path}: field 'split' leaves no training trials")
     if not parts["test"]:
         raise DataError(f"{spec.path}: field 'split.test' selects no trials")
+    data, person_report = person.personalise(data, parts["train"], tendon_of(config, spec))
     tr = ds_lib.make_windows(parts["train"], window, history, spec.windows.stride)
     has_labels = tr.has_forces.copy()
     if not config.force_labels:
@@ -121,18 +125,20 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     if val is not None and not config.force_labels:
         val.has_forces[:] = False  # label-free: forces are not there to select by
     return Prepared(data, tr, val, parts["test"], parts["validation"], consts, net, window,
-                    history, int(has_labels.sum()), train.make_predict(net))
+                    history, int(has_labels.sum()), train.make_predict(net), person=person_report)
 
 
 def weights_for(config: TrainConfig, physics_weights) -> np.ndarray:
-    """Loss weight vectors (K, 7) for physics weights λ_k: angle 1, force 1 (0 without labels),
-    dynamics λ, Hill ``config.hill_weight`` · λ, effort ``config.effort_weight`` where λ > 0,
-    residual torque ``config.residual_weight`` · λ, prior ``config.prior_weight`` · λ."""
+    """Loss weight vectors (K, N_TERMS) for physics weights λ_k: angle 1, force 1 (0 without
+    labels), dynamics λ, Hill ``config.hill_weight`` · λ, effort ``config.effort_weight`` where
+    λ > 0, residual torque ``config.residual_weight`` · λ, prior ``config.prior_weight`` · λ,
+    forces above F_max ``config.ceiling_weight`` where λ > 0."""
     wf = 1.0 if config.force_labels else 0.0
     return np.stack([np.asarray(losses.loss_weights(1.0, wf, lam, config.hill_weight * lam,
                                                     config.effort_weight if lam > 0 else 0.0,
                                                     config.residual_weight * lam,
-                                                    config.prior_weight * lam))
+                                                    config.prior_weight * lam,
+                                                    config.ceiling_weight if lam > 0 else 0.0))
                      for lam in np.atleast_1d(physics_weights)])
 
 

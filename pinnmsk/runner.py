@@ -87,7 +87,7 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
         stop_after_epochs: int | None = None, mesh=None,
         on_epoch: Callable[[dict], None] | None = None, sweep_layout: str = "vmap",
         progress_every_s: float = 20.0, seeds=None):
-    """Train one model (``weights`` (7,)) or a sweep of K models (``weights`` (K, 7)).
+    """Train one model (``weights`` (N_TERMS,)) or a sweep of K models (``weights`` (K, N_TERMS)).
 
     ``seeds`` (K,) ints, for a sweep: model k is initialised, shuffled and draws its
     collocation times from ``seeds[k]`` exactly as a single run with ``config.seed = seeds[k]``
@@ -99,7 +99,7 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     dicts. ``stop_after_epochs`` ends early (for tests of resume).
     ``mesh`` (:func:`pinnmsk.sharding.make_mesh`): split the sweep over its ``"sweep"`` axis and
     each batch over its ``"data"`` axis. ``on_epoch(record)`` is called with each epoch's history
-    record ({"epoch", "loss" (K,), "terms" (K, 7)}), e.g. to write TensorBoard scalars.
+    record ({"epoch", "loss" (K,), "terms" (K, N_TERMS)}), e.g. to write TensorBoard scalars.
     ``sweep_layout``: the K-model program's layout (:func:`pinnmsk.train.make_sweep_step`), a
     computational choice only; "unrolled_encoder" is the faster one on a CPU
     (``benchmarks/README.md``) and needs ``mesh=None``.

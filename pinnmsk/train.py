@@ -46,7 +46,7 @@ class TrainState(struct.PyTreeNode):
     rng: Array
 
 
-Metrics = dict  # {"loss": (), "terms": (7,), "grad_norm": ()}, with a leading K in a sweep
+Metrics = dict  # {"loss": (), "terms": (N_TERMS,), "grad_norm": ()}, with a leading K in a sweep
 StepFn = Callable[[TrainState, Batch, TermVector], tuple[TrainState, Metrics]]
 PredictFn = Callable[[dict, EmgBatch], tuple[CoordBatch, ForceBatch]]
 
@@ -85,7 +85,7 @@ def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
                     consts: LossConstants, use_physics: bool = True) -> StepFn:
     """The pure step ``(state, batch, weights) -> (state, metrics)`` (not jitted: jit or vmap it).
 
-    metrics: {"loss": scalar, "terms": (7,) unweighted means, "grad_norm": scalar}.
+    metrics: {"loss": scalar, "terms": (N_TERMS,) unweighted means, "grad_norm": scalar}.
     ``use_physics=False`` drops the physics terms from the program (data-only runs).
     """
 
@@ -111,7 +111,7 @@ def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
 def make_sweep_step(net: PINNModel, tx: optax.GradientTransformation, base: MskModel,
                     consts: LossConstants, use_physics: bool = True, layout: str = "vmap",
                     batch_per_model: bool = False) -> StepFn:
-    """K models at once: ``(states, batch, weights (K, 7)) -> (states, metrics)``, the states
+    """K models at once: ``(states, batch, weights (K, N_TERMS)) -> (states, metrics)``, the states
     stacked on axis 0 and the batch shared (``batch_per_model``: each model its own batch, K
     leading, as seeds with their own data order have); each model's numbers are those of
     :func:`make_train_step` (a sum of independent losses has the per-model gradients).

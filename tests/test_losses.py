@@ -30,12 +30,12 @@ def test_dynamics_residual_vanishes_on_an_exact_trajectory():
     scale = float(jnp.sqrt(jnp.mean(msk.joint_torque(model, f, q0) ** 2)))
     decode = lambda t: (q0 + qd0 * t + 0.5 * qdd0 * t**2, f)
     act = jnp.full((10, 5), 0.2)
-    res, _, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
+    res, _, _, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
                                          _consts(scale), jnp.zeros(()))
     assert float(jnp.max(jnp.abs(res))) < 1e-6, res
     # a trajectory with 1 rad/s² more acceleration leaves exactly the inertial torque I·1
     off = lambda t: (q0 + qd0 * t + 0.5 * (qdd0 + 1.0) * t**2, f)
-    res_off, _, _, _ = losses.physics_residuals(off, model, model.muscles.f_max_n, act,
+    res_off, _, _, _, _ = losses.physics_residuals(off, model, model.muscles.f_max_n, act,
                                              _consts(scale), jnp.zeros(()))
     inertia = float(model.body.joint_inertia)
     np.testing.assert_allclose(float(res_off[0]) * scale, inertia, rtol=1e-3)
@@ -56,9 +56,9 @@ def test_hill_residual_vanishes_for_hill_forces(tendon):
                                                               qd0[None])[0], jnp.float32)
     f_hill, f_other = (rigid, compliant) if tendon == "rigid" else (compliant, rigid)
     decode = lambda t: (q0 + qd0 * t, f_hill)
-    _, hill, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
+    _, hill, _, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
                                           _consts(tendon=tendon), jnp.zeros(()))
-    _, other, _, _ = losses.physics_residuals(lambda t: (q0 + qd0 * t, f_other), model,
+    _, other, _, _, _ = losses.physics_residuals(lambda t: (q0 + qd0 * t, f_other), model,
                                            model.muscles.f_max_n, act, _consts(tendon=tendon),
                                            jnp.zeros(()))
     assert float(jnp.max(jnp.abs(other))) > 1e-2
@@ -106,9 +106,9 @@ def test_residual_torque_closes_the_equation_of_motion_for_a_missing_torque():
     act = jnp.zeros((10, model.n_muscles))
     off = _consts(tau_scale=2.0)
     on = off.replace(residual_torque=True, residual_knots_rad=knots)
-    res_off, _, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, off,
+    res_off, _, _, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, off,
                                                 jnp.asarray(0.0), coef)
-    res_on, _, _, tres = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, on,
+    res_on, _, _, tres, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, on,
                                                   jnp.asarray(0.0), coef)
     np.testing.assert_allclose(res_off * 2.0, missing, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(res_on, 0.0, atol=1e-4)
@@ -119,16 +119,17 @@ def test_loss_terms_by_name():
     """Terms and weights are named (LossTerms); arrays (..., 7) convert both ways in field
     order, and only the physics weights decide whether a run needs the physics program."""
     w = losses.loss_weights(angle=1.0, force=0.5, dynamics=3.0, hill=4.0, effort=5.0,
-                            residual=6.0, prior=7.0)
+                            residual=6.0, prior=7.0, ceiling=8.0)
     named = losses.LossTerms.of(w)
     assert named.force == 0.5 and named.dynamics == 3.0 and named.prior == 7.0
+    assert named.ceiling == 8.0
     np.testing.assert_array_equal(named.stack(), w)
-    terms = losses.LossTerms(*np.arange(1.0, 8.0))
-    assert float(terms.total(named)) == pytest.approx(float(np.dot(w, np.arange(1.0, 8.0))))
+    terms = losses.LossTerms(*np.arange(1.0, 9.0))
+    assert float(terms.total(named)) == pytest.approx(float(np.dot(w, np.arange(1.0, 9.0))))
     assert not losses.uses_physics(np.stack([losses.loss_weights(1.0, 1.0, 0.0, 0.0)] * 2))
-    for name in ("dynamics", "hill", "effort", "residual", "prior"):
+    for name in ("dynamics", "hill", "effort", "residual", "prior", "ceiling"):
         k = losses.WEIGHT_NAMES.index(name)
-        w0 = np.zeros(7, np.float32)
+        w0 = np.zeros(losses.N_TERMS, np.float32)
         w0[k] = 1e-3
         assert losses.uses_physics(w0), name
-    assert not losses.uses_physics(np.asarray([1.0, 1.0, 0, 0, 0, 0, 0]))
+    assert not losses.uses_physics(np.asarray([1.0, 1.0, 0, 0, 0, 0, 0, 0]))

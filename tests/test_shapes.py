@@ -95,7 +95,7 @@ def test_annotations_match_what_the_network_and_losses_return():
             encode, decode, base, state.params["physio"], consts, batch, weights,
             jax.random.PRNGKey(0), True))),
     ]
-    sizes = {"n": n, "M": m, "W": w, "L": 16, "P": 5, "B": b, "7": 7}
+    sizes = {"n": n, "M": m, "W": w, "L": 16, "P": 5, "B": b, "n_terms": losses.N_TERMS}
     checked = 0
     for fn, run in calls:
         ret = typing.get_type_hints(fn)["return"]

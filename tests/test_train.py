@@ -57,7 +57,7 @@ def test_progress_within_an_epoch(data):
 def test_effort_term_lowers_unlabelled_forces(data):
     cfg = dataclasses.replace(CFG, epochs=6, force_labels=False, effort_weight=50.0, hill_weight=1.0)
     w = prepare.weights_for(cfg, [0.0, 1.0])
-    np.testing.assert_array_equal(w, [[1, 0, 0, 0, 0, 0, 0], [1, 0, 1, 1, 50, 0, 0]])  # effort: λ > 0
+    np.testing.assert_array_equal(w, [[1, 0, 0, 0, 0, 0, 0, 0], [1, 0, 1, 1, 50, 0, 0, 0]])  # effort: λ > 0
     prep = prepare.prepare(data, cfg)
     effort = {}
     for e in (0.0, 50.0):
@@ -70,9 +70,9 @@ def test_effort_term_lowers_unlabelled_forces(data):
 
 def test_weights_for_scales_hill_and_effort_with_lambda():
     cfg = dataclasses.replace(CFG, hill_weight=10.0, effort_weight=0.5, force_labels=False,
-                              residual_weight=0.1, prior_weight=3.0)
+                              residual_weight=0.1, prior_weight=3.0, ceiling_weight=4.0)
     np.testing.assert_allclose(prepare.weights_for(cfg, [0.0, 2.0]),
-                               [[1, 0, 0, 0, 0, 0, 0], [1, 0, 2, 20, 0.5, 0.2, 6]])
+                               [[1, 0, 0, 0, 0, 0, 0, 0], [1, 0, 2, 20, 0.5, 0.2, 6, 4]])
 
 
 def test_prior_keeps_identified_parameters_near_the_lab_model(data):
@@ -326,7 +326,7 @@ def test_binaries_end_to_end(tiny, tmp_path):
     tb = _scalars(w / "tensorboard")
     assert [step for step, _ in tb["loss/total"]] == [1, 2]
     assert set(tb) == {"loss/total", "loss/angle", "loss/force", "loss/dynamics", "loss/hill",
-                       "loss/effort", "loss/residual", "loss/prior"}
+                       "loss/effort", "loss/residual", "loss/prior", "loss/ceiling"}
     np.testing.assert_allclose([v for _, v in tb["loss/total"]],
                                [h["loss"][0] for h in json.load(open(w / "history.json"))],
                                rtol=1e-6)

@@ -57,6 +57,8 @@ class Dataset:
       normalisation: per subject and channel, where those values came from (for metrics.json).
       geometry_report: per subject, the fitted geometry's check against MomentArm tables.
       load_notes: what loading noticed but did not refuse (EMG outside the labels, clipping).
+      held_geometry: {subject: the length polynomial over the recorded then the held
+        coordinates, or None where the geometry holds none} (:mod:`pinnmsk.person`).
     """
 
     spec: DataSpec
@@ -69,6 +71,7 @@ class Dataset:
     normalisation: dict = dataclasses.field(default_factory=dict)
     geometry_report: dict = dataclasses.field(default_factory=dict)
     load_notes: list = dataclasses.field(default_factory=list)
+    held_geometry: dict = dataclasses.field(default_factory=dict)
 
     @property
     def rate_hz(self) -> float:

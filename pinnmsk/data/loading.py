@@ -62,9 +62,10 @@ def _muscle_params(spec: DataSpec, subject: str) -> tuple[muscle.MuscleParams, s
     return params, source
 
 
-def _geometry(spec: DataSpec, subject: str) -> tuple[geometry.PolynomialGeometry, dict]:
-    """The subject's length polynomial (fitted to its MuscleAnalysis table) and a report of the
-    fitted moment arms against the MomentArm tables the spec names: {coordinate: max error [m]}."""
+def _geometry(spec: DataSpec, subject: str) -> tuple[geometry.PolynomialGeometry, dict, object]:
+    """The subject's length polynomial (fitted to its MuscleAnalysis table), a report of the
+    fitted moment arms against the MomentArm tables the spec names: {coordinate: max error [m]},
+    and the polynomial over the recorded and the held coordinates (None when none is held)."""
     g, sub = spec.geometry, spec.subject(subject)
     coords = spec.labels.coordinates
     if g.source != "muscle_analysis":
@@ -78,7 +79,7 @@ def _geometry(spec: DataSpec, subject: str) -> tuple[geometry.PolynomialGeometry
         return geometry.PolynomialGeometry(jnp.asarray(coef, jnp.float32),
                                            jnp.asarray(g.centre_rad, jnp.float32),
                                            jnp.asarray(g.scale_rad, jnp.float32),
-                                           geometry.as_static(exps)), {}
+                                           geometry.as_static(exps)), {}, None
     table_path = spec.resolve(sub.length_table or g.length_table)
     motion_rel = sub.motion if sub.length_table else (sub.motion or g.motion)
     motion = opensim.read_table(spec.resolve(motion_rel)) if motion_rel else None
@@ -114,9 +115,11 @@ def _geometry(spec: DataSpec, subject: str) -> tuple[geometry.PolynomialGeometry
                 raise DataError(f"{table_path}: held coordinate '{c}' = {v:.4g} rad lies outside "
                                 f"the table's range {a:.4g}..{b:.4g} rad; hold it inside, or "
                                 "give a table that covers it")
+        full = geo
         geo = geometry.hold(geo, range(len(coords)),
                             {len(coords) + i: v for i, v in enumerate(held.values())})
-    return geo, report
+        return geo, report, full
+    return geo, report, None
 
 
 def build_model(spec: DataSpec, subject: str | None = None) -> MskModel:
@@ -127,7 +130,8 @@ def build_model(spec: DataSpec, subject: str | None = None) -> MskModel:
 
 def build_models(spec: DataSpec, subjects) -> tuple[MskModel, dict]:
     """Each subject's body, muscles and geometry, stacked (S, ...), and a report per subject
-    {"muscles": source, "moment_arm_max_error_m": {coordinate: m}}."""
+    {"muscles": source, "moment_arm_max_error_m": {coordinate: m}, "held_geometry": the length
+    polynomial over the recorded then the held coordinates, or None}."""
     kind = bodies.BODIES[spec.body.model]
     body_cls = kind.resolve()
     p = dict(spec.body.params)
@@ -148,9 +152,9 @@ def build_models(spec: DataSpec, subjects) -> tuple[MskModel, dict]:
                tuple(sorted(sub.held_coordinates_rad.items())))
         if key not in cache:
             cache[key] = _geometry(spec, subj)
-        geo, arms = cache[key]
+        geo, arms, full = cache[key]
         models.append(MskModel(body, params, geo))
-        report[subj] = {"muscles": source, "moment_arm_max_error_m": arms}
+        report[subj] = {"muscles": source, "moment_arm_max_error_m": arms, "held_geometry": full}
     return msk.stack(models), report
 
 
@@ -392,6 +396,7 @@ def load_dataset(spec: DataSpec, progress: bool = False) -> Dataset:
         log(f"  note: {note}")
     subjects = tuple(dict.fromkeys(t.subject for t in spec.trials))
     models, geo_report = build_models(spec, subjects)
+    held_geometry = {subj: rep.pop("held_geometry") for subj, rep in geo_report.items()}
     for subj, rep in geo_report.items():
         for c, err in rep["moment_arm_max_error_m"].items():
             log(f"  geometry {subj}: fitted moment arms vs the MomentArm table ({c}): max error "
@@ -422,7 +427,7 @@ def load_dataset(spec: DataSpec, progress: bool = False) -> Dataset:
                                       spec.emg.rest_subtraction == "quadrature"
                                       ).astype(np.float32)
     return Dataset(spec, trials, subjects, norm, models, dropped, rest, sources, geo_report,
-                   notes)
+                   notes, held_geometry)
 
 
 def true_scales(spec, subject: str) -> dict | None:

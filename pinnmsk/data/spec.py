@@ -19,6 +19,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from pinnmsk import bodies
+from pinnmsk.data import person_spec
 from pinnmsk.errors import DataError
 
 _MISSING = object()
@@ -292,6 +293,7 @@ class DataSpec:
     osim: str | None = None  # dataset-wide OpenSim model (a generic one); a subject's own wins
     tendon: str = "rigid"  # the Hill term's tendon for this dataset's muscles: rigid | compliant
     notes: tuple = ()  # what loading should tell the user (e.g. muscles left out), one line each
+    person: "person_spec.PersonSpec | None" = None  # [person]: identified before training
 
     def subject(self, name: str) -> SubjectSpec:
         """The subject's sources (an empty :class:`SubjectSpec` when the spec names none)."""
@@ -584,10 +586,12 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
     subjects = _subjects(top, raw, emg.channels, {t.subject for t in trials},
                          labels.coordinates, src)
     _check_sources(path, emg, muscles, geometry, subjects, {t.subject for t in trials}, osim)
+    person = person_spec.parse(top.sub("person", required=False),
+                               geometry.held_coordinates_rad)
     top.finish()
     return DataSpec(path, name, root, emg, labels, BodySpec(model, params), tuple(muscles),
                     ident, geometry, tuple(trials), split, windows, tuple(subjects), activation,
-                    text, osim, tendon, tuple(notes))
+                    text, osim, tendon, tuple(notes), person)
 
 
 def _check_channel_values(path: str, field: str, values: dict, channels: dict) -> None:

@@ -1,0 +1,352 @@
+"""A model of the person: what the lab's generic model gets wrong for each subject, identified
+from the subject's training motion and EMG before any network is trained.
+
+Per subject, the spec's ``[person]`` table (:class:`pinnmsk.data.person_spec.PersonSpec`)
+frees some of: the value of each held (unrecorded) coordinate [rad] (the hip during a knee
+task: the length polynomial over knee × hip is evaluated there), each muscle's tendon slack
+length (a scale), passive fibre strain at one normalised force, F_max (a scale) and EMG gain,
+and an added linear passive joint stiffness [N m/rad] per coordinate. The others stay at the lab's
+model. The fit is a maximum a posteriori estimate: the muscles driven by the recorded EMG
+(activation dynamics, the spec's tendon) must make the torque the recorded motion needs
+(inverse dynamics), with
+
+  loss = ½ N_eff log(mean squared torque residual)      (Gaussian, unknown noise level)
+       + ½ Σ ((θ − centre) / width)²                     (the priors, over free entries)
+       + ceiling_weight · N_eff · mean Σ_m relu(F_m / F_max,m − 1)²   (forces a muscle can make)
+
+N_eff = the training motion's duration / ``correlation_s`` (independent torque samples). Each
+parameter is bounded by its prior's [lo, hi] (a sigmoid). The posterior width is the Laplace
+approximation (the inverse Hessian of the loss at the optimum). The EMG-driven activation uses
+the middle of the spec's delay bounds and, for muscles without a channel, the middle of
+``identification.unmeasured_activation``.
+
+:func:`identify` is pure (arrays in, arrays out, one compiled program for all subjects);
+:func:`personalise` applies it to a loaded :class:`pinnmsk.data.dataset.Dataset`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from pinnmsk import diagnostics, dynamics, geometry, msk, muscle, ode
+from pinnmsk.data.person_spec import PARAMETERS, PersonSpec
+from pinnmsk.geometry import PolynomialGeometry
+from pinnmsk.msk import MskModel
+
+Array = jax.Array
+
+
+class Motion(NamedTuple):
+    """The subjects' training motions, concatenated per subject and padded to T samples.
+
+    q, qd, qdd: (S, T, n) [rad, rad/s, rad/s²]; u: (S, T, M) excitation per unit gain (the
+    normalised envelope, delayed); start: (S, T) 1.0 at each trial's first sample; weight:
+    (S, T) 1.0 on real samples, 0.0 on padding; unmeasured: (S, M) constant activation of a
+    muscle without a channel (NaN for a measured one)."""
+
+    q: Array
+    qd: Array
+    qdd: Array
+    u: Array
+    start: Array
+    weight: Array
+    unmeasured: Array
+
+
+class Priors(NamedTuple):
+    """Per kind (:data:`PARAMETERS` order) an array (4, size): centre, width, lo, hi; and a
+    free mask per kind (size,), 1.0 where identified."""
+
+    table: dict
+    free: dict
+
+
+def priors_for(person: PersonSpec, held_rad: np.ndarray, gain_bounds, n_muscles: int,
+               n_coords: int) -> Priors:
+    """The :class:`Priors` of a spec's ``[person]`` table: ``held_rad`` (H,) the spec's held
+    values (the prior centres), ``gain_bounds`` the spec's identification.emg_gain."""
+    lo, hi = gain_bounds
+    sizes = {"held": len(held_rad), "l_ts": n_muscles, "passive_strain": n_muscles,
+             "f_max": n_muscles, "emg_gain": n_muscles, "stiffness": n_coords}
+    table, free = {}, {}
+    ranges = list(person.held_range_rad.values())
+    for kind in PARAMETERS:
+        n = sizes[kind]
+        if kind == "held":
+            rows = [[c, person.held_width_rad, *ranges[i]] if i < len(ranges) else [c, 1.0, c, c]
+                    for i, c in enumerate(held_rad)]
+            t = np.asarray(rows, np.float32).reshape(n, 4).T
+        elif kind == "emg_gain":
+            t = np.tile([[0.5 * (lo + hi)], [max(0.5 * (hi - lo), 1e-3)], [lo], [hi]], (1, n))
+        else:
+            t = np.tile(np.asarray(person.prior(kind).as_list())[:, None], (1, n))
+        table[kind] = jnp.asarray(t, jnp.float32)
+        on = kind in person.identify and (kind != "emg_gain" or hi > lo)
+        free[kind] = jnp.full((n,), 1.0 if on else 0.0, jnp.float32)
+    return Priors(table, free)
+
+
+def _values(raw: dict, priors: Priors) -> dict:
+    """Bounded parameter values from unconstrained ``raw``; fixed kinds at their centre."""
+    out = {}
+    for kind, t in priors.table.items():
+        v = t[2] + (t[3] - t[2]) * jax.nn.sigmoid(raw[kind])
+        out[kind] = jnp.where(priors.free[kind] > 0, v, t[0])
+    return out
+
+
+def _raw_at_centre(priors: Priors) -> dict:
+    out = {}
+    for kind, t in priors.table.items():
+        frac = jnp.clip((t[0] - t[2]) / jnp.maximum(t[3] - t[2], 1e-9), 1e-3, 1 - 1e-3)
+        out[kind] = jnp.log(frac / (1 - frac))
+    return out
+
+
+def person_model(base: MskModel, held_geo: PolynomialGeometry | None, values: dict
+                 ) -> tuple[MskModel, callable]:
+    """One subject's model with ``values`` applied (geometry aside) and its length function
+    q (n,) -> l_mt (M,) [m] (over the recorded coordinates, the held ones at ``values["held"]``)."""
+    m = base.muscles
+    muscles = m.replace(f_max_n=m.f_max_n * values["f_max"], l_ts_m=m.l_ts_m * values["l_ts"],
+                        passive_strain=jnp.broadcast_to(values["passive_strain"],
+                                                        m.f_max_n.shape))
+    body = base.body.replace(stiffness_nm=jnp.asarray(base.body.stiffness_nm, jnp.float32)
+                             + values["stiffness"])
+    if held_geo is None:
+        length = base.geometry.length
+    else:
+        length = lambda q: held_geo.length(jnp.concatenate([q, values["held"]]))
+    return base.replace(muscles=muscles, body=body), length
+
+
+def _forces(model: MskModel, length, a, q, qd, tendon: str):
+    """(forces (M,) [N], moment arms (M, n) [m]) at one sample."""
+    l_mt, ldot = jax.jvp(length, (q,), (qd,))
+    arms = -jax.jacfwd(length)(q)
+    if tendon == "rigid":
+        return muscle.hill_force(a, l_mt, ldot, model.muscles), arms
+    return muscle.equilibrium_tendon_force(a, l_mt, ldot, model.muscles)[0], arms
+
+
+def activations(u: Array, start: Array, gain: Array, params: muscle.MuscleParams, dt_s: float,
+                unmeasured: Array) -> Array:
+    """EMG-driven activation (T, M) of concatenated trials: excitation clip(gain · u) through
+    De Groote's activation dynamics, restarted (a = excitation) at each trial's first sample;
+    a muscle without a channel holds its constant ``unmeasured`` (NaN: measured)."""
+    e = jnp.clip(gain * u, 0.0, 1.0)
+
+    def step(a, x):
+        e_t, s_t = x
+        nxt = jnp.clip(ode.rk4_step(lambda y: muscle.activation_rate(e_t, y, params), a, dt_s),
+                       0.0, 1.0)
+        nxt = jnp.where(s_t > 0, e_t, nxt)
+        return nxt, nxt
+
+    _, a = jax.lax.scan(step, e[0], (e, start))
+    return jnp.where(jnp.isnan(unmeasured), a, unmeasured)
+
+
+def terms(values: dict, base: MskModel, held_geo, motion_s: Motion, dt_s: float, tendon: str
+          ) -> dict:
+    """One subject's torque balance under ``values``: need (T, n) [N m] (inverse dynamics,
+    passive joint torque included), muscle (T, n) [N m], forces (T, M) [N], f_max (M,) [N]."""
+    model, length = person_model(base, held_geo, values)
+    a = activations(motion_s.u, motion_s.start, values["emg_gain"], model.muscles, dt_s,
+                    motion_s.unmeasured)
+    f, arms = jax.vmap(lambda a_, q, qd: _forces(model, length, a_, q, qd, tendon))(
+        a, motion_s.q, motion_s.qd)
+    need = jax.vmap(lambda q, qd, qdd: dynamics.inverse_dynamics(model.body, q, qd, qdd))(
+        motion_s.q, motion_s.qd, motion_s.qdd)
+    return {"need": need, "muscle": jnp.einsum("tmn,tm->tn", arms, f), "forces": f,
+            "f_max": model.muscles.f_max_n}
+
+
+def loss(values: dict, base: MskModel, held_geo, motion_s: Motion, priors: Priors,
+         n_eff: Array, ceiling_weight: float, dt_s: float, tendon: str) -> Array:
+    """The negative log posterior of one subject (module docstring)."""
+    t = terms(values, base, held_geo, motion_s, dt_s, tendon)
+    w = motion_s.weight
+    mse = jnp.sum(w[:, None] * (t["need"] - t["muscle"]) ** 2) / (
+        jnp.sum(w) * t["need"].shape[1])
+    over = jnp.sum(w[:, None] * jax.nn.relu(t["forces"] / t["f_max"] - 1.0) ** 2) / jnp.sum(w)
+    prior = sum(jnp.sum(priors.free[k] * ((values[k] - tab[0]) / tab[1]) ** 2)
+                for k, tab in priors.table.items())
+    return (0.5 * n_eff * jnp.log(mse + 1e-6) + 0.5 * prior
+            + ceiling_weight * n_eff * over)
+
+
+def identify(base: MskModel, held_geo, motion: Motion, priors: Priors, n_eff: Array,
+             person: PersonSpec, dt_s: float, tendon: str) -> tuple[dict, dict]:
+    """MAP values per subject {kind: (S, size)} and their Laplace posterior sd (NaN where the
+    Hessian is not positive definite; 0 for fixed entries). ``base``, ``held_geo`` (or None),
+    ``motion``, ``n_eff`` (S,) stacked over subjects; ``priors`` shared."""
+    return _identify(base, held_geo, motion, priors, n_eff, float(person.ceiling_weight),
+                     int(person.steps), dt_s, tendon)
+
+
+@functools.partial(jax.jit, static_argnames=("ceiling_weight", "steps", "dt_s", "tendon"))
+def _identify(base, held_geo, motion, priors, n_eff, ceiling_weight, steps, dt_s, tendon):
+    tx = optax.adam(optax.cosine_decay_schedule(0.1, steps, alpha=0.01))
+
+    def one(base_s, geo_s, motion_s, n_s):
+        f = lambda raw: loss(_values(raw, priors), base_s, geo_s, motion_s, priors, n_s,
+                             ceiling_weight, dt_s, tendon)
+        raw0 = _raw_at_centre(priors)
+
+        def step(carry, _):
+            raw, opt = carry
+            g = jax.grad(f)(raw)
+            upd, opt = tx.update(g, opt)
+            return (optax.apply_updates(raw, upd), opt), None
+
+        (raw, _), _ = jax.lax.scan(step, (raw0, tx.init(raw0)), None, length=steps)
+        vals = _values(raw, priors)
+        return vals, _laplace_sd(vals, base_s, geo_s, motion_s, priors, n_s, ceiling_weight,
+                                 dt_s, tendon)
+
+    return jax.vmap(one)(base, held_geo, motion, n_eff)
+
+
+def _laplace_sd(vals, base_s, geo_s, motion_s, priors, n_s, ceiling_weight, dt_s, tendon
+                ) -> dict:
+    flat, unravel = jax.flatten_util.ravel_pytree(vals)
+    free, _ = jax.flatten_util.ravel_pytree(priors.free)
+    h = jax.hessian(lambda x: loss(unravel(x), base_s, geo_s, motion_s, priors, n_s,
+                                   ceiling_weight, dt_s, tendon))(flat)
+    h = jnp.where(free[:, None] * free[None, :] > 0, h, jnp.eye(len(flat)))
+    cov = jnp.linalg.inv(h)
+    d = jnp.diag(cov)
+    ok = jnp.all(jnp.linalg.eigvalsh(h) > 0)
+    return unravel(jnp.where(free > 0, jnp.where(ok & (d > 0), jnp.sqrt(jnp.abs(d)), jnp.nan),
+                             0.0))
+
+
+# --------------------------------------------------------------------------- a loaded dataset
+
+
+def motion_of(data, trials, delay_s: float, unmeasured: np.ndarray) -> tuple[Motion, np.ndarray]:
+    """The :class:`Motion` of ``trials`` (each subject's concatenated, padded; derivatives by
+    :func:`pinnmsk.diagnostics.derivatives`) and N_eff (S,) before the correlation time."""
+    rate = data.rate_hz
+    shift = int(round(delay_s * rate))
+    per = []
+    for s in range(len(data.subjects)):
+        mine = [t for t in trials if t.subject == s]
+        parts = []
+        for t in mine:
+            qd, qdd = diagnostics.derivatives(t.time_s, t.q_rad.astype(np.float64))
+            u = np.concatenate([np.repeat(t.excitation[:1], shift, 0), t.excitation])[:len(t.q_rad)]
+            start = np.zeros(len(t.q_rad))
+            start[0] = 1.0
+            parts.append((t.q_rad, qd, qdd, u, start, np.ones(len(t.q_rad))))
+        per.append([np.concatenate(x) for x in zip(*parts)] if parts else None)
+    length = max(len(p[0]) for p in per if p is not None)
+    n, m = data.model_of(0).n_coords, data.model_of(0).n_muscles
+    cols = []
+    for p in per:
+        if p is None:  # a subject without training trials: nothing to fit (all padding)
+            p = [np.zeros((1, n)), np.zeros((1, n)), np.zeros((1, n)), np.zeros((1, m)),
+                 np.ones(1), np.zeros(1)]
+        pad = length - len(p[0])
+        cols.append([np.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)) for x in p])
+    arrays = [jnp.asarray(np.stack(c), jnp.float32) for c in zip(*cols)]
+    seconds = np.asarray([c[5].sum() / rate for c in cols])
+    unmeasured = np.broadcast_to(np.asarray(unmeasured, np.float32), (len(cols), m))
+    return Motion(*arrays, jnp.asarray(unmeasured)), seconds
+
+
+def personalise(data, trials, tendon: str):
+    """(``data`` with each subject's identified model, report) from the training ``trials``;
+    ``data`` unchanged where its spec has no ``[person]`` table (report None)."""
+    person = data.spec.person
+    if person is None:
+        return data, None
+    spec = data.spec
+    ident = spec.identification
+    held_names = list(spec.geometry.held_coordinates_rad)
+    held_geo = None
+    if held_names and all(data.held_geometry.get(s) is not None for s in data.subjects):
+        held_geo = ode.tree_stack([data.held_geometry[s] for s in data.subjects])
+    held = np.asarray([spec.geometry.held_coordinates_rad[c] for c in held_names], np.float32)
+    if held_geo is None:
+        held = np.zeros(0, np.float32)
+    base = data.models
+    n, m = data.model_of(0).n_coords, data.model_of(0).n_muscles
+    priors = priors_for(person, held, ident["emg_gain"], m, n)
+    unmeasured = np.where(spec.measured, np.nan, 0.5 * sum(ident["unmeasured_activation"]))
+    motion, seconds = motion_of(data, trials, 0.5 * sum(ident["delay_s"]), unmeasured)
+    n_eff = jnp.asarray(np.maximum(seconds / person.correlation_s, 1.0), jnp.float32)
+    vals, sd = identify(base, held_geo, motion, priors, n_eff, person, 1.0 / data.rate_hz,
+                        tendon)
+    vals = {k: np.asarray(v, float) for k, v in vals.items()}
+    sd = {k: np.asarray(v, float) for k, v in sd.items()}
+    nominal = jax.tree_util.tree_map(lambda x: x, priors.table)
+    centre = {k: np.broadcast_to(np.asarray(t[0]), vals[k].shape) for k, t in nominal.items()}
+    models = []
+    for s, subj in enumerate(data.subjects):
+        own = {k: jnp.asarray(v[s], jnp.float32) for k, v in vals.items()}
+        model, _ = person_model(data.model_of(s), None, own)
+        if held_geo is not None:
+            model = model.replace(geometry=geometry.hold(
+                data.held_geometry[subj], range(n), {n + i: float(own["held"][i])
+                                                     for i in range(len(held))}))
+        models.append(model)
+    fitted = _fit_report(base, held_geo, motion, priors, vals, centre, person,
+                         1.0 / data.rate_hz, tendon)
+    report = {"identified": list(person.identify), "tendon": tendon,
+              "subjects": {}}
+    names = {"held": held_names, "l_ts": list(spec.muscle_names),
+             "passive_strain": list(spec.muscle_names), "f_max": list(spec.muscle_names),
+             "emg_gain": list(spec.muscle_names), "stiffness": list(spec.labels.coordinates)}
+    units = {"held": "rad", "l_ts": "scale of the lab's", "passive_strain": "strain",
+             "f_max": "scale of the lab's", "emg_gain": "per unit envelope",
+             "stiffness": "N m/rad added"}
+    for s, subj in enumerate(data.subjects):
+        rows = {}
+        for k in PARAMETERS:
+            if not np.any(np.asarray(priors.free[k]) > 0):
+                continue
+            t = np.asarray(priors.table[k])
+            rows[k] = {"unit": units[k], "names": names[k],
+                       "prior": {"centre": t[0].tolist(), "width": t[1].tolist(),
+                                 "bounds": [t[2].tolist(), t[3].tolist()]},
+                       "posterior": vals[k][s].tolist(), "posterior_sd": sd[k][s].tolist()}
+        report["subjects"][subj] = {"parameters": rows, "training_s": float(seconds[s]),
+                                    **{k: v[s] for k, v in fitted.items()}}
+    out = dataclasses.replace(data, models=msk.stack(models))
+    return out, report
+
+
+def _fit_report(base, held_geo, motion, priors, vals, centre, person, dt_s, tendon) -> dict:
+    """Per subject (lists over S): torque RMS the motion needs, the residual RMS with the lab's
+    model and with the identified one, and each one's peak force / F_max per muscle."""
+    out = {"need_rms_nm": [], "residual_rms_nm_lab": [], "residual_rms_nm_identified": [],
+           "peak_force_over_f_max_lab": [], "peak_force_over_f_max_identified": []}
+    for s in range(motion.q.shape[0]):
+        pick = lambda x: jax.tree_util.tree_map(lambda y: y[s], x)
+        w = np.asarray(motion.weight[s]) > 0
+        for tag, v in (("lab", centre), ("identified", vals)):
+            own = {k: jnp.asarray(np.asarray(x)[s] if np.ndim(x) > 1 else x, jnp.float32)
+                   for k, x in v.items()}
+            t = jax.tree_util.tree_map(np.asarray, _terms_jit(
+                own, pick(base), None if held_geo is None else pick(held_geo),
+                pick(motion), dt_s, tendon))
+            need, res = t["need"][w], (t["need"] - t["muscle"])[w]
+            if tag == "lab":
+                out["need_rms_nm"].append(float(np.sqrt(np.mean(need**2))))
+            out[f"residual_rms_nm_{tag}"].append(float(np.sqrt(np.mean(res**2))))
+            out[f"peak_force_over_f_max_{tag}"].append(
+                (np.nanmax(t["forces"][w], 0) / t["f_max"]).tolist())
+    return out
+
+
+_terms_jit = jax.jit(terms, static_argnames=("dt_s", "tendon"))
