@@ -14,7 +14,8 @@ model. The fit is a maximum a posteriori estimate: the muscles driven by the rec
        + ½ Σ ((θ − centre) / width)²                     (the priors, over free entries)
        + ceiling_weight · N_eff · mean Σ_m relu(F_m / F_max,m − 1)²   (forces a muscle can make)
 
-N_eff = the training motion's duration / ``correlation_s`` (independent torque samples). Each
+N_eff = the training motion's duration / ``correlation_s`` (one independent torque sample per
+movement cycle: the misfit of a model that is not exactly the person's repeats with each cycle). Each
 parameter is bounded by its prior's [lo, hi] (a sigmoid). The posterior width is the Laplace
 approximation (the inverse Hessian of the loss at the optimum). The EMG-driven activation uses
 the middle of the spec's delay bounds and, for muscles without a channel, the middle of
@@ -289,8 +290,8 @@ def personalise(data, trials, tendon: str):
                         tendon)
     vals = {k: np.asarray(v, float) for k, v in vals.items()}
     sd = {k: np.asarray(v, float) for k, v in sd.items()}
-    nominal = jax.tree_util.tree_map(lambda x: x, priors.table)
-    centre = {k: np.broadcast_to(np.asarray(t[0]), vals[k].shape) for k, t in nominal.items()}
+    centre = {k: np.broadcast_to(np.asarray(t[0]), vals[k].shape)
+              for k, t in priors.table.items()}
     models = []
     for s, subj in enumerate(data.subjects):
         own = {k: jnp.asarray(v[s], jnp.float32) for k, v in vals.items()}
