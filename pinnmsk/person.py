@@ -118,8 +118,7 @@ def person_model(base: MskModel, held_geo: PolynomialGeometry | None, values: di
     q (n,) -> l_mt (M,) [m] (over the recorded coordinates, the held ones at ``values["held"]``)."""
     m = base.muscles
     muscles = m.replace(f_max_n=m.f_max_n * values["f_max"], l_ts_m=m.l_ts_m * values["l_ts"],
-                        passive_strain=jnp.broadcast_to(values["passive_strain"],
-                                                        m.f_max_n.shape))
+                        passive_strain=values["passive_strain"])
     body = base.body.replace(stiffness_nm=jnp.asarray(base.body.stiffness_nm, jnp.float32)
                              + values["stiffness"])
     if held_geo is None:
@@ -330,24 +329,21 @@ def personalise(data, trials, tendon: str):
 def _fit_report(base, held_geo, motion, priors, vals, centre, person, dt_s, tendon) -> dict:
     """Per subject (lists over S): torque RMS the motion needs, the residual RMS with the lab's
     model and with the identified one, and each one's peak force / F_max per muscle."""
-    out = {"need_rms_nm": [], "residual_rms_nm_lab": [], "residual_rms_nm_identified": [],
-           "peak_force_over_f_max_lab": [], "peak_force_over_f_max_identified": []}
-    for s in range(motion.q.shape[0]):
-        pick = lambda x: jax.tree_util.tree_map(lambda y: y[s], x)
-        w = np.asarray(motion.weight[s]) > 0
-        for tag, v in (("lab", centre), ("identified", vals)):
-            own = {k: jnp.asarray(np.asarray(x)[s] if np.ndim(x) > 1 else x, jnp.float32)
-                   for k, x in v.items()}
-            t = jax.tree_util.tree_map(np.asarray, _terms_jit(
-                own, pick(base), None if held_geo is None else pick(held_geo),
-                pick(motion), dt_s, tendon))
-            need, res = t["need"][w], (t["need"] - t["muscle"])[w]
-            if tag == "lab":
-                out["need_rms_nm"].append(float(np.sqrt(np.mean(need**2))))
-            out[f"residual_rms_nm_{tag}"].append(float(np.sqrt(np.mean(res**2))))
-            out[f"peak_force_over_f_max_{tag}"].append(
-                (np.nanmax(t["forces"][w], 0) / t["f_max"]).tolist())
+    out = {}
+    for tag, v in (("lab", centre), ("identified", vals)):
+        own = {k: jnp.asarray(x, jnp.float32) for k, x in v.items()}  # (S, size) each
+        t = jax.tree_util.tree_map(np.asarray, _terms_all(own, base, held_geo, motion, dt_s,
+                                                          tendon))
+        w = np.asarray(motion.weight) > 0  # (S, T)
+        rms = lambda x: [float(np.sqrt(np.mean(x[s][w[s]] ** 2))) for s in range(len(w))]
+        if tag == "lab":
+            out["need_rms_nm"] = rms(t["need"])
+        out[f"residual_rms_nm_{tag}"] = rms(t["need"] - t["muscle"])
+        out[f"peak_force_over_f_max_{tag}"] = [
+            (np.nanmax(t["forces"][s][w[s]], 0) / t["f_max"][s]).tolist() for s in range(len(w))]
     return out
 
 
-_terms_jit = jax.jit(terms, static_argnames=("dt_s", "tendon"))
+# every subject's torque balance in one program (the subjects' pytrees stacked)
+_terms_all = jax.jit(jax.vmap(terms, in_axes=(0, 0, 0, 0, None, None)),
+                     static_argnames=("dt_s", "tendon"))
