@@ -331,27 +331,30 @@ def fit_or_exit(prep, config: TrainConfig, weights, physics_weights, seeds=None)
         scalars.close()
 
 
-def restore_run(prep, config: TrainConfig, n_models: int | None = None):
-    """(epoch, state, history, best) of --workdir's newest checkpoint; a usage error if none.
-    ``n_models``: a sweep's, whose states are stacked."""
+def restore_run(prep, config: TrainConfig, n_models: int | None = None,
+                workdir: str | None = None):
+    """(epoch, state, history, best) of ``workdir``'s (default --workdir) newest checkpoint; a
+    usage error if none. ``n_models``: a sweep's, whose states are stacked."""
+    workdir = workdir or FLAGS.workdir
     tx = train.make_optimizer(config, 1)  # the optimiser state's structure only
     one = lambda: prepare.new_state(prep, tx, config.seed)
     template = jax.eval_shape(one if n_models is None else  # shapes only
                               lambda: train.stack_states([one()] * n_models))
-    epoch, state, history, best = checkpoint.restore_latest(FLAGS.workdir, template)
+    epoch, state, history, best = checkpoint.restore_latest(workdir, template)
     if epoch == 0:
-        raise UsageError(f"{FLAGS.workdir}/checkpoints: no checkpoint; train first")
+        raise UsageError(f"{workdir}/checkpoints: no checkpoint; train first")
     return epoch, state, history, best
 
 
 def write_run_outputs(prep, config: TrainConfig, best, extra: dict, history: list,
-                      weights=None) -> dict:
-    """The evaluation of ``best`` into --workdir: metrics.json (with ``extra``), the inference
-    record predict reads, and the plots; returns the metrics block."""
+                      weights=None, workdir: str | None = None) -> dict:
+    """The evaluation of ``best`` into ``workdir`` (default --workdir): metrics.json (with
+    ``extra``), the inference record predict reads, and the plots; returns the metrics block."""
+    workdir = workdir or FLAGS.workdir
     block, per_trial = metrics_block(prep, best.params, config, selection_record(best), extra)
-    records.write_json(os.path.join(FLAGS.workdir, "metrics.json"), block)
+    records.write_json(os.path.join(workdir, "metrics.json"), block)
     sha = records.spec_fingerprint(prep.data.spec.path)
-    records.write_json(os.path.join(FLAGS.workdir, records.INFERENCE_RECORD),
+    records.write_json(os.path.join(workdir, records.INFERENCE_RECORD),
                        prepare.inference_record(prep, config, sha))
-    write_plots(FLAGS.workdir, prep, per_trial, history, weights=weights)
+    write_plots(workdir, prep, per_trial, history, weights=weights)
     return block

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from absl import flags
 
-from pinnmsk.config import SWEEP_LAYOUTS, TrainConfig
+import dataclasses
+
+from pinnmsk.config import SWEEP_LAYOUTS, CalibrationConfig, TrainConfig
 
 DEFAULT_SPEC = "data_specs/synthetic_wrist.toml"
 
@@ -31,19 +33,37 @@ def define_data_flags(plots: bool = True, spec_from_run: bool = False) -> None:
                              "--noplots skips them (~2 s of a run).")
 
 
+def _define(f, name: str) -> None:
+    """One flag ``name`` for the dataclass field ``f`` (its default, help and choices)."""
+    choices = f.metadata.get("choices")
+    if choices:
+        flags.DEFINE_enum(name, f.default, list(choices), f.metadata["help"])
+    else:
+        {"int": flags.DEFINE_integer, "float": flags.DEFINE_float, "str": flags.DEFINE_string,
+         "bool": flags.DEFINE_boolean}[f.type](name, f.default, f.metadata["help"])
+
+
+def define_calibration_flags(exclude: tuple = ()) -> None:
+    """``--calibrate_<field>`` for each :class:`CalibrationConfig` field not in ``exclude``."""
+    for f in dataclasses.fields(CalibrationConfig):
+        if f.name not in exclude:
+            _define(f, "calibrate_" + f.name)
+
+
+def calibration_config(**fixed) -> CalibrationConfig:
+    """The :class:`CalibrationConfig` of the ``--calibrate_*`` flags, ``fixed`` fields given."""
+    vals = {f.name: getattr(flags.FLAGS, "calibrate_" + f.name)
+            for f in dataclasses.fields(CalibrationConfig) if f.name not in fixed}
+    return CalibrationConfig(**vals, **fixed)
+
+
 def define_train_flags() -> None:
     """One flag per :class:`TrainConfig` field (same name, default, help and choices), plus the
     run's device and layout flags."""
     flags.DEFINE_string("config", None, "A configs/*.py file whose get_config() returns the "
                         "run's TrainConfig; flags given on the command line override its fields.")
-    define = {"int": flags.DEFINE_integer, "float": flags.DEFINE_float,
-              "str": flags.DEFINE_string, "bool": flags.DEFINE_boolean}
     for f in TrainConfig.flag_fields():
-        choices = f.metadata.get("choices")
-        if choices:
-            flags.DEFINE_enum(f.name, f.default, list(choices), f.metadata["help"])
-        else:
-            define[f.type](f.name, f.default, f.metadata["help"])
+        _define(f, f.name)
     flags.DEFINE_enum("sweep_layout", "vmap", list(SWEEP_LAYOUTS),
                       "Layout of a sweep's K-model program (same numbers): vmap (the whole step "
                       "vmapped; fastest on a GPU) or unrolled_encoder (each model's encoder as "

@@ -55,6 +55,8 @@ class TrainConfig:
       latent: latent size z.
       checkpoint_every: epochs between checkpoints.
       seed: everything (init, shuffling, collocation) is a deterministic function of it.
+      leave_out: a subject id the run never trains or selects on (:func:`pinnmsk.data.dataset.
+        leave_subject_out`); its test part is the run's test data.
     """
 
     model: str = _field("cnn", "Encoder (cnn = the method; mlp, gru: baselines).",
@@ -99,6 +101,9 @@ class TrainConfig:
     latent: int = _field(64, "Size of the latent z between encoder and head.")
     checkpoint_every: int = _field(5, "Epochs between checkpoints.")
     seed: int = _field(0, "Random seed.")
+    leave_out: str = _field("", "A subject left out of training (its validation, test and "
+                            "labels unused): a new person for experiments.calibrate, which "
+                            "adapts the run to it; empty: every subject trains.")
 
     def __post_init__(self):
         """Checks every field; a ValueError names the field, its value and what it must be."""
@@ -125,3 +130,51 @@ class TrainConfig:
         """The fields a binary exposes as flags of the same name (all but ``physics_weight``,
         which each binary defines as it needs: one λ, or a list for a sweep)."""
         return tuple(f for f in dataclasses.fields(cls) if f.metadata.get("flag", True))
+
+
+MODES = ("emg", "emg+angles")  # what a calibration learns from (pinnmsk.calibration)
+ADAPT = ("input", "head", "all")  # what it adapts besides the subject's parameters
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationConfig:
+    """How :func:`pinnmsk.calibration.calibrate` adapts a run to a new subject; each field's
+    help is what ``--calibrate_<field>`` prints. Checked on construction."""
+
+    mode: str = _field("emg", "What the calibration learns from: emg (the physics alone, the "
+                       "angles unread) or emg+angles (the angle loss plus the physics). Never "
+                       "force labels.", MODES)
+    seconds: float = _field(0.0, "The first seconds of the subject's calibration recordings "
+                            "used (0: all; their last part, the spec's validation fraction, validates).")
+    adapt: str = _field("input", "What adapts besides the subject's parameters: input (nothing "
+                        "else; the identified EMG gain scales the network's input), head (also "
+                        "the network's head) or all (the whole network).", ADAPT)
+    epochs: int = _field(10, "Calibration epochs (the best on the calibration validation part "
+                         "is kept; epoch 0, the run as it was, included).")
+    learning_rate: float = _field(1e-2, "Peak Adam learning rate (cosine decay).")
+    physics_weight: float = _field(1.0, "λ of the physics terms (the run's other weights as "
+                                   "multiples of it).")
+    prior_weight: float = _field(0.01, "Weight of the Gaussian prior centring the subject's "
+                                 "parameters on the trained subjects' (the physics alone trades "
+                                 "F_max against the EMG gain).")
+    input_gain: bool = _field(True, "Scale the network's input by the subject's identified EMG "
+                              "gain over the population's (folded into its first layer).")
+    batch_size: int = _field(128, "Windows per calibration step.")
+    seed: int = _field(0, "Random seed (data order, collocation times).")
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r} must be one of {', '.join(MODES)}")
+        if self.adapt not in ADAPT:
+            raise ValueError(f"adapt={self.adapt!r} must be one of {', '.join(ADAPT)}")
+        if self.mode == "emg" and not self.physics_weight > 0:
+            raise ValueError("mode=emg calibrates by the physics alone: physics_weight must "
+                             "be > 0")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
+        for name in ("seconds", "prior_weight", "physics_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")

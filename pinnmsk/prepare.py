@@ -40,6 +40,10 @@ class Prepared:
     # the person's model identified before training (the spec's [person] table; None without),
     # :func:`pinnmsk.person.personalise`'s report; ``data.models`` are then the identified ones
     person: dict | None = None
+    # with config.leave_out: the new subject's index and its calibration recordings
+    # ({"train", "validation"} trial lists, :func:`pinnmsk.data.dataset.leave_subject_out`)
+    new_subject: int | None = None
+    calibration: dict | None = None
     # the jitted programs of :func:`pinnmsk.runner.fit`, by the settings they depend on: a second
     # fit of the same Prepared with the same settings (resume, a sweep's single runs) reuses
     # them instead of tracing and compiling again
@@ -75,7 +79,7 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     rate = spec.labels.rate_hz
     window = int(round(spec.windows.length_s * rate))
     history = int(round(spec.windows.history_s * rate)) + 1
-    parts = data.split()
+    parts, new, calibration = fold_of(data, config)
     if not parts["train"]:
         raise DataError(f"{spec.path}: field 'split' leaves no training trials")
     if not parts["test"]:
@@ -125,7 +129,22 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     if val is not None and not config.force_labels:
         val.has_forces[:] = False  # label-free: forces are not there to select by
     return Prepared(data, tr, val, parts["test"], parts["validation"], consts, net, window,
-                    history, int(has_labels.sum()), train.make_predict(net), person=person_report)
+                    history, int(has_labels.sum()), train.make_predict(net), person=person_report,
+                    new_subject=new, calibration=calibration)
+
+
+def fold_of(data: ds_lib.Dataset, config: TrainConfig) -> tuple[dict, int | None, dict | None]:
+    """(parts, new subject's index, its calibration parts) of the spec's split: without
+    ``config.leave_out``, the split itself (None, None)."""
+    parts = data.split()
+    if not config.leave_out:
+        return parts, None, None
+    if config.leave_out not in data.subjects:
+        raise DataError(f"{data.spec.path}: leave_out='{config.leave_out}' names no subject of "
+                        f"the spec; its subjects: {', '.join(data.subjects)}")
+    s = data.subjects.index(config.leave_out)
+    fold, calibration = ds_lib.leave_subject_out(parts, s)
+    return fold, s, calibration
 
 
 def weights_for(config: TrainConfig, physics_weights) -> np.ndarray:

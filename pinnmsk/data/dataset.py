@@ -461,6 +461,55 @@ def split_trials(spec: DataSpec, trials, window: int = 0) -> dict:
     return out
 
 
+def leave_subject_out(parts: dict, s: int) -> tuple[dict, dict]:
+    """(fold, calibration) of a split ``parts`` (:func:`split_trials`) for new subject ``s``.
+
+    fold: the other subjects' train and validation parts, and ``s``'s test part as test (the
+    other subjects' test parts are not in it). calibration: ``s``'s train and validation parts
+    ({"train", "validation"}), the recordings a lab would have of the person before the test;
+    what a calibration may use. No trial is in both.
+    """
+    mine = lambda k: [t for t in parts[k] if t.subject == s]
+    others = lambda k: [t for t in parts[k] if t.subject != s]
+    fold = {"train": others("train"), "validation": others("validation"), "test": mine("test")}
+    return fold, {"train": mine("train"), "validation": mine("validation")}
+
+
+def first_seconds(calibration: dict, seconds: float, rate_hz: float, window: int,
+                  validation_fraction: float = 0.2) -> dict:
+    """The first ``seconds`` of a subject's calibration recordings (train then validation
+    parts, trial by trial, in time order) as {"train", "validation"}: the last
+    ``validation_fraction`` of them validates (time-blocked, ``window`` samples apart).
+    ``seconds`` ≤ 0 or beyond what there is: ``calibration`` unchanged."""
+    trials = calibration["train"] + calibration["validation"]
+    total = sum(len(t.time_s) for t in trials) / rate_hz
+    if seconds <= 0 or seconds >= total:
+        return calibration
+    n_keep = int(round(seconds * rate_hz))
+    n_val = int(round(validation_fraction * n_keep))
+    kept, left = [], n_keep
+    for t in calibration["train"]:
+        if left <= 0:
+            break
+        take = min(left, len(t.time_s))
+        kept.append(_part(t, 0, take, "") if take < len(t.time_s) else t)
+        left -= take
+    out = {"train": [], "validation": []}
+    val_left = n_val
+    for t in reversed(kept):  # validation: the end of what was kept
+        n = len(t.time_s)
+        if val_left > window and n - val_left > 2 * window:
+            out["validation"].insert(0, _part(t, n - val_left, n, "@val"))
+            out["train"].insert(0, _part(t, 0, n - val_left - window, ""))
+            val_left = 0
+        else:
+            out["train"].insert(0, t)
+    if not out["train"] or not out["validation"]:
+        raise DataError(f"{seconds:g} s of calibration recordings hold no train and validation "
+                        f"parts of {window}-sample windows; calibrate from more seconds")
+    return out
+
+
 def make_windows(trials, window: int, history: int, stride: int = 1,
                  n_muscles: int | None = None) -> Windows:
     """Windows of ``window`` samples ending at every ``stride``-th label time of each trial.

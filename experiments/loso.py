@@ -1,0 +1,115 @@
+"""Leave one subject out: every subject of a spec in turn is a new person.
+
+  python -m experiments.loso --data_spec=data_specs/synthetic_wrist.toml --workdir=runs/loso
+
+Per subject S: a run trained without S (the other subjects' training and validation parts, with
+the labels the spec has) predicts S's test part (i) as it is, and calibrated to S
+(``pinnmsk.calibration``) from S's calibration recordings (the train and validation parts of
+S's trials; never the test part, never a force label) (ii) from EMG only and (iii) from EMG +
+angles, each with the first --seconds of them (0: all). (iv), the within-subject reference:
+one run trained on every subject's training part, on the same test parts.
+
+Writes WORKDIR/loso.json (per subject and condition the test angle and force R², the pooled
+mean ± sd, each calibration's paired difference from (i) and the share of the gap to (iv) it
+closes, the calibrations' reports) and WORKDIR/calibration_<angle|force>.png (R² against
+seconds); prints the tables. Training runs keep checkpoints in WORKDIR/<S>/ and WORKDIR/within/,
+so re-running resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+from absl import flags
+
+from experiments import cli, flagdefs
+from pinnmsk.config import MODES, TrainConfig
+
+FLAGS = flags.FLAGS
+flagdefs.define_data_flags()
+flagdefs.define_train_flags()
+_LAMBDA = next(f for f in dataclasses.fields(TrainConfig) if f.name == "physics_weight")
+flags.DEFINE_float("physics_weight", _LAMBDA.default, _LAMBDA.metadata["help"])
+flags.DEFINE_string("seconds", "10,30,0", "Calibration recordings per calibration: the first "
+                    "seconds of the subject's (0: all), comma-separated.")
+flags.DEFINE_string("subjects", "", "Subjects left out in turn (default: every subject).")
+flagdefs.define_calibration_flags(exclude=("mode", "seconds"))
+
+
+def _fit(prep, config, workdir: str):
+    from pinnmsk import prepare, runner
+
+    weights = prepare.weights_for(config, config.physics_weight)[0]
+    try:
+        return runner.fit(prep, config, weights, workdir)[3].params
+    except runner.TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(3)
+
+
+def main(argv):
+    del argv
+    from experiments import common  # JAX and the library: after the flags (--help stays fast)
+    from pinnmsk import calibration, evaluation, loso, prepare, records
+
+    config = common.config_from_flags(
+        FLAGS.physics_weight if FLAGS["physics_weight"].present or not FLAGS.config else None)
+    if config.leave_out:
+        raise cli.UsageError("--leave_out is what this command varies; drop it")
+    seconds = common.as_float_list(FLAGS.seconds, "seconds")
+    cals = [flagdefs.calibration_config(mode=m, seconds=float(s)) for m in MODES
+            for s in seconds]
+    with common.claimed_workdir(FLAGS.workdir):
+        data = common.load_data(FLAGS.data_spec)
+        subjects = [s for s in FLAGS.subjects.split(",") if s] or list(data.subjects)
+        unknown = [s for s in subjects if s not in data.subjects]
+        if unknown:
+            raise cli.UsageError(f"--subjects: {unknown[0]} is not a subject of "
+                                 f"{FLAGS.data_spec} ({', '.join(data.subjects)})")
+        if len(data.subjects) < 2:
+            raise cli.UsageError(f"{FLAGS.data_spec} has one subject; leaving it out leaves "
+                                 "nothing to train on")
+        print("(iv) within-subject reference: every subject's training part",
+              file=sys.stderr, flush=True)
+        prep = prepare.prepare(data, config)
+        within = evaluation.evaluate(prep, _fit(prep, config, os.path.join(FLAGS.workdir,
+                                                                           "within")))[0]
+        rows, reports = {}, {}
+        for subj in subjects:
+            cfg = dataclasses.replace(config, leave_out=subj)
+            print(f"leaving out {subj} ({subjects.index(subj) + 1}/{len(subjects)})",
+                  file=sys.stderr, flush=True)
+            prep = prepare.prepare(data, cfg)
+            params = _fit(prep, cfg, os.path.join(FLAGS.workdir, subj))
+            row = {loso.NONE: loso.figures(evaluation.evaluate(prep, params)[0])}
+            reports[subj] = {}
+            for cal in cals:
+                name = loso.condition(cal.mode, cal.seconds)
+                p, rep = calibration.calibrate(prep, cfg, params, cal, log=lambda m: None)
+                row[name] = loso.figures(evaluation.evaluate(prep, p)[0])
+                reports[subj][name] = rep
+                print(f"  {subj} {name} ({rep['recordings_s']:g} s, epoch "
+                      f"{rep['selected_epoch']}): {row[name]} (none: {row[loso.NONE]})",
+                      file=sys.stderr, flush=True)
+            row[loso.WITHIN] = loso.figures(within["per_subject"][subj])
+            rows[subj] = row
+        quantities = [q for q in ("angle_r2", "force_r2") if any(q in r[loso.NONE]
+                                                                  for r in rows.values())]
+        out = {"data_spec": FLAGS.data_spec, "config": dataclasses.asdict(config),
+               "calibration": dataclasses.asdict(cals[0]) | {"mode": list(MODES),
+                                                             "seconds": seconds.tolist()},
+               "rows": rows, "summary": {q: loso.summarise(rows, q) for q in quantities},
+               "calibration_reports": reports}
+        records.write_json(os.path.join(FLAGS.workdir, "loso.json"), out)
+        for q in quantities:
+            if FLAGS.plots:
+                loso.plot_curve(os.path.join(FLAGS.workdir, f"calibration_{q[:-3]}.png"), rows,
+                                q, MODES, seconds.tolist())
+            print(f"test {q[:-3]} R², leaving each subject out:\n{loso.table(rows, q)}")
+        print(f"wrote {FLAGS.workdir}/loso.json")
+
+
+if __name__ == "__main__":
+    cli.run(main)

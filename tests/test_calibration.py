@@ -1,0 +1,148 @@
+"""Calibration to a new subject (pinnmsk.calibration) and leave-one-subject-out
+(experiments.loso): what calibration may read, the input scale's folding, the summaries, and the
+binaries end to end on the tiny synthetic set."""
+
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pinnmsk import calibration, loso, prepare, runner
+from pinnmsk.config import CalibrationConfig, TrainConfig
+from pinnmsk.data import dataset as ds_lib
+from pinnmsk.data import loading, spec
+from tests.test_train import _bin
+
+CONFIG = TrainConfig(epochs=1, batch_size=64, n_colloc=2, physics_weight=1.0, leave_out="s1")
+
+
+@pytest.fixture(scope="module")
+def fold(tiny):
+    """The tiny set with s1 left out, and a run trained one epoch without it."""
+    data = loading.load_dataset(spec.load_spec(tiny))
+    prep = prepare.prepare(data, CONFIG)
+    params = runner.fit(prep, CONFIG, prepare.weights_for(CONFIG, 1.0)[0], None,
+                        log=lambda m: None)[3].params
+    return data, params
+
+
+def test_fold_holds_the_new_subject_out_of_training(fold):
+    data, _ = fold
+    prep = prepare.prepare(data, CONFIG)
+    s1 = data.subjects.index("s1")
+    assert prep.new_subject == s1
+    assert set(prep.train.subject.tolist()) == {0}
+    assert {t.subject for t in prep.val_trials} == {0}
+    assert [t.id for t in prep.test_trials] == ["s1/trial_1"]
+    cal_ids = [t.id for t in prep.calibration["train"] + prep.calibration["validation"]]
+    assert cal_ids == ["s1/trial_0", "s1/trial_0@val"]
+    # the first 2 s: 80 % train, then 20 % validation a window later; nothing of the test part
+    part = ds_lib.first_seconds(prep.calibration, 2.0, 100.0, prep.window, 0.2)
+    n = [len(t.time_s) for t in part["train"] + part["validation"]]
+    assert n == [200 - 40 - prep.window, 40]
+    assert part["validation"][0].time_s[0] > part["train"][0].time_s[-1] + 0.29
+    with pytest.raises(Exception, match="names no subject"):
+        prepare.prepare(data, dataclasses.replace(CONFIG, leave_out="s9"))
+
+
+def _poisoned(prep, angles_too: bool):
+    """``prep`` whose new subject's test part is all NaN, and whose calibration recordings have
+    NaN forces (and NaN angles with ``angles_too``)."""
+    nan = lambda a: None if a is None else np.full_like(a, np.nan)
+    test = [dataclasses.replace(t, excitation=nan(t.excitation), q_rad=nan(t.q_rad),
+                                forces_n=nan(t.forces_n)) for t in prep.test_trials]
+    cal = {k: [dataclasses.replace(t, forces_n=nan(t.forces_n),
+                                   q_rad=nan(t.q_rad) if angles_too else t.q_rad)
+               for t in v] for k, v in prep.calibration.items()}
+    assert all(t.forces_n is not None for t in cal["train"])  # there were labels to leak
+    return dataclasses.replace(prep, test_trials=test, calibration=cal)
+
+
+@pytest.mark.parametrize("mode", ["emg", "emg+angles"])
+def test_calibration_reads_no_test_part_and_no_force_label(fold, mode):
+    """Calibrating with the new subject's test part and force labels (and, EMG only, its
+    angles) replaced by NaN gives the same parameters as with them: it never reads them."""
+    data, params = fold
+    prep = prepare.prepare(data, CONFIG)
+    cal = CalibrationConfig(mode=mode, epochs=2, adapt="head", batch_size=64)
+    clean, rep = calibration.calibrate(prep, CONFIG, params, cal, log=lambda m: None)
+    dirty, _ = calibration.calibrate(_poisoned(prep, mode == "emg"), CONFIG, params, cal,
+                                     log=lambda m: None)
+    assert rep["selected_epoch"] > 0  # something was learnt, so a leak would show
+    assert not any("@test" in t for t in rep["train_trials"] + rep["validation_trials"])
+    for a, b in zip(jax.tree_util.tree_leaves(clean), jax.tree_util.tree_leaves(dirty)):
+        assert np.all(np.isfinite(a))
+        np.testing.assert_array_equal(a, b)
+    # only the new subject's parameters moved; the frozen encoder did not
+    s0 = data.subjects.index("s0")
+    for a, b in zip(jax.tree_util.tree_leaves(params["physio"]),
+                    jax.tree_util.tree_leaves(clean["physio"])):
+        np.testing.assert_array_equal(np.asarray(a)[s0], np.asarray(b)[s0])
+    enc = lambda p: p["net"]["params"]["encoder"]["conv1"]["kernel"]
+    np.testing.assert_array_equal(enc(params), enc(clean))
+
+
+def test_folded_input_scale_equals_scaling_the_input(fold):
+    data, params = fold
+    prep = prepare.prepare(data, CONFIG)
+    rng = np.random.default_rng(0)
+    w = jnp.asarray(rng.uniform(0, 1, (prep.window, data.model_of(0).n_muscles)), jnp.float32)
+    r = jnp.asarray(rng.uniform(0.5, 2.0, data.model_of(0).n_muscles), jnp.float32)
+    enc = lambda v, x: prep.net.apply(v, x, method=type(prep.net).encode)
+    folded = calibration.fold_input_scale(params["net"], r)
+    np.testing.assert_allclose(enc(folded, w), enc(params["net"], w * r), rtol=2e-5, atol=2e-5)
+    assert not np.allclose(enc(params["net"], w * r), enc(params["net"], w), atol=1e-3)
+
+
+def test_population_prior_and_start():
+    physio = {"f_max": jnp.asarray([[0.0, 1.0], [2.0, 3.0], [9.0, 9.0]])}
+    np.testing.assert_allclose(calibration.population(physio, 2)["f_max"], [[1.0, 2.0]])
+    pop = {"a": jnp.asarray([[1.0, 2.0]])}
+    width = {"a": jnp.asarray([[0.5, 1.0]])}
+    val = calibration.population_prior({"a": jnp.asarray([[2.0, 2.0]])}, pop, width)
+    assert float(val) == pytest.approx(((1.0 / 0.5) ** 2 + 0.0) / 2)
+
+
+def test_loso_summary_counts_and_gaps():
+    rows = {"a": {"none": {"force_r2": 0.5}, "emg@all": {"force_r2": 0.7},
+                  "within": {"force_r2": 0.9}},
+            "b": {"none": {"force_r2": 0.6}, "emg@all": {"force_r2": 0.5},
+                  "within": {"force_r2": 0.8}}}
+    s = loso.summarise(rows, "force_r2")["emg@all"]
+    assert s["mean"] == pytest.approx(0.6) and s["vs_none"]["better"] == 1
+    assert s["vs_none"]["mean"] == pytest.approx(0.05)
+    assert s["gap_closed"] == {"a": pytest.approx(0.5), "b": pytest.approx(-0.5)}
+    assert "1/2 better" in loso.table(rows, "force_r2")
+
+
+def test_loso_and_calibrate_binaries(tiny, tmp_path):
+    w = tmp_path / "loso"
+    r = _bin("loso", f"--data_spec={tiny}", f"--workdir={w}", "--subjects=s0", "--epochs=1",
+             "--batch_size=64", "--calibrate_epochs=1", "--seconds=2,0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.load(open(w / "loso.json"))
+    assert set(out["rows"]["s0"]) == {"none", "emg@2s", "emg@all", "emg+angles@2s",
+                                      "emg+angles@all", "within"}
+    assert set(out["rows"]["s0"]["none"]) == {"angle_r2", "force_r2"}
+    rep = out["calibration_reports"]["s0"]["emg@2s"]
+    assert rep["recordings_s"] == pytest.approx(2.0, abs=0.05)
+    assert not any("@test" in t for t in rep["train_trials"] + rep["validation_trials"])
+    assert os.path.exists(w / "calibration_angle.png") and "| **pooled** |" in r.stdout
+    # the fold's run calibrates as a run of its own, which evaluate reads back
+    cal = tmp_path / "cal"
+    r = _bin("calibrate", f"--workdir={w / 's0'}", f"--out={cal}", "--calibrate_epochs=1",
+             "--noplots")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.load(open(cal / "metrics.json"))
+    assert list(m["test"]["per_trial"]) == ["s0/trial_1"] and "calibration" in m
+    r = _bin("evaluate", f"--workdir={cal}", "--noplots")
+    assert r.returncode == 0, r.stderr[-3000:]
+    again = json.load(open(cal / "metrics.json"))
+    assert again["test"]["angle"]["wrist_flex"]["r2"] == pytest.approx(
+        m["test"]["angle"]["wrist_flex"]["r2"], abs=1e-6)
+    r = _bin("calibrate", f"--workdir={w / 'within'}", f"--out={tmp_path / 'x'}")
+    assert r.returncode == 2 and "--leave_out" in r.stderr.splitlines()[-1]
