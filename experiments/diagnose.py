@@ -89,21 +89,9 @@ def _ridge_rows(train_trials, val_trials, test_trials, lags, sources: dict,
             "torque": lambda t: None if torques is None else torques.get(t.id)}[target]
     rows = {}
     for key, signal in sources.items():
-        trials = train_trials + val_trials + test_trials
-        if any(signal(t) is None or goal(t) is None for t in trials):
-            continue
-
-        def stack(trials):
-            xs = [diagnostics.lagged(signal(t), lags) for t in trials]
-            return np.concatenate(xs), np.concatenate([goal(t)[int(lags.max()):] for t in trials])
-
-        train_xy = stack(train_trials)
-        val = diagnostics.ridge_r2(*train_xy, *stack(val_trials or train_trials))
-        alpha = max(val, key=val.get)
-        test = diagnostics.ridge_r2(*train_xy, *stack(test_trials), alphas=(alpha,))[alpha]
-        rows[f"{target}_from_{key}"] = {"alpha": alpha, "validation_r2": val[alpha],
-                                        "test_r2": test, "chosen_on": "validation" if val_trials
-                                        else "training data (no validation data)"}
+        row = diagnostics.ridge_decoder(train_trials, val_trials, test_trials, lags, signal, goal)
+        if row is not None:
+            rows[f"{target}_from_{key}"] = row
     return rows
 
 

@@ -7,7 +7,9 @@ the labels the spec has) predicts S's test part (i) as it is, and calibrated to 
 (``pinnmsk.calibration``) from S's calibration recordings (the train and validation parts of
 S's trials; never the test part, never a force label) (ii) from EMG only and (iii) from EMG +
 angles, each with the first --seconds of them (0: all). (iv), the within-subject reference:
-one run trained on every subject's training part, on the same test parts.
+one run trained on every subject's training part, on the same test parts. Beside them, the
+linear ridge decoder from the lagged EMG envelope on the same parts ("ridge:none",
+"ridge:within", and "ridge:emg+angles@…" fitted on the subject's calibration recordings alone).
 
 Writes WORKDIR/loso.json (per subject and condition the test angle and force R², the pooled
 mean ± sd, each calibration's paired difference from (i) and the share of the gap to (iv) it
@@ -52,7 +54,10 @@ def _fit(prep, config, workdir: str):
 def main(argv):
     del argv
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
+    import numpy as np
+
     from pinnmsk import calibration, evaluation, loso, prepare, records
+    from pinnmsk.data import dataset as ds_lib
 
     config = common.config_from_flags(
         FLAGS.physics_weight if FLAGS["physics_weight"].present or not FLAGS.config else None)
@@ -76,6 +81,8 @@ def main(argv):
         prep = prepare.prepare(data, config)
         within = evaluation.evaluate(prep, _fit(prep, config, os.path.join(FLAGS.workdir,
                                                                            "within")))[0]
+        whole = data.split()
+        lags = np.unique(np.round(np.linspace(0, prep.window, 10)).astype(int))
         rows, reports = {}, {}
         for subj in subjects:
             cfg = dataclasses.replace(config, leave_out=subj)
@@ -94,6 +101,18 @@ def main(argv):
                       f"{rep['selected_epoch']}): {row[name]} (none: {row[loso.NONE]})",
                       file=sys.stderr, flush=True)
             row[loso.WITHIN] = loso.figures(within["per_subject"][subj])
+            # the linear decoder on the same parts: from the others, from everyone's training
+            # parts, and from the subject's calibration recordings with their angles
+            parts, _, _ = prepare.fold_of(data, cfg)
+            row[loso.RIDGE + loso.NONE] = loso.ridge_figures(
+                parts["train"], parts["validation"], prep.test_trials, lags)
+            row[loso.RIDGE + loso.WITHIN] = loso.ridge_figures(
+                whole["train"], whole["validation"], prep.test_trials, lags)
+            for sec in seconds:
+                own = ds_lib.first_seconds(prep.calibration, float(sec), data.rate_hz,
+                                           prep.window, data.spec.split.validation_fraction)
+                row[loso.RIDGE + loso.condition("emg+angles", float(sec))] = loso.ridge_figures(
+                    own["train"], own["validation"], prep.test_trials, lags, calibrated=True)
             rows[subj] = row
         quantities = [q for q in ("angle_r2", "force_r2") if any(q in r[loso.NONE]
                                                                   for r in rows.values())]
@@ -106,7 +125,7 @@ def main(argv):
         for q in quantities:
             if FLAGS.plots:
                 loso.plot_curve(os.path.join(FLAGS.workdir, f"calibration_{q[:-3]}.png"), rows,
-                                q, MODES, seconds.tolist())
+                                q, [*MODES, loso.RIDGE + "emg+angles"], seconds.tolist())
             print(f"test {q[:-3]} R², leaving each subject out:\n{loso.table(rows, q)}")
         print(f"wrote {FLAGS.workdir}/loso.json")
 

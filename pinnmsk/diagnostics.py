@@ -58,6 +58,26 @@ def ridge_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_tes
     return out
 
 
+def ridge_decoder(train_trials, val_trials, test_trials, lags, signal, goal) -> dict | None:
+    """{"alpha", "validation_r2", "test_r2", "chosen_on"}: ridge from ``signal(trial)`` (T, C)
+    at ``lags`` samples back to ``goal(trial)`` (T, k), fitted on ``train_trials``, its strength
+    chosen on ``val_trials`` (on the training trials when there are none), test R² at that
+    strength; None where a trial lacks the signal or the goal."""
+    if any(signal(t) is None or goal(t) is None for t in train_trials + val_trials + test_trials):
+        return None
+
+    def stack(trials):
+        xs = [lagged(signal(t), lags) for t in trials]
+        return np.concatenate(xs), np.concatenate([goal(t)[int(np.max(lags)):] for t in trials])
+
+    train_xy = stack(train_trials)
+    val = ridge_r2(*train_xy, *stack(val_trials or train_trials))
+    alpha = max(val, key=val.get)
+    test = ridge_r2(*train_xy, *stack(test_trials), alphas=(alpha,))[alpha]
+    return {"alpha": alpha, "validation_r2": val[alpha], "test_r2": test,
+            "chosen_on": "validation" if val_trials else "training data (no validation data)"}
+
+
 def derivatives(time_s: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """q̇, q̈ (T, n) of a sampled trajectory q (T, n) by a quintic interpolating spline."""
     from scipy.interpolate import make_interp_spline  # here: 0.3 s to import

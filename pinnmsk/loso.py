@@ -8,6 +8,24 @@ from __future__ import annotations
 import numpy as np
 
 NONE, WITHIN = "none", "within"
+RIDGE = "ridge:"  # the prefix of the linear decoder's conditions
+
+
+def ridge_figures(train, val, test, lags, calibrated: bool = False) -> dict:
+    """:func:`figures` of the ridge decoder from the lagged EMG envelope
+    (:func:`pinnmsk.diagnostics.ridge_decoder`) fitted on ``train``, its strength chosen on
+    ``val``, on ``test``: the angle, and the forces where every trial has them and not
+    ``calibrated`` (a calibration has no force labels)."""
+    from pinnmsk import diagnostics
+
+    emg = lambda t: t.excitation
+    out = {"angle_r2": diagnostics.ridge_decoder(train, val, test, lags, emg,
+                                                 lambda t: t.q_rad)["test_r2"]}
+    force = None if calibrated else diagnostics.ridge_decoder(train, val, test, lags, emg,
+                                                              lambda t: t.forces_n)
+    if force is not None:
+        out["force_r2"] = force["test_r2"]
+    return out
 
 
 def figures(block: dict) -> dict:
@@ -34,10 +52,12 @@ def summarise(rows: dict, quantity: str) -> dict:
     out = {}
     for c in conds:
         have = [s for s in subjects if quantity in rows[s].get(c, {})]
+        if not have:
+            continue
         vals = np.array([rows[s][c][quantity] for s in have])
         d = {"mean": float(vals.mean()), "sd": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
              "n": len(vals)}
-        if c not in (NONE, WITHIN):
+        if c not in (NONE, WITHIN) and not c.startswith(RIDGE):
             diff = vals - np.array([rows[s][NONE][quantity] for s in have])
             d["vs_none"] = {"mean": float(diff.mean()),
                             "sd": float(diff.std(ddof=1)) if len(diff) > 1 else 0.0,
@@ -88,11 +108,13 @@ def plot_curve(path: str, rows: dict, quantity: str, modes, seconds) -> None:
     labels = [f"{s:g}" if s > 0 else "all" for s in seconds]
     for k, mode in enumerate(modes):
         conds = [condition(mode, s) for s in seconds]
+        if not all(c in summary for c in conds):
+            continue
         for subj, r in rows.items():
             if all(quantity in r.get(c, {}) for c in conds):
                 ax.plot(xs, [r[c][quantity] for c in conds], f"C{k}", lw=0.5, alpha=0.5)
         ax.plot(xs, [summary[c]["mean"] for c in conds], f"C{k}o-", lw=2,
-                label=f"calibrated: {mode}")
+                label=f"calibrated: {mode.replace(RIDGE, 'ridge, ')}")
     for name, style in ((NONE, "k--"), (WITHIN, "k:")):
         if name in summary:
             ax.axhline(summary[name]["mean"], color="k", ls=style[1:], lw=1.2,

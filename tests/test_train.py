@@ -472,15 +472,17 @@ def test_binaries_bad_input_one_line(tmp_path, name, args, msg):
 
 
 def test_help_lists_flags():
-    for name in ("train", "evaluate", "sweep", "predict", "simulate", "diagnose"):
+    for name in ("train", "evaluate", "sweep", "predict", "simulate", "diagnose", "loso"):
         r = _bin(name, "--help")
         assert r.returncode == 0 and "--data_spec" in r.stdout, name
-        if name in ("train", "sweep", "diagnose"):
+        if name in ("train", "sweep", "diagnose", "loso"):
             assert "--data_spec: (required)" in r.stdout, name
         if name != "simulate" and name != "diagnose":
             assert "--workdir: (required)" in r.stdout, name
         if name == "evaluate":  # what it evaluates, as train selects it
             assert "selected on validation" in r.stdout and "newest checkpoint" in r.stdout
+        if name == "loso":  # the calibration's settings, but not what loso varies
+            assert "--calibrate_epochs:" in r.stdout and "--calibrate_mode" not in r.stdout
         if name == "train":  # one flag per TrainConfig field, with the field's help
             for f in dataclasses.fields(train.TrainConfig):
                 assert f"--{f.name}:" in r.stdout or f"--[no]{f.name}:" in r.stdout, f.name
@@ -490,7 +492,8 @@ def test_help_lists_flags():
 def test_binaries_answer_help_without_jax():
     """Importing a binary defines its flags without importing JAX or the library's numerics,
     so --help answers in a fraction of a second (the work imports them inside main)."""
-    for b in ("train", "sweep", "evaluate", "predict", "diagnose", "simulate"):
+    for b in ("train", "sweep", "evaluate", "predict", "diagnose", "simulate", "calibrate",
+              "loso"):
         code = (f"import sys, experiments.{b}\n"
                 "print([m for m in sys.modules if m in ('jax', 'flax', 'optax', 'scipy')"
                 " or m in ('pinnmsk.train', 'pinnmsk.losses', 'pinnmsk.emg')])\n")
