@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pinnmsk import losses, prepare, train
+from pinnmsk import losses, models, prepare, train
 from pinnmsk.config import ADAPT, MODES, CalibrationConfig, TrainConfig  # noqa: F401
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.errors import DataError
@@ -57,13 +57,22 @@ def _batch(w: ds_lib.Windows, s_local: int, angles: bool) -> Batch:
                  jnp.zeros((n,), jnp.float32), jnp.full((n,), s_local, jnp.int32))
 
 
-def _mask(params: dict, adapt: str) -> dict:
-    """1.0 where calibration updates a leaf, 0.0 where it is frozen."""
-    net = jax.tree_util.tree_map_with_path(
-        lambda p, x: 1.0 if adapt == "all" or (adapt == "head" and "head" in
-                                               jax.tree_util.keystr(p)) else 0.0,
-        params["net"])
-    return {"net": net, "physio": jax.tree_util.tree_map(lambda x: 1.0, params["physio"])}
+def _mask(params: dict, adapt: str, n_coords: int, angles: bool) -> dict:
+    """1.0 where calibration updates a parameter, 0.0 where it is frozen (per leaf, or per
+    element for the output layer: its force columns, and its angle columns only when the
+    calibration reads angles, so that the physics alone never moves the angle outputs)."""
+
+    def leaf(path, x):
+        name = jax.tree_util.keystr(path)
+        if adapt == "all" or (adapt == "head" and "'head'" in name):
+            return jnp.ones_like(x)
+        if adapt == "output" and f"'head']['{models.OUTPUT_LAYER}'" in name:
+            cols = jnp.arange(x.shape[-1]) >= (0 if angles else n_coords)
+            return jnp.broadcast_to(cols, x.shape).astype(x.dtype)
+        return jnp.zeros_like(x)
+
+    return {"net": jax.tree_util.tree_map_with_path(leaf, params["net"]),
+            "physio": jax.tree_util.tree_map(jnp.ones_like, params["physio"])}
 
 
 def population(physio: dict, s: int) -> dict:
@@ -108,7 +117,7 @@ def calibrate(prep: prepare.Prepared, run: TrainConfig, params: dict, cal: Calib
          "widths": prior_widths(spec.identification, pop), "weights": weights,
          "prior_weight": jnp.float32(cal.prior_weight)}
     own = {"net": params["net"], "physio": pop_raw}
-    mask = _mask(own, cal.adapt)
+    mask = _mask(own, cal.adapt, prep.data.model_of(0).n_coords, angles)
     tx, step, score = _programs(prep, use_physics, cal.input_gain, run.grad_clip)
     bs = cal.batch_size
     steps = max(1, len(tr) // bs)

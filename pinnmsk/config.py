@@ -133,7 +133,7 @@ class TrainConfig:
 
 
 MODES = ("emg", "emg+angles")  # what a calibration learns from (pinnmsk.calibration)
-ADAPT = ("input", "head", "all")  # what it adapts besides the subject's parameters
+ADAPT = ("input", "output", "head", "all")  # what adapts besides the subject's parameters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,9 +146,11 @@ class CalibrationConfig:
                        "force labels.", MODES)
     seconds: float = _field(0.0, "The first seconds of the subject's calibration recordings "
                             "used (0: all; their last part, the spec's validation fraction, validates).")
-    adapt: str = _field("input", "What adapts besides the subject's parameters: input (nothing "
-                        "else; the identified EMG gain scales the network's input), head (also "
-                        "the network's head) or all (the whole network).", ADAPT)
+    adapt: str = _field("output", "What adapts besides the subject's parameters (and the "
+                        "network's input scale, --calibrate_input_gain): input (nothing else), "
+                        "output (the network's output layer: its force outputs, and its angle "
+                        "outputs where the mode reads angles), head (the whole head) or all (the "
+                        "whole network).", ADAPT)
     epochs: int = _field(10, "Calibration epochs (the best on the calibration validation part "
                          "is kept; epoch 0, the run as it was, included).")
     learning_rate: float = _field(1e-2, "Peak Adam learning rate (cosine decay).")

@@ -146,10 +146,15 @@ class ContinuousHead(nn.Module):
                         name="from_tau")(feats))
         h = nn.gelu(h)
         h = nn.gelu(nn.Dense(self.hidden)(h))
-        out = nn.Dense(self.n_coords + self.n_muscles)(h)
+        out = nn.Dense(self.n_coords + self.n_muscles)(h)  # flax names it OUTPUT_LAYER
         q = jnp.asarray(self.q_mean) + jnp.asarray(self.q_std) * out[: self.n_coords]
         f = jnp.asarray(self.f_scale) * nn.softplus(out[self.n_coords:])
         return q, f
+
+
+# The head's output layer, [angles | forces] columns, as Flax auto-names it (saved checkpoints
+# carry the name); pinnmsk.calibration adapts its columns.
+OUTPUT_LAYER = "Dense_1"
 
 
 class PINNModel(nn.Module):

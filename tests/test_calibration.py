@@ -126,7 +126,10 @@ def test_loso_and_calibrate_binaries(tiny, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.load(open(w / "loso.json"))
     assert set(out["rows"]["s0"]) == {"none", "emg@2s", "emg@all", "emg+angles@2s",
-                                      "emg+angles@all", "within"}
+                                      "emg+angles@all", "within", "ridge:none", "ridge:within",
+                                      "ridge:emg+angles@2s", "ridge:emg+angles@all"}
+    # the ridge fitted on the calibration recordings has no force labels to fit
+    assert set(out["rows"]["s0"]["ridge:emg+angles@all"]) == {"angle_r2"}
     assert set(out["rows"]["s0"]["none"]) == {"angle_r2", "force_r2"}
     rep = out["calibration_reports"]["s0"]["emg@2s"]
     assert rep["recordings_s"] == pytest.approx(2.0, abs=0.05)
