@@ -69,12 +69,12 @@ def main(argv):
     split = data.split()
     lags = np.unique(np.round(np.linspace(0, data.window, 10)).astype(int))
     emg = lambda t: t.excitation
-    ridge = [diagnostics.ridge_decoder(split["train"], split["validation"], split["test"],
-                                       lags, emg, lambda t: t.q_rad),
-             diagnostics.ridge_decoder(split["train"], split["validation"], split["test"],
-                                       lags, emg, lambda t: t.forces_n)]
+    fit = lambda goal: diagnostics.ridge_decoder(split["train"], split["validation"],
+                                                 split["test"], lags, emg, goal)
+    angles = [fit(lambda t, j=j: t.q_rad[:, [j]]) for j in range(len(coords))]
+    label_free = any("--force_labels=false" in row["flags"] for row in table["rows"])
     rows = [r for sw in sweeps for r in tables.sweep_rows(sw, coords)]
-    rows.append(tables.ridge_row(*ridge, coords))
+    rows.append(tables.ridge_row(angles, fit(lambda t: t.forces_n), label_free))
     print(tables.markdown(table["title"], coords, rows))
     print(f"(command: python -m experiments.table --config={FLAGS.config})")
 

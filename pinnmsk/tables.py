@@ -69,12 +69,14 @@ def sweep_rows(sweep: dict, coords, label: str = "") -> list[list[str]]:
     return rows
 
 
-def ridge_row(angle: dict, force: dict | None, coords) -> list[str]:
-    """The linear ridge decoder's row: test R² (one value for the angle, the mean over
-    coordinates, in the first coordinate's column)."""
-    return (["linear ridge decoder from the lagged EMG envelope (strength chosen on validation)",
-             f"{angle['test_r2']:.3f}"] + [""] * (len(coords) - 1)
-            + ["" if force is None else f"{force['test_r2']:.3f}", ""])
+def ridge_row(angles: list, force: dict | None, label_free: bool = False) -> list[str]:
+    """The linear ridge decoder's row: test R² per coordinate (``angles``, one
+    :func:`pinnmsk.diagnostics.ridge_decoder` result each) and of the forces; ``label_free``:
+    the table's runs have no force labels, which the ridge's force fit uses."""
+    f = "" if force is None else f"{force['test_r2']:.3f}" + (
+        " (fitted with the force labels the runs lack)" if label_free else "")
+    return (["linear ridge decoder from the lagged EMG envelope (strength chosen on validation)"]
+            + [f"{a['test_r2']:.3f}" for a in angles] + [f, ""])
 
 
 def markdown(title: str, coords, rows: list[list[str]]) -> str:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import checkpoint, emg, evaluation, losses, metrics, models, prepare, runner, train
+from pinnmsk import checkpoint, emg, evaluation, losses, metrics, models, prepare, runner, tables, train
 from pinnmsk.data import loading, spec
 from pinnmsk.streaming import Streamer
 from tests.conftest import ROOT
@@ -392,6 +392,11 @@ def test_sweep_binary_with_seeds(tiny, tmp_path):
     assert 0.0 <= band["test_coverage"] <= 1.0 and band["test_mean_width"] > 0
     assert set(ens["force_band"]) == {"FCR", "FCU", "ECRL", "ECRB", "ECU"}
     assert "r2" in ens["test_of_mean"]["angle"]["wrist_flex"]
+    # the README table of this sweep: a row per λ with mean ± sd over seeds, then the ensemble
+    rows = tables.sweep_rows(out, ["wrist_flex"])
+    assert len(rows) == 3 and rows[0][1] == f"{a['mean']:.3f} ± {a['sd']:.3f}"
+    assert "ensemble" in rows[2][0] and rows[2][1] == \
+        f"{ens['test_of_mean']['angle']['wrist_flex']['r2']:.3f}"
     # predict from the sweep: the chosen λ's seeds' mean and its band per column
     emg_file = os.path.join(os.path.dirname(tiny), "s0", "trial_1", "emg.csv")
     out = tmp_path / "pred.csv"
@@ -407,6 +412,15 @@ def test_sweep_binary_with_seeds(tiny, tmp_path):
     (sw / "sweep.json").write_text(json.dumps(_without_ensemble(sw)))
     r = _bin("predict", f"--workdir={sw}", f"--emg={emg_file}", f"--out={out}2", "--subject=s0")
     assert r.returncode == 2 and "without an ensemble" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_table_interval_says_whether_it_excludes_zero():
+    worse = {"mean_difference": 0.03, "standard_error": 0.01}
+    assert tables.interval(worse) == "+0.030 [+0.010, +0.050] (worse than λ = 0)"
+    assert "(better than λ = 0)" in tables.interval({"mean_difference": -0.03,
+                                                     "standard_error": 0.01})
+    assert "(includes 0: no result)" in tables.interval({"mean_difference": 0.03,
+                                                         "standard_error": 0.02})
 
 
 def test_train_with_seeds_is_a_sweep_of_one_weight(tiny, tmp_path):
@@ -493,7 +507,7 @@ def test_binaries_answer_help_without_jax():
     """Importing a binary defines its flags without importing JAX or the library's numerics,
     so --help answers in a fraction of a second (the work imports them inside main)."""
     for b in ("train", "sweep", "evaluate", "predict", "diagnose", "simulate", "calibrate",
-              "loso"):
+              "table", "loso"):
         code = (f"import sys, experiments.{b}\n"
                 "print([m for m in sys.modules if m in ('jax', 'flax', 'optax', 'scipy')"
                 " or m in ('pinnmsk.train', 'pinnmsk.losses', 'pinnmsk.emg')])\n")
