@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from pinnmsk import muscle_models
+
 SWEEP_LAYOUTS = ("vmap", "unrolled_encoder")  # see pinnmsk.train.make_sweep_step
 
 
@@ -64,10 +66,10 @@ class TrainConfig:
     accel: str = _field("autodiff", "Joint acceleration for the physics term: autodiff of the "
                         "head, the finite-difference baseline, or none (ablation: the equation "
                         "of motion without its inertial part).", ("autodiff", "fd", "none"))
-    tendon: str = _field("spec", "Tendon of the Hill term: compliant (fibre-tendon equilibrium, "
-                         "De Groote 2016 tendon curve), rigid, or what the data spec's 'tendon' "
-                         "field says (spec; rigid where it says nothing).",
-                         ("spec", "compliant", "rigid"))
+    tendon: str = _field("spec", "Muscle model of the Hill term (pinnmsk.muscle_models): "
+                         "compliant (fibre-tendon equilibrium, De Groote 2016 tendon curve), "
+                         "rigid, one a user registered, or what the data spec's 'tendon' field "
+                         "says (spec; rigid where it says nothing).")
     physics_weight: float = _field(10.0, "λ: weight of the dynamics and Hill residuals (0 = "
                                    "data only).", flag=False)
     force_labels: bool = _field(True, "Use force labels in the loss (false: angles only; forces "
@@ -112,6 +114,9 @@ class TrainConfig:
             v = getattr(self, f.name)
             if choices and v not in choices:
                 raise ValueError(f"{f.name}={v} must be one of {', '.join(choices)}")
+        if self.tendon != "spec" and self.tendon not in muscle_models.names():
+            raise ValueError(f"tendon={self.tendon} must be spec or a muscle model: "
+                             f"{', '.join(muscle_models.names())}")
         if not 0.0 < self.label_fraction <= 1.0:
             raise ValueError(f"label_fraction={self.label_fraction} must be in (0, 1]")
         for name in ("epochs", "batch_size", "n_colloc", "checkpoint_every", "latent"):

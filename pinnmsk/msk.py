@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 from flax import struct
 
-from pinnmsk import dynamics, muscle, ode
+from pinnmsk import dynamics, muscle, muscle_models, ode
 from pinnmsk.dynamics import BodyModel
 from pinnmsk.geometry import PolynomialGeometry
 from pinnmsk.muscle import MuscleParams
@@ -45,13 +45,11 @@ def muscle_forces(model: MskModel, a: MuscleVec, q: Coords, qd: Coords) -> Muscl
 def tendon_residual(model: MskModel, a: MuscleVec, q: Coords, qd: Coords, forces_n: MuscleVec,
                     fdot_nps: MuscleVec, tendon: str = "compliant") -> MuscleVec:
     """Hill consistency of tendon forces ``forces_n`` (M,) [N] (rate ``fdot_nps``) at activations
-    ``a``: F − F_fibre [N]. ``"compliant"``: fibre-tendon equilibrium at the fibre state the tendon
-    force implies (:func:`pinnmsk.muscle.tendon_equilibrium_residual`); ``"rigid"``: F minus the
-    rigid-tendon Hill force."""
-    if tendon == "rigid":
-        return forces_n - muscle_forces(model, a, q, qd)
+    ``a``: the residual [N] of the muscle model ``tendon`` (:mod:`pinnmsk.muscle_models`), e.g.
+    ``"compliant"`` (fibre-tendon equilibrium at the fibre state the tendon force implies) or
+    ``"rigid"`` (F minus the rigid-tendon Hill force)."""
     l_mt, ldot = model.geometry.length_and_velocity(q, qd)
-    return muscle.tendon_equilibrium_residual(forces_n, fdot_nps, a, l_mt, ldot, model.muscles)
+    return muscle_models.get(tendon).residual(forces_n, fdot_nps, a, l_mt, ldot, model.muscles)
 
 
 def joint_torque(model: MskModel, forces_n: MuscleVec, q: Coords) -> Coords:

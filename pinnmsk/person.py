@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pinnmsk import diagnostics, dynamics, geometry, msk, muscle, ode
+from pinnmsk import diagnostics, dynamics, geometry, msk, muscle, muscle_models, ode
 from pinnmsk.data.person_spec import PARAMETERS, PersonSpec
 from pinnmsk.geometry import PolynomialGeometry
 from pinnmsk.msk import MskModel
@@ -132,9 +132,7 @@ def _forces(model: MskModel, length, a, q, qd, tendon: str):
     """(forces (M,) [N], moment arms (M, n) [m]) at one sample."""
     l_mt, ldot = jax.jvp(length, (q,), (qd,))
     arms = -jax.jacfwd(length)(q)
-    if tendon == "rigid":
-        return muscle.hill_force(a, l_mt, ldot, model.muscles), arms
-    return muscle.equilibrium_tendon_force(a, l_mt, ldot, model.muscles)[0], arms
+    return muscle_models.get(tendon).force(a, l_mt, ldot, model.muscles), arms
 
 
 def activations(u: Array, start: Array, gain: Array, params: muscle.MuscleParams, dt_s: float,

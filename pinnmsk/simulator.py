@@ -14,8 +14,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from pinnmsk import dynamics, muscle, ode
-from pinnmsk.msk import MskModel, accelerations, muscle_forces
+from pinnmsk import dynamics, muscle, muscle_models, ode
+from pinnmsk.msk import MskModel, accelerations
 
 Array = jax.Array
 
@@ -35,32 +35,39 @@ class Trajectory(NamedTuple):
     forces: Array
 
 
-def _derivative(model: MskModel, state, u):
+def _forces(model: MskModel, a, q, qd, muscle_model: str):
+    l_mt, ldot = model.geometry.length_and_velocity(q, qd)
+    return muscle_models.get(muscle_model).force(a, l_mt, ldot, model.muscles)
+
+
+def _derivative(model: MskModel, state, u, muscle_model: str = "rigid"):
     q, qd, a = state
-    f = muscle_forces(model, a, q, qd)
+    f = _forces(model, a, q, qd, muscle_model)
     return qd, accelerations(model, q, qd, f), muscle.activation_rate(u, a, model.muscles)
 
 
-def rk4_step(model: MskModel, state, u: Array, dt_s: float):
-    """One RK4 step of (q, q̇, a) with excitation ``u`` (M,) held over the step."""
-    q, qd, a = ode.rk4_step(lambda s: _derivative(model, s, u), tuple(state), dt_s)
+def rk4_step(model: MskModel, state, u: Array, dt_s: float, muscle_model: str = "rigid"):
+    """One RK4 step of (q, q̇, a) with excitation ``u`` (M,) held over the step; the muscles'
+    forces from the muscle model ``muscle_model`` (:mod:`pinnmsk.muscle_models`)."""
+    q, qd, a = ode.rk4_step(lambda s: _derivative(model, s, u, muscle_model), tuple(state), dt_s)
     return q, qd, jnp.clip(a, 0.0, 1.0)
 
 
-def _outputs(model, state, u):
+def _outputs(model, state, u, muscle_model: str = "rigid"):
     q, qd, a = state
-    f = muscle_forces(model, a, q, qd)
+    f = _forces(model, a, q, qd, muscle_model)
     return q, qd, accelerations(model, q, qd, f), a, u, f
 
 
 def simulate(model: MskModel, u: Array, dt_s: float, q0: Array, qd0: Array,
-             a0: Array | None = None) -> Trajectory:
-    """Open-loop simulation under excitations ``u`` (T, M); initial ``q0``, ``qd0`` (n,)."""
+             a0: Array | None = None, muscle_model: str = "rigid") -> Trajectory:
+    """Open-loop simulation under excitations ``u`` (T, M); initial ``q0``, ``qd0`` (n,);
+    ``muscle_model``: a name of :mod:`pinnmsk.muscle_models` (e.g. "rigid", "compliant")."""
     a0 = u[0] if a0 is None else a0
 
     def step(state, ut):
-        out = _outputs(model, state, ut)
-        return rk4_step(model, state, ut, dt_s), out
+        out = _outputs(model, state, ut, muscle_model)
+        return rk4_step(model, state, ut, dt_s, muscle_model), out
 
     _, out = jax.lax.scan(step, (q0, qd0, a0), u)
     return Trajectory(*out)
@@ -98,8 +105,10 @@ def tracking_excitation(model: MskModel, q, qd, target_q, target_qd, target_qdd,
 
 
 def simulate_tracking(model: MskModel, target: Target, cocontraction: Array, dt_s: float,
-                      kp: float = 150.0, kd: float = 25.0) -> Trajectory:
-    """Closed-loop simulation following ``target``; ``cocontraction``: (T, M) baseline excitation.
+                      kp: float = 150.0, kd: float = 25.0, muscle_model: str = "rigid"
+                      ) -> Trajectory:
+    """Closed-loop simulation following ``target``; ``cocontraction``: (T, M) baseline excitation;
+    ``muscle_model`` as in :func:`simulate` (the controller plans with rigid-tendon gains).
 
     Starts on the target at rest activations; returns the trajectory including the excitations
     the controller produced (the input a lab would record as EMG).
@@ -112,8 +121,8 @@ def simulate_tracking(model: MskModel, target: Target, cocontraction: Array, dt_
         qt, qdt, qddt, c = xs
         q, qd, _ = state
         u = tracking_excitation(model, q, qd, qt, qdt, qddt, c, kp, kd)
-        out = _outputs(model, state, u)
-        return rk4_step(model, state, u, dt_s), out
+        out = _outputs(model, state, u, muscle_model)
+        return rk4_step(model, state, u, dt_s, muscle_model), out
 
     _, out = jax.lax.scan(step, (q0, qd0, a0), (target.q, target.qd, target.qdd, cocontraction))
     return Trajectory(*out)

@@ -1,5 +1,6 @@
-"""Extending pinnmsk from outside the library: a body added by this file alone (a registry
-entry and its class) is read from a spec, built per subject and trained one epoch."""
+"""Extending pinnmsk from outside the library: a body and a muscle model added by this file
+alone (a registry entry and a class each) are read from a spec or the config, used by the
+train step (and the simulator) and trained one epoch."""
 
 import pathlib
 import re
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from flax import struct
 
-from pinnmsk import bodies, prepare, runner, train
+from pinnmsk import bodies, msk, muscle_models, prepare, runner, simulator, train
 from pinnmsk.data import loading, spec
 from pinnmsk.errors import DataError
 
@@ -74,3 +75,49 @@ def test_registered_body_fields_are_checked(point_mass_spec):
     with pytest.raises(DataError, match="com_m"):
         spec.load_spec(str(bad))
     bad.unlink()
+
+
+class LinearMuscle:
+    """Force proportional to activation, F = a F_max, whatever the fibre's length and speed."""
+
+    def force(self, a, l_mt_m, ldot_mt_mps, params):
+        return a * params.f_max_n
+
+    def residual(self, f_n, fdot_nps, a, l_mt_m, ldot_mt_mps, params):
+        return f_n - self.force(a, l_mt_m, ldot_mt_mps, params)
+
+
+@pytest.fixture()
+def linear_muscle():
+    muscle_models.register("linear_test", LinearMuscle)
+    yield "linear_test"
+    del muscle_models.MUSCLE_MODELS["linear_test"]
+
+
+def test_a_muscle_model_added_from_a_test_file_trains_and_simulates(tiny, linear_muscle):
+    data = loading.load_dataset(spec.load_spec(tiny))
+    model = data.model_of(0)
+    a = jnp.linspace(0.1, 0.5, model.n_muscles)
+    q, qd = jnp.asarray([0.2]), jnp.asarray([0.5])
+    f = jnp.full(model.n_muscles, 50.0)
+    # the Hill term reads the registered model
+    np.testing.assert_allclose(
+        msk.tendon_residual(model, a, q, qd, f, jnp.zeros_like(f), linear_muscle),
+        f - a * model.muscles.f_max_n, rtol=1e-6)
+    cfg = train.TrainConfig(epochs=1, batch_size=64, n_colloc=2, latent=16,
+                            tendon=linear_muscle)
+    prep = prepare.prepare(data, cfg)
+    assert prep.consts.tendon == linear_muscle
+    _, hist, diverged, _ = runner.fit(prep, cfg, prepare.weights_for(cfg, 1.0)[0], None,
+                                      log=lambda s: None)
+    hill = hist[0]["terms"][0][list(train.losses.WEIGHT_NAMES).index("hill")]
+    assert np.isfinite(hill) and hill > 0 and not diverged.any()
+    # the simulator integrates it: at zero velocity, F = a F_max exactly
+    u = jnp.full((20, model.n_muscles), 0.3)
+    traj = simulator.simulate(model, u, 0.01, jnp.asarray([0.1]), jnp.asarray([0.0]),
+                              muscle_model=linear_muscle)
+    np.testing.assert_allclose(traj.forces, traj.a * model.muscles.f_max_n, rtol=1e-5)
+    rigid = simulator.simulate(model, u, 0.01, jnp.asarray([0.1]), jnp.asarray([0.0]))
+    assert not np.allclose(rigid.forces, traj.forces, rtol=1e-2)
+    with pytest.raises(ValueError, match="linear_test"):
+        train.TrainConfig(tendon="nonlinear_test")

@@ -18,7 +18,7 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from pinnmsk import bodies
+from pinnmsk import bodies, muscle_models
 from pinnmsk.data import person_spec
 from pinnmsk.errors import DataError
 
@@ -367,7 +367,7 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
         raise DataError(f"{path}: field 'root' = {top.table.get('root', '.')!r} is not a folder "
                         f"({root}); it resolves against the spec's own folder")
     osim = top.get("osim", str, None)
-    tendon = top.get("tendon", ("choice", ("rigid", "compliant")), "rigid")
+    tendon = top.get("tendon", ("choice", muscle_models.names()), "rigid")
 
     e = top.sub("emg")
     emg = EmgSpec(
