@@ -104,9 +104,9 @@ def _check_level(spec, raw: np.ndarray, normaliser, rest, subject: str) -> None:
     """``raw`` (T, M) in muscle order. Stop when a channel of the file reads in other units than
     training (its envelope's 95th percentile above 5x the subject's normaliser); warn when one
     reads flat or far below it."""
-    from pinnmsk.data import dataset
+    from pinnmsk.data import checks
 
-    env = dataset.EnvelopeFn(spec)(FLAGS.emg, raw)  # raw: (T, M) muscle order
+    env = checks.EnvelopeFn(spec)(FLAGS.emg, raw)  # raw: (T, M) muscle order
     level = np.percentile(env, 95, axis=0)
     chans = list(spec.emg.channels)
     for c in chans:
@@ -129,7 +129,7 @@ def main(argv):
     del argv
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
     from pinnmsk import emg, ode
-    from pinnmsk.data import dataset
+    from pinnmsk.data import checks
     from pinnmsk.streaming import Streamer
 
     t_start = time.time()
@@ -176,13 +176,13 @@ def main(argv):
     except ValueError as e:
         raise cli.UsageError(str(e))
     # muscle order: a channel's column for each muscle it drives; zeros where none does
-    raw = dataset.in_muscle_order(spec, dataset.check_outliers(spec, FLAGS.emg, raw, chans))
+    raw = checks.in_muscle_order(spec, checks.check_outliers(spec, FLAGS.emg, raw, chans))
     s = subjects.index(subject)
     _check_level(spec, raw, normaliser[s], rest[s], subject)
     net, params = restore(config)
     models = [params] if ens is None else [ode.tree_index(params, k) for k in ens["models"]]
     window = int(round(spec.windows.length_s * spec.labels.rate_hz))
-    streamers = [Streamer(dataset.EnvelopeFn(spec).filter, normaliser[s], int(round(ratio)),
+    streamers = [Streamer(checks.EnvelopeFn(spec).filter, normaliser[s], int(round(ratio)),
                           window, net, p["net"], rest_v=rest[s],
                           quadrature=spec.emg.rest_subtraction == "quadrature") for p in models]
     chunk = max(1, int(round(FLAGS.chunk_s * spec.emg.sampling_rate_hz)))

@@ -31,7 +31,8 @@ class CausalConv(nn.Module):
     ``impl="lax"`` calls the convolution primitive. ``impl="matmul"`` unfolds the k taps and
     contracts them with one einsum: the same numbers, but under ``vmap`` over models (a sweep)
     it becomes a batched matmul, whereas a convolution with per-model kernels becomes a grouped
-    convolution, which XLA:CPU runs ~2x slower than the separate convolutions.
+    convolution, which XLA:CPU runs slower than the separate convolutions (timings:
+    ``benchmarks/README.md``).
     """
 
     features: int
@@ -191,8 +192,8 @@ def for_sweep(net: PINNModel) -> PINNModel:
     """``net`` computing the same function in the form that vmaps well over models.
 
     On XLA:CPU, 1-D convolutions with per-model kernels become grouped convolutions under vmap;
-    the matmul form makes a K = 8 sweep step 1.5x faster (0.58x -> 0.89x of 8 sequential steps,
-    ``python -m benchmarks.training sweep``) but a single data-only step 1.5x slower, so single
+    the matmul form makes a K-model sweep step faster but a single data-only step slower
+    (``python -m benchmarks.training sweep``, ``benchmarks/README.md``), so single
     runs keep the convolution.
     """
     if isinstance(net.encoder, CNNEncoder):

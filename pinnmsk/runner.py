@@ -41,8 +41,8 @@ def make_step_fn(step, mesh=None):
     ``idx`` (K, S, B) gathers one batch per model (K leading) for a step that takes them.
 
     The epoch loop stays on the host, one dispatch per step. A ``lax.scan`` over the epoch would
-    save the dispatches, but XLA:CPU runs the convolutions inside a loop body ~15x slower than
-    the same step compiled on its own (measured: 200 ms vs 12 ms per 256-window step).
+    save the dispatches, but XLA:CPU runs the convolutions inside a loop body many times slower
+    than the same step compiled on its own (``benchmarks/README.md``).
     """
 
     def one(state, data: Batch, idx, i, weights):

@@ -17,13 +17,13 @@ import numpy as np
 
 from pinnmsk import bodies, emg, geometry, msk, muscle
 from pinnmsk.data import opensim
-from pinnmsk.data.dataset import (Dataset, EnvelopeFn, Trial, _check_angle_units,
-                                  _check_duplicates, _check_range, _check_time,
-                                  _interp_nonfinite, _nonfinite_runs, _to_label_rate,
-                                  check_emg_levels, check_live_channels,
-                                  check_moving_angles, check_outliers, check_within_geometry,
-                                  clipped_channels, emg_levels, in_muscle_order,
-                                  linear_drift, mvc_value, rest_value, split_trials)
+from pinnmsk.data.checks import (EnvelopeFn, _check_angle_units, _check_duplicates,
+                                 _check_range, _check_time, _interp_nonfinite, _nonfinite_runs,
+                                 _to_label_rate, check_emg_levels, check_live_channels,
+                                 check_moving_angles, check_outliers, check_within_geometry,
+                                 clipped_channels, emg_levels, in_muscle_order, linear_drift,
+                                 mvc_value, rest_value)
+from pinnmsk.data.dataset import Dataset, Trial, split_trials
 from pinnmsk.errors import DataError
 from pinnmsk.data.spec import DataSpec
 from pinnmsk.msk import MskModel
