@@ -35,6 +35,7 @@ from pinnmsk.data import dataset as ds_lib
 from pinnmsk.errors import DataError
 from pinnmsk.losses import Batch, LossTerms
 
+MIN_STEPS = 20  # batches per calibration epoch, at least
 VALIDATION_WINDOWS = 256  # windows of the calibration validation part scored per epoch
 
 
@@ -120,7 +121,9 @@ def calibrate(prep: prepare.Prepared, run: TrainConfig, params: dict, cal: Calib
     mask = _mask(own, cal.adapt, prep.data.model_of(0).n_coords, angles)
     tx, step, score = _programs(prep, use_physics, cal.input_gain, run.grad_clip)
     bs = cal.batch_size
-    steps = max(1, len(tr) // bs)
+    # at least MIN_STEPS batches an epoch: a few seconds of recordings would otherwise give a
+    # handful of steps in all (windows are drawn again where an epoch needs more than there are)
+    steps = max(MIN_STEPS, len(tr) // bs)
     sched = optax.cosine_decay_schedule(cal.learning_rate, max(cal.epochs * steps, 1), 0.05)
     key = jax.random.PRNGKey(cal.seed + 1)
     state = train.TrainState(own, tx.init(own), jnp.zeros((), jnp.int32),
@@ -131,8 +134,8 @@ def calibrate(prep: prepare.Prepared, run: TrainConfig, params: dict, cal: Calib
     for epoch in range(cal.epochs):
         rng = np.random.default_rng([cal.seed, epoch])
         order = rng.permutation(len(tr))
-        if len(order) < steps * bs:  # fewer windows than a batch: draw the rest again
-            order = np.concatenate([order, rng.choice(len(tr), steps * bs - len(order))])
+        while len(order) < steps * bs:  # fewer windows than the epoch's batches: draw again
+            order = np.concatenate([order, rng.permutation(len(tr))])
         for i, idx in enumerate(order[: steps * bs].reshape(steps, bs)):
             lr = jnp.float32(sched(epoch * steps + i))
             state = step(state, jax.tree_util.tree_map(lambda a: a[idx], train_b), lr, c, mask)
