@@ -229,7 +229,7 @@ class GaitSpec:
 
 def load_gait_spec(path: str) -> GaitSpec:
     """Read and check a ``format = "ceinms"`` spec at ``path``."""
-    from pinnmsk.data.spec import _Fields, read_toml
+    from pinnmsk.data.toml_fields import _Fields, read_toml
 
     top = _Fields(path, read_toml(path), "")
     fmt = top.get("format", str)

@@ -72,7 +72,7 @@ class PersonSpec:
 
 
 def parse(fields, held: dict) -> PersonSpec | None:
-    """The ``[person]`` table (a ``spec._Fields``) or None where the spec has none; ``held``:
+    """The ``[person]`` table (a ``toml_fields._Fields``) or None where the spec has none; ``held``:
     the geometry's held coordinates {name: value [rad]}."""
     if not fields.table:
         return None

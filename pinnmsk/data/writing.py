@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 
 from pinnmsk.data import opensim
-from pinnmsk.data.spec import dumps_toml
+from pinnmsk.data.toml_fields import dumps_toml
 
 
 def write_dataset(ds, out_dir: str) -> str:

@@ -1,0 +1,212 @@
+"""The frozen dataclasses a data spec is read into (:func:`pinnmsk.data.spec.load_spec`); every
+field is documented in ``data_specs/README.md``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from pinnmsk.data import person_spec
+
+@dataclasses.dataclass(frozen=True)
+class EmgSpec:
+    sampling_rate_hz: float
+    channels: dict  # file column -> muscle names it drives (a tuple: one muscle, or a group)
+    bandpass_hz: tuple = (20.0, 450.0)
+    bandpass_order: int = 4
+    lowpass_hz: float = 6.0
+    lowpass_order: int = 2
+    normalisation: str = "robust_max"  # or "mvc"
+    mvc_v: dict = dataclasses.field(default_factory=dict)
+    rest_v: dict = dataclasses.field(default_factory=dict)  # channel -> resting envelope [V]
+    robust_quantile: float = 0.995
+    envelope: str = "causal"  # "causal" (what streaming has) | "zero_phase" (offline option)
+    input: str = "raw"  # "raw" sEMG [V] | "envelope" (already processed: no filtering)
+    mvc_window_s: float = 0.5  # MVC value: peak of the envelope's moving mean over this window
+    rest_skip_s: float = 1.0  # rest value: mean envelope after this much filter settling
+    rest_subtraction: str = "quadrature"  # or "linear": see pinnmsk.emg.normalise
+    outliers: str = "error"  # samples beyond outlier_z robust SDs: "error" | "clip" | "drop"
+    outlier_z: float = 1000.0
+    # modelled muscles with no channel: "identify" (a bounded constant activation per subject,
+    # identified: identification.unmeasured_activation) | "drop" (left out of the model)
+    unmeasured: str = "identify"
+
+
+@dataclasses.dataclass(frozen=True)
+class MvcRecording:
+    """One MVC trial: the EMG file and the channels it is the maximal contraction of."""
+
+    file: str
+    channels: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class SubjectSpec:
+    """Per-subject sources; None/empty fields fall back to the dataset-wide ones.
+
+    osim: the subject's scaled OpenSim model (muscle parameters). length_table, motion,
+    moment_arm_tables: its MuscleAnalysis output. mvc: MVC recordings; rest: a rest recording;
+    mvc_v / rest_v: typed values per channel [V] instead of recordings.
+    held_coordinates_rad: values [rad] of table coordinates the data do not record, overriding
+    ``geometry.held_coordinates_rad`` one by one.
+    """
+
+    name: str
+    osim: str | None = None
+    length_table: str | None = None
+    motion: str | None = None
+    moment_arm_tables: dict = dataclasses.field(default_factory=dict)
+    mvc: tuple = ()
+    rest: str | None = None
+    mvc_v: dict = dataclasses.field(default_factory=dict)
+    rest_v: dict = dataclasses.field(default_factory=dict)
+    held_coordinates_rad: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSpec:
+    """rate_hz: the label rate [Hz]; file_rate_hz: rows per second of the kinematics files when
+    they differ (e.g. a goniometer repeated to the EMG rate in a text export): the angles are
+    averaged over each label period and sampled at the label rate."""
+
+    rate_hz: float
+    coordinates: tuple
+    coordinate_units: str = "file"  # "file" (honour inDegrees), "degrees", "radians"
+    file_rate_hz: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSpec:
+    """How plain-text exports (.txt/.tsv/.dat/.asc, no time column) are read.
+
+    incomplete_rows: "error" (default) or "nan" (empty fields read as NaN; with
+    windows.drop_nonfinite the windows touching them are dropped). columns: column names when
+    the file names none (a DataLOG header names them itself)."""
+
+    incomplete_rows: str = "error"
+    columns: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class BodySpec:
+    model: str  # a name in pinnmsk.bodies.BODIES ("pendulum", "two_link")
+    params: dict  # constructor keyword arguments, SI units
+
+
+@dataclasses.dataclass(frozen=True)
+class MuscleSpec:
+    """Nominal parameters; None where a subject's ``.osim`` gives them."""
+
+    name: str
+    f_max_n: float | None = None
+    l_opt_m: float | None = None
+    l_ts_m: float | None = None
+    phi_opt_rad: float | None = None
+    osim_name: str | None = None  # its name in the subjects' .osim, when that differs
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivationSpec:
+    """First-order activation dynamics in the Hill term (De Groote 2016; OpenSim's defaults)."""
+
+    tau_act_s: float = 0.015
+    tau_deact_s: float = 0.060
+
+
+@dataclasses.dataclass(frozen=True)
+class GeometrySpec:
+    source: str  # "muscle_analysis" | "polynomial"
+    degree: int
+    length_table: str | None = None
+    motion: str | None = None  # the motion a time-indexed MuscleAnalysis table was run on
+    moment_arm_tables: dict = dataclasses.field(default_factory=dict)  # coordinate -> table
+    centre_rad: tuple = ()
+    scale_rad: tuple = ()
+    coefficients_m: dict = dataclasses.field(default_factory=dict)
+    # coordinates of the MuscleAnalysis table that the data do not record, held at a value [rad]
+    # (e.g. the hip for the two-joint knee muscles); per subject in [[subjects]] too
+    held_coordinates_rad: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSpec:
+    """One trial's files. coordinate_sign / coordinate_offset_rad (one per coordinate): the
+    angle used is sign · (file angle, in radians) + offset, for goniometers mounted the other
+    way round or zeroed elsewhere. rename_columns: this trial's file column names → the names
+    the spec uses (an export that labels its channels differently)."""
+
+    subject: str
+    name: str
+    emg: str
+    kinematics: str
+    forces: str | None = None
+    coordinate_sign: tuple = ()
+    coordinate_offset_rad: tuple = ()
+    rename_columns: dict = dataclasses.field(default_factory=dict)  # file column -> spec name
+
+    @property
+    def id(self) -> str:
+        return f"{self.subject}/{self.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSpec:
+    by: str = "trial"  # "trial" | "subject"
+    test: tuple = ()
+    validation: tuple = ()
+    validation_fraction: float = 0.2  # with no validation trials: the end of each train trial
+    test_fraction: float = 0.0  # with no test trials: the last part of every trial is test
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowSpec:
+    length_s: float = 0.2
+    history_s: float = 0.05
+    stride: int = 1
+    drop_nonfinite: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    path: str
+    name: str
+    root: str
+    emg: EmgSpec
+    labels: LabelSpec
+    body: BodySpec
+    muscles: tuple
+    identification: dict
+    geometry: GeometrySpec
+    trials: tuple
+    split: SplitSpec
+    windows: WindowSpec
+    subjects: tuple = ()  # SubjectSpec, one per subject that has per-subject sources
+    activation: "ActivationSpec" = None
+    text: TextSpec = TextSpec()
+    osim: str | None = None  # dataset-wide OpenSim model (a generic one); a subject's own wins
+    tendon: str = "rigid"  # the Hill term's tendon for this dataset's muscles: rigid | compliant
+    notes: tuple = ()  # what loading should tell the user (e.g. muscles left out), one line each
+    person: "person_spec.PersonSpec | None" = None  # [person]: identified before training
+
+    def subject(self, name: str) -> SubjectSpec:
+        """The subject's sources (an empty :class:`SubjectSpec` when the spec names none)."""
+        return next((s for s in self.subjects if s.name == name), SubjectSpec(name))
+
+    @property
+    def muscle_names(self) -> tuple:
+        return tuple(m.name for m in self.muscles)
+
+    @property
+    def channel_of(self) -> dict:
+        """Muscle name → the EMG column that drives it (muscles without a channel are absent)."""
+        return {m: c for c, group in self.emg.channels.items() for m in group}
+
+    @property
+    def measured(self) -> np.ndarray:
+        """(M,) bool, muscle order: whether the muscle has an EMG channel."""
+        return np.array([m in self.channel_of for m in self.muscle_names])
+
+    def resolve(self, rel: str) -> str:
+        return rel if os.path.isabs(rel) else os.path.normpath(os.path.join(self.root, rel))
