@@ -19,7 +19,7 @@ from pinnmsk.data import person_spec
 from pinnmsk.data.spec_types import (  # noqa: F401 (re-exported: the spec's types)
     ActivationSpec, BodySpec, DataSpec, EmgSpec, GeometrySpec, LabelSpec, MuscleSpec,
     MvcRecording, SplitSpec, SubjectSpec, TextSpec, TrialSpec, WindowSpec)
-from pinnmsk.data.toml_fields import _Fields, _table_list, read_toml
+from pinnmsk.data.toml_fields import _Fields, _table_list, from_table, read_toml
 from pinnmsk.errors import DataError
 
 
@@ -49,31 +49,10 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
     tendon = top.get("tendon", ("choice", muscle_models.names()), "rigid")
 
     e = top.sub("emg")
-    emg = EmgSpec(
-        sampling_rate_hz=e.get("sampling_rate_hz", float),
-        channels=e.get("channels", ("map", "names")),
-        bandpass_hz=e.get("bandpass_hz", ("pair",), (20.0, 450.0)),
-        bandpass_order=e.get("bandpass_order", int, 4),
-        lowpass_hz=e.get("lowpass_hz", float, 6.0),
-        lowpass_order=e.get("lowpass_order", int, 2),
-        normalisation=e.get("normalisation", ("choice", ("robust_max", "mvc")), "robust_max"),
-        mvc_v=e.get("mvc_v", ("map", float), {}),
-        rest_v=e.get("rest_v", ("map", float), {}),
-        robust_quantile=e.get("robust_quantile", float, 0.995),
-        envelope=e.get("envelope", ("choice", ("causal", "zero_phase")), "causal"),
-        input=e.get("input", ("choice", ("raw", "envelope")), "raw"),
-        mvc_window_s=e.get("mvc_window_s", float, 0.5),
-        rest_skip_s=e.get("rest_skip_s", float, 1.0),
-        rest_subtraction=e.get("rest_subtraction", ("choice", ("quadrature", "linear")),
-                               "quadrature"),
-        outliers=e.get("outliers", ("choice", ("error", "clip", "drop")), "error"),
-        outlier_z=e.get("outlier_z", float, 1000.0),
-        unmeasured=e.get("unmeasured", ("choice", ("identify", "drop")), "identify"),
-    )
+    emg = from_table(EmgSpec, e)
     if not emg.outlier_z > 10:
         raise DataError(f"{path}: field 'emg.outlier_z' = {emg.outlier_z} must be > 10 (robust "
                         "SDs; real sEMG bursts reach ~60)")
-    e.finish()
     if emg.mvc_window_s <= 0 or emg.rest_skip_s < 0:
         raise DataError(f"{path}: fields 'emg.mvc_window_s' must be > 0 and 'emg.rest_skip_s' "
                         ">= 0 [s]")
@@ -81,11 +60,7 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
     _check_channel_values(path, "emg.rest_v", emg.rest_v, emg.channels)
 
     lab = top.sub("labels")
-    labels = LabelSpec(lab.get("rate_hz", float), lab.get("coordinates", ("list", str)),
-                       lab.get("coordinate_units", ("choice", ("file", "degrees", "radians")),
-                               "file"),
-                       lab.get("file_rate_hz", float, None))
-    lab.finish()
+    labels = from_table(LabelSpec, lab)
     for key in ("rate_hz", "file_rate_hz"):
         v = getattr(labels, key)
         if v is not None and not (np.isfinite(v) and v > 0):
@@ -97,9 +72,7 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
                             f"be a whole multiple of labels.rate_hz = {labels.rate_hz:g}")
 
     tx = top.sub("text", required=False)
-    text = TextSpec(tx.get("incomplete_rows", ("choice", ("error", "nan")), "error"),
-                    tx.get("columns", ("list", str), ()))
-    tx.finish()
+    text = from_table(TextSpec, tx)
     if not labels.coordinates:
         raise DataError(f"{path}: field 'labels.coordinates' is empty; name the joint coordinates")
 
@@ -177,9 +150,7 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
                             "(fractions of the nominal value), e.g. [0.5, 1.5]")
 
     act = top.sub("activation", required=False)
-    activation = ActivationSpec(act.get("tau_act_s", float, 0.015),
-                                act.get("tau_deact_s", float, 0.060))
-    act.finish()
+    activation = from_table(ActivationSpec, act)
     if not (0 < activation.tau_act_s <= 1 and 0 < activation.tau_deact_s <= 1):
         raise DataError(f"{path}: fields 'activation.tau_act_s'/'tau_deact_s' must be in (0, 1] "
                         "[s] (De Groote 2016: 0.015 / 0.060)")
@@ -230,11 +201,7 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
         raise DataError(f"{path}: trial '{dup}' is listed twice under [[trials]]; rename one")
 
     s = top.sub("split", required=False)
-    split = SplitSpec(s.get("by", ("choice", ("trial", "subject")), "trial"),
-                      s.get("test", ("list", str), ()), s.get("validation", ("list", str), ()),
-                      s.get("validation_fraction", float, 0.2),
-                      s.get("test_fraction", float, 0.0))
-    s.finish()
+    split = from_table(SplitSpec, s)
     if not 0.0 <= split.validation_fraction < 0.9:
         raise DataError(f"{path}: field 'split.validation_fraction' = "
                         f"{split.validation_fraction} must be in [0, 0.9) (0: no validation)")
@@ -256,9 +223,7 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
                         "(or hold out the end of every trial with split.test_fraction)")
 
     w = top.sub("windows", required=False)
-    windows = WindowSpec(w.get("length_s", float, 0.2), w.get("history_s", float, 0.05),
-                         w.get("stride", int, 1), w.get("drop_nonfinite", bool, False))
-    w.finish()
+    windows = from_table(WindowSpec, w)
     if windows.stride < 1 or windows.length_s <= 0 or not 0 <= windows.history_s <= windows.length_s:
         raise DataError(f"{path}: fields 'windows.*' need stride >= 1, length_s > 0 and "
                         "0 <= history_s <= length_s")

@@ -10,28 +10,44 @@ import numpy as np
 
 from pinnmsk.data import person_spec
 
+def field(kind, default=dataclasses.MISSING, **kw):
+    """A spec field read from its TOML table as ``kind`` (:func:`pinnmsk.data.toml_fields.
+    from_table`); its default, written here once, is the TOML default."""
+    return dataclasses.field(default=default, metadata={"kind": kind}, **kw)
+
+
+def choice(*values):
+    return ("choice", values)
+
+
 @dataclasses.dataclass(frozen=True)
 class EmgSpec:
-    sampling_rate_hz: float
-    channels: dict  # file column -> muscle names it drives (a tuple: one muscle, or a group)
-    bandpass_hz: tuple = (20.0, 450.0)
-    bandpass_order: int = 4
-    lowpass_hz: float = 6.0
-    lowpass_order: int = 2
-    normalisation: str = "robust_max"  # or "mvc"
-    mvc_v: dict = dataclasses.field(default_factory=dict)
-    rest_v: dict = dataclasses.field(default_factory=dict)  # channel -> resting envelope [V]
-    robust_quantile: float = 0.995
-    envelope: str = "causal"  # "causal" (what streaming has) | "zero_phase" (offline option)
-    input: str = "raw"  # "raw" sEMG [V] | "envelope" (already processed: no filtering)
-    mvc_window_s: float = 0.5  # MVC value: peak of the envelope's moving mean over this window
-    rest_skip_s: float = 1.0  # rest value: mean envelope after this much filter settling
-    rest_subtraction: str = "quadrature"  # or "linear": see pinnmsk.emg.normalise
-    outliers: str = "error"  # samples beyond outlier_z robust SDs: "error" | "clip" | "drop"
-    outlier_z: float = 1000.0
+    sampling_rate_hz: float = field(float)
+    # file column -> muscle names it drives (a tuple: one muscle, or a group)
+    channels: dict = field(("map", "names"))
+    bandpass_hz: tuple = field(("pair",), (20.0, 450.0))
+    bandpass_order: int = field(int, 4)
+    lowpass_hz: float = field(float, 6.0)
+    lowpass_order: int = field(int, 2)
+    normalisation: str = field(choice("robust_max", "mvc"), "robust_max")
+    mvc_v: dict = field(("map", float), default_factory=dict)
+    rest_v: dict = field(("map", float), default_factory=dict)  # channel -> resting envelope [V]
+    robust_quantile: float = field(float, 0.995)
+    # "causal" (what streaming has) | "zero_phase" (offline option)
+    envelope: str = field(choice("causal", "zero_phase"), "causal")
+    # "raw" sEMG [V] | "envelope" (already processed: no filtering)
+    input: str = field(choice("raw", "envelope"), "raw")
+    # MVC value: peak of the envelope's moving mean over this window
+    mvc_window_s: float = field(float, 0.5)
+    rest_skip_s: float = field(float, 1.0)  # rest value: mean envelope after this much settling
+    # see pinnmsk.emg.normalise
+    rest_subtraction: str = field(choice("quadrature", "linear"), "quadrature")
+    # samples beyond outlier_z robust SDs: "error" | "clip" | "drop"
+    outliers: str = field(choice("error", "clip", "drop"), "error")
+    outlier_z: float = field(float, 1000.0)
     # modelled muscles with no channel: "identify" (a bounded constant activation per subject,
     # identified: identification.unmeasured_activation) | "drop" (left out of the model)
-    unmeasured: str = "identify"
+    unmeasured: str = field(choice("identify", "drop"), "identify")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,10 +87,11 @@ class LabelSpec:
     they differ (e.g. a goniometer repeated to the EMG rate in a text export): the angles are
     averaged over each label period and sampled at the label rate."""
 
-    rate_hz: float
-    coordinates: tuple
-    coordinate_units: str = "file"  # "file" (honour inDegrees), "degrees", "radians"
-    file_rate_hz: float | None = None
+    rate_hz: float = field(float)
+    coordinates: tuple = field(("list", str))
+    # "file" (honour inDegrees), "degrees", "radians"
+    coordinate_units: str = field(choice("file", "degrees", "radians"), "file")
+    file_rate_hz: float | None = field(float, None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +102,8 @@ class TextSpec:
     windows.drop_nonfinite the windows touching them are dropped). columns: column names when
     the file names none (a DataLOG header names them itself)."""
 
-    incomplete_rows: str = "error"
-    columns: tuple = ()
+    incomplete_rows: str = field(choice("error", "nan"), "error")
+    columns: tuple = field(("list", str), ())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +128,8 @@ class MuscleSpec:
 class ActivationSpec:
     """First-order activation dynamics in the Hill term (De Groote 2016; OpenSim's defaults)."""
 
-    tau_act_s: float = 0.015
-    tau_deact_s: float = 0.060
+    tau_act_s: float = field(float, 0.015)
+    tau_deact_s: float = field(float, 0.060)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,19 +170,21 @@ class TrialSpec:
 
 @dataclasses.dataclass(frozen=True)
 class SplitSpec:
-    by: str = "trial"  # "trial" | "subject"
-    test: tuple = ()
-    validation: tuple = ()
-    validation_fraction: float = 0.2  # with no validation trials: the end of each train trial
-    test_fraction: float = 0.0  # with no test trials: the last part of every trial is test
+    by: str = field(choice("trial", "subject"), "trial")
+    test: tuple = field(("list", str), ())
+    validation: tuple = field(("list", str), ())
+    # with no validation trials: the end of each train trial
+    validation_fraction: float = field(float, 0.2)
+    # with no test trials: the last part of every trial is test
+    test_fraction: float = field(float, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
 class WindowSpec:
-    length_s: float = 0.2
-    history_s: float = 0.05
-    stride: int = 1
-    drop_nonfinite: bool = False
+    length_s: float = field(float, 0.2)
+    history_s: float = field(float, 0.05)
+    stride: int = field(int, 1)
+    drop_nonfinite: bool = field(bool, False)
 
 
 @dataclasses.dataclass(frozen=True)

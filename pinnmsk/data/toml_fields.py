@@ -3,6 +3,7 @@ that name the spec and the field (:class:`_Fields`), and writing spec-shaped doc
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 try:  # Python >= 3.11
@@ -118,6 +119,22 @@ def _table_list(top: _Fields, raw: dict, key: str, what: str, build) -> list:
         out.append(build(f))
         f.finish()
     return out
+
+
+def from_table(cls, fields: _Fields):
+    """An instance of the dataclass ``cls`` from a TOML table: each field with a ``"kind"`` in
+    its metadata (:func:`pinnmsk.data.spec_types.field`) is read as that kind, with the field's
+    own default (required where it has none); unknown keys are an error."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        if "kind" not in f.metadata:
+            continue
+        default = (f.default if f.default is not dataclasses.MISSING else
+                   f.default_factory() if f.default_factory is not dataclasses.MISSING
+                   else _MISSING)
+        values[f.name] = fields.get(f.name, f.metadata["kind"], default)
+    fields.finish()
+    return cls(**values)
 
 
 def read_toml(path: str) -> dict:
