@@ -225,10 +225,9 @@ def population_prior(scales: dict, pop: dict, widths: dict) -> jax.Array:
 
 
 def population_gain(physio: dict, s: int, bounds) -> jax.Array:
-    """The trained subjects' mean EMG gain (M,) (excitation per unit normalised envelope)."""
-    gains = losses.physio_scales(physio, jnp.asarray(bounds))["emg_gain"]
-    others = np.arange(gains.shape[0]) != s
-    return jnp.mean(gains[others], axis=0)
+    """The EMG gain (M,) (excitation per unit normalised envelope) of the population's
+    parameters (:func:`population`), so that the new subject starts at input scale 1."""
+    return losses.physio_scales(population(physio, s), jnp.asarray(bounds))["emg_gain"][0]
 
 
 def input_scale(physio_row: dict, pop_gain: jax.Array, bounds) -> jax.Array:
