@@ -120,7 +120,11 @@ def plot_curve(path: str, rows: dict, quantity: str, modes, seconds) -> None:
             ax.axhline(summary[name]["mean"], color="k", ls=style[1:], lw=1.2,
                        label={"none": "no calibration", "within": "within subject"}[name])
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(xs, labels)
+    # R² has no floor: a decoder that fails for one subject would flatten every other line
+    means = [d["mean"] for d in summary.values()]
+    ax.set_ylim(max(min(means) - 0.2, -1.0), 1.0)
     ax.set_xlabel("calibration recordings [s]")
     ax.set_ylabel(f"test {quantity.replace('_r2', '')} R²")
     ax.legend(fontsize=8)
