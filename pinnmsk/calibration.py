@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from pinnmsk import losses, models, prepare, train
-from pinnmsk.config import ADAPT, MODES, CalibrationConfig, TrainConfig  # noqa: F401
+from pinnmsk.config import CalibrationConfig, TrainConfig
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.errors import DataError
 from pinnmsk.losses import Batch, LossTerms
@@ -114,7 +114,7 @@ def calibrate(prep: prepare.Prepared, run: TrainConfig, params: dict, cal: Calib
     pop_raw = population(params["physio"], s)
     pop = _scales(pop_raw, prep.consts.bounds)
     c = {"base": jax.tree_util.tree_map(lambda a: a[s:s + 1], prep.data.models),
-         "pop_gain": population_gain(params["physio"], s, prep.consts.bounds), "pop": pop,
+         "pop_gain": pop["emg_gain"][0], "pop": pop,
          "widths": prior_widths(spec.identification, pop), "weights": weights,
          "prior_weight": jnp.float32(cal.prior_weight)}
     own = {"net": params["net"], "physio": pop_raw}
@@ -125,6 +125,7 @@ def calibrate(prep: prepare.Prepared, run: TrainConfig, params: dict, cal: Calib
     # handful of steps in all (windows are drawn again where an epoch needs more than there are)
     steps = max(MIN_STEPS, len(tr) // bs)
     sched = optax.cosine_decay_schedule(cal.learning_rate, max(cal.epochs * steps, 1), 0.05)
+    lrs = np.asarray(sched(np.arange(cal.epochs * steps)), np.float32)  # one evaluation
     key = jax.random.PRNGKey(cal.seed + 1)
     state = train.TrainState(own, tx.init(own), jnp.zeros((), jnp.int32),
                              jax.random.PRNGKey(cal.seed))
@@ -137,8 +138,7 @@ def calibrate(prep: prepare.Prepared, run: TrainConfig, params: dict, cal: Calib
         while len(order) < steps * bs:  # fewer windows than the epoch's batches: draw again
             order = np.concatenate([order, rng.permutation(len(tr))])
         for i, idx in enumerate(order[: steps * bs].reshape(steps, bs)):
-            lr = jnp.float32(sched(epoch * steps + i))
-            state = step(state, jax.tree_util.tree_map(lambda a: a[idx], train_b), lr, c, mask)
+            state = step(state, train_b, idx, lrs[epoch * steps + i], c, mask)
         scores.append(float(score(state.params, val_b, key, c)))
         if np.isfinite(scores[-1]) and scores[-1] < scores[best_epoch]:
             best, best_epoch = jax.device_get(state.params), epoch + 1
@@ -171,8 +171,8 @@ def _programs(prep: prepare.Prepared, use_physics: bool, input_gain: bool, grad_
     """(tx, step, score) of the calibration, compiled once per ``prep`` and settings (kept in
     ``prep.programs``): what differs between subjects, modes and budgets (the subject's model,
     the population, the loss weights, the mask of what adapts, the learning rate) are
-    arguments. ``step(state, batch, lr, c, mask)``; ``score(params, batch, key, c)`` is the
-    loss."""
+    arguments. ``step(state, windows, idx, lr, c, mask)`` gathers its batch ``idx`` (B,) from
+    the device ``windows`` inside the program; ``score(params, batch, key, c)`` is the loss."""
     key = ("calibration", use_physics, input_gain, grad_clip)
     if key in prep.programs:
         return prep.programs[key]
@@ -185,7 +185,8 @@ def _programs(prep: prepare.Prepared, use_physics: bool, input_gain: bool, grad_
                 + c["prior_weight"] * population_prior(_scales(p["physio"], bounds), c["pop"],
                                                        c["widths"]))
 
-    def step(state: train.TrainState, batch: Batch, lr, c, mask):
+    def step(state: train.TrainState, windows: Batch, idx, lr, c, mask):
+        batch = jax.tree_util.tree_map(lambda a: a[idx], windows)
         rng, sub = jax.random.split(state.rng)
         masked = lambda tree: jax.tree_util.tree_map(lambda a, m: a * m, tree, mask)
         grads = masked(jax.grad(loss)(state.params, batch, sub, c))
@@ -226,8 +227,9 @@ def population_prior(scales: dict, pop: dict, widths: dict) -> jax.Array:
 
 def population_gain(physio: dict, s: int, bounds) -> jax.Array:
     """The EMG gain (M,) (excitation per unit normalised envelope) of the population's
-    parameters (:func:`population`), so that the new subject starts at input scale 1."""
-    return losses.physio_scales(population(physio, s), jnp.asarray(bounds))["emg_gain"][0]
+    parameters (:func:`population`), so that the new subject starts at input scale 1 (what
+    :func:`calibrate` takes from the population's scales)."""
+    return _scales(population(physio, s), bounds)["emg_gain"][0]
 
 
 def input_scale(physio_row: dict, pop_gain: jax.Array, bounds) -> jax.Array:
