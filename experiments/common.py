@@ -310,18 +310,21 @@ class Scalars:
             w.close()
 
 
-def fit_or_exit(prep, config: TrainConfig, weights, physics_weights, seeds=None):
-    """``runner.fit`` into --workdir on the flags' mesh, with TensorBoard scalars; divergence
-    exits 3, misfit sizes exit 2. ``seeds``: one per model of a sweep (``runner.fit``)."""
-    scalars = Scalars(FLAGS.workdir, physics_weights)
+def fit_or_exit(prep, config: TrainConfig, weights, physics_weights, seeds=None,
+                workdir: str | None = None):
+    """``runner.fit`` into ``workdir`` (default --workdir) on the flags' mesh, with TensorBoard
+    scalars; divergence exits 3, misfit sizes exit 2. ``seeds``: one per model of a sweep
+    (``runner.fit``)."""
+    workdir = workdir or FLAGS.workdir
+    scalars = Scalars(workdir, physics_weights)
     try:
-        return runner.fit(prep, config, weights, FLAGS.workdir, mesh=mesh_from_flags(),
+        return runner.fit(prep, config, weights, workdir, mesh=mesh_from_flags(),
                           on_epoch=scalars, sweep_layout=FLAGS.sweep_layout, seeds=seeds)
     except runner.TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
     except OSError as e:  # a full disk or a folder gone read-only while checkpointing
-        print(f"error: {FLAGS.workdir}: cannot write the run ({e.strerror or e}); free disk "
+        print(f"error: {workdir}: cannot write the run ({e.strerror or e}); free disk "
               "space or choose another --workdir; the last complete checkpoint is kept",
               file=sys.stderr)
         sys.exit(4)

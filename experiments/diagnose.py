@@ -214,7 +214,7 @@ def main(argv):
     history_s = FLAGS.history_s if FLAGS.history_s is not None else data.spec.windows.length_s
     if history_s < 0 or FLAGS.n_lags < 1:
         raise cli.UsageError("--history_s must be >= 0 and --n_lags >= 1")
-    lags = np.unique(np.round(np.linspace(0, history_s * data.rate_hz, FLAGS.n_lags)).astype(int))
+    lags = diagnostics.lags(history_s * data.rate_hz, FLAGS.n_lags)
     shortest = min(len(t.time_s) for t in data.trials)
     if lags.max() >= shortest:
         raise cli.UsageError(f"--history_s={history_s} is longer than the shortest trial "

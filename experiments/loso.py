@@ -41,22 +41,19 @@ flagdefs.define_calibration_flags(exclude=("mode", "seconds"))
 
 
 def _fit(prep, config, workdir: str):
-    from pinnmsk import prepare, runner
+    """The parameters selected on validation of ``config``'s run in ``workdir`` (resumed)."""
+    from experiments import common
+    from pinnmsk import prepare
 
     weights = prepare.weights_for(config, config.physics_weight)[0]
-    try:
-        return runner.fit(prep, config, weights, workdir)[3].params
-    except runner.TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(3)
+    return common.fit_or_exit(prep, config, weights, config.physics_weight,
+                              workdir=workdir)[3].params
 
 
 def main(argv):
     del argv
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
-    import numpy as np
-
-    from pinnmsk import calibration, evaluation, loso, prepare, records
+    from pinnmsk import calibration, diagnostics, evaluation, loso, prepare, records
     from pinnmsk.data import dataset as ds_lib
 
     config = common.config_from_flags(
@@ -82,7 +79,7 @@ def main(argv):
         within = evaluation.evaluate(prep, _fit(prep, config, os.path.join(FLAGS.workdir,
                                                                            "within")))[0]
         whole = data.split()
-        lags = np.unique(np.round(np.linspace(0, prep.window, 10)).astype(int))
+        lags = diagnostics.lags(prep.window)
         rows, reports = {}, {}
         for subj in subjects:
             cfg = dataclasses.replace(config, leave_out=subj)

@@ -57,8 +57,6 @@ def _run_sweep(data_spec: str, row: dict) -> dict:
 
 def main(argv):
     del argv
-    import numpy as np
-
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
     from pinnmsk import diagnostics, tables
 
@@ -67,7 +65,7 @@ def main(argv):
     data = common.load_data(table["data_spec"])
     coords = list(data.spec.labels.coordinates)
     split = data.split()
-    lags = np.unique(np.round(np.linspace(0, data.window, 10)).astype(int))
+    lags = diagnostics.lags(data.window)
     emg = lambda t: t.excitation
     fit = lambda goal: diagnostics.ridge_decoder(split["train"], split["validation"],
                                                  split["test"], lags, emg, goal)

@@ -58,6 +58,12 @@ def ridge_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_tes
     return out
 
 
+def lags(history_samples: float, n: int = 10) -> np.ndarray:
+    """``n`` lags [samples] spread evenly over ``history_samples`` (0 included, duplicates
+    dropped): the lagged copies of the envelope the ridge decoders read."""
+    return np.unique(np.round(np.linspace(0, history_samples, n)).astype(int))
+
+
 def ridge_decoder(train_trials, val_trials, test_trials, lags, signal, goal) -> dict | None:
     """{"alpha", "validation_r2", "test_r2", "chosen_on"}: ridge from ``signal(trial)`` (T, C)
     at ``lags`` samples back to ``goal(trial)`` (T, k), fitted on ``train_trials``, its strength
