@@ -36,7 +36,7 @@ def main(argv) -> None:
     config = TrainConfig(epochs=epochs)
     t = time.perf_counter()
     prep = prepare.prepare(data, config)
-    diagnostics.sanity_by_subject(prep.data, prep.data.split()["train"], prep.consts.tendon)
+    diagnostics.sanity_by_subject(prep.data, prep.train_trials, prep.consts.tendon)
     phases.append(("prepare (statistics, scales, network) + the model sanity report",
                    time.perf_counter() - t))
     first = {}

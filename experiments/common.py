@@ -151,7 +151,7 @@ def load_data(path: str) -> dataset.Dataset:
 
 def report_sanity(prep) -> dict:
     """Print the model sanity report over the training motion (stderr) and return it."""
-    report = diagnostics.sanity_by_subject(prep.data, prep.data.split()["train"],
+    report = diagnostics.sanity_by_subject(prep.data, prep.train_trials,
                                            prep.consts.tendon)
     print(diagnostics.sanity_table(report), file=sys.stderr, flush=True)
     return report

@@ -75,11 +75,10 @@ def main(argv):
                                  "nothing to train on")
         print("(iv) within-subject reference: every subject's training part",
               file=sys.stderr, flush=True)
-        prep = prepare.prepare(data, config)
-        within = evaluation.evaluate(prep, _fit(prep, config, os.path.join(FLAGS.workdir,
-                                                                           "within")))[0]
-        whole = data.split()
-        lags = diagnostics.lags(prep.window)
+        everyone = prepare.prepare(data, config)
+        within = evaluation.evaluate(everyone, _fit(everyone, config, os.path.join(
+            FLAGS.workdir, "within")))[0]
+        lags = diagnostics.lags(everyone.window)
         rows, reports = {}, {}
         for subj in subjects:
             cfg = dataclasses.replace(config, leave_out=subj)
@@ -100,11 +99,10 @@ def main(argv):
             row[loso.WITHIN] = loso.figures(within["per_subject"][subj])
             # the linear decoder on the same parts: from the others, from everyone's training
             # parts, and from the subject's calibration recordings with their angles
-            parts, _, _ = prepare.fold_of(data, cfg)
             row[loso.RIDGE + loso.NONE] = loso.ridge_figures(
-                parts["train"], parts["validation"], prep.test_trials, lags)
+                prep.train_trials, prep.val_trials, prep.test_trials, lags)
             row[loso.RIDGE + loso.WITHIN] = loso.ridge_figures(
-                whole["train"], whole["validation"], prep.test_trials, lags)
+                everyone.train_trials, everyone.val_trials, prep.test_trials, lags)
             for sec in seconds:
                 own = ds_lib.first_seconds(prep.calibration, float(sec), data.rate_hz,
                                            prep.window, data.spec.split.validation_fraction)

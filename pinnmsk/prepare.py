@@ -31,6 +31,7 @@ class Prepared:
     val: ds_lib.Windows | None  # validation windows (forces NaN where unlabelled), or None
     test_trials: list
     val_trials: list
+    train_trials: list  # the trials the training windows come from (this run's fold)
     consts: LossConstants
     net: models.PINNModel
     window: int
@@ -128,7 +129,8 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     val = (ds_lib.make_windows(parts["validation"], window, 1) if parts["validation"] else None)
     if val is not None and not config.force_labels:
         val.has_forces[:] = False  # label-free: forces are not there to select by
-    return Prepared(data, tr, val, parts["test"], parts["validation"], consts, net, window,
+    return Prepared(data, tr, val, parts["test"], parts["validation"], parts["train"], consts,
+                    net, window,
                     history, int(has_labels.sum()), train.make_predict(net), person=person_report,
                     new_subject=new, calibration=calibration)
 
