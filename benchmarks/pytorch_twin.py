@@ -32,7 +32,7 @@ import numpy as np
 
 from benchmarks.common import device_name, print_table
 from benchmarks.training import ROOT, SPEC, _flag, _step_program
-from pinnmsk import losses, muscle, prepare, train
+from pinnmsk import losses, muscle, physio, prepare, terms, train
 from pinnmsk.data import loading, spec
 
 try:
@@ -121,7 +121,7 @@ class Twin:
     # ------------------------------------------------------------------ physics
     def _scales(self):
         out = {}
-        for k, name in enumerate(losses.PHYSIO_NAMES):
+        for k, name in enumerate(physio.PHYSIO_NAMES):
             lo, hi = self.bounds[k, 0], self.bounds[k, 1]
             out[name] = lo + (hi - lo) * torch.sigmoid(self.physio[name])
         out["shape_a"] = -3.0 * torch.sigmoid(self.physio["shape_a"])
@@ -260,8 +260,8 @@ def _optimizer(twin, cfg, steps):
 
 def make_step(twin, cfg, weights, physics: bool, steps: int = 1000):
     opt, sched = _optimizer(twin, cfg, steps)
-    w = torch.tensor(np.asarray(weights, np.float32))
-    named = losses.LossTerms.of(np.asarray(weights, np.float32))
+    w = torch.tensor(terms.stack(weights).astype(np.float32))
+    named = weights
     params = twin.parameters()
 
     def step(batch, tau_c):
@@ -270,7 +270,7 @@ def make_step(twin, cfg, weights, physics: bool, steps: int = 1000):
             loss = (w * twin.loss_terms(batch, tau_c)).sum()
         else:
             l_q, l_f = twin.data_terms(batch)
-            loss = float(named.angle) * l_q + float(named.force) * l_f
+            loss = float(named["angle"]) * l_q + float(named["force"]) * l_f
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
@@ -293,15 +293,15 @@ def fidelity(prep, cfg, state, batch_np, weights) -> float:
     jb = losses.Batch(*(jnp.asarray(a) for a in batch_np))
     _, sub = jax.random.split(state.rng)
     encode, decode = train._fns(prep.net, state.params["net"])
-    _, terms = losses.batch_loss(encode, decode, prep.data.models, state.params["physio"],
-                                 prep.consts, jb, jnp.asarray(weights), sub, True)
+    _, values = losses.batch_loss(encode, decode, prep.data.models, state.params["physio"],
+                                  prep.consts, jb, weights, sub, True)
     twin = Twin(prep, cfg, state.params)
     tb = tuple(torch.tensor(np.asarray(a)) for a in batch_np)
     got = twin.loss_terms(tb, torch.tensor(_jax_tau_c(state, len(batch_np[0]), prep.consts)))
-    ref = np.asarray(terms, np.float64)
+    ref = np.asarray(values, np.float64)
     out = got.detach().numpy().astype(np.float64)
     print("loss terms (JAX | PyTorch):")
-    for name, a, b in zip(losses.WEIGHT_NAMES, ref, out):
+    for name, a, b in zip(terms.names(), ref, out):
         print(f"  {name:9s} {a: .8e} | {b: .8e}")
     return float(np.max(np.abs(out - ref) / np.maximum(np.abs(ref), 1e-6)))
 
@@ -317,7 +317,7 @@ def main(argv):
     prep = prepare.prepare(data, cfg)
     bs = cfg.batch_size
     rng = np.random.default_rng(0)
-    w_pi, w_data = prepare.weights_for(cfg, 1.0)[0], prepare.weights_for(cfg, 0.0)[0]
+    w_pi, w_data = terms.run_weights(cfg, 1.0), terms.run_weights(cfg, 0.0)
     tr = prep.train
     idx = rng.permutation(len(tr))[:bs * 8].reshape(8, bs)
     batches = [(tr.emg[i], tr.q[i], tr.forces[i], tr.has_forces[i].astype(np.float32),

@@ -19,7 +19,7 @@ T_START = time.perf_counter()
 import jax  # noqa: E402  (timed: the imports are a phase)
 
 from benchmarks.common import device_name, print_table  # noqa: E402
-from pinnmsk import diagnostics, evaluation, plots, prepare, runner  # noqa: E402
+from pinnmsk import diagnostics, evaluation, plots, prepare, runner, terms  # noqa: E402, terms
 from pinnmsk.config import TrainConfig  # noqa: E402
 from pinnmsk.data import loading, spec  # noqa: E402
 
@@ -46,7 +46,7 @@ def main(argv) -> None:
             first["s"] = float(line.split()[4])
 
     t = time.perf_counter()
-    _, _, _, best = runner.fit(prep, config, prepare.weights_for(config, 10.0)[0], None,
+    _, _, _, best = runner.fit(prep, config, terms.run_weights(config, 10.0), None,
                                log=log, progress_every_s=1e9)
     jax.block_until_ready(jax.tree_util.tree_leaves(best.params))
     fit_s = time.perf_counter() - t

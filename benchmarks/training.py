@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import device_name, print_table
-from pinnmsk import emg, losses, prepare, runner, train
+from pinnmsk import emg, prepare, runner, terms, train
 from pinnmsk.data import loading, opensim, spec
 from pinnmsk.streaming import Streamer
 
@@ -30,14 +30,15 @@ def _step_program(prep, cfg, weights, layout="vmap", per_model=False):
     """(jitted gather + train step, initial state, device data): ``runner.fit``'s own programs
     (:func:`pinnmsk.runner.programs`); ``layout``: the sweep layout (default "vmap");
     ``per_model``: each model its own seed and batches (``--seeds``)."""
-    sweep = weights.ndim == 2
-    progs = runner.programs(prep, cfg, 100, losses.uses_physics(weights), sweep, layout,
+    k_models = terms.n_models(weights)
+    sweep = k_models is not None
+    progs = runner.programs(prep, cfg, 100, terms.uses_physics(weights), sweep, layout,
                             batch_per_model=per_model)
     if per_model:
-        state = train.stack_states([progs.init(k) for k in range(len(weights))])
+        state = train.stack_states([progs.init(k) for k in range(k_models)])
     else:
         state = progs.init(0)
-        state = train.stack_states([state] * len(weights)) if sweep else state
+        state = train.stack_states([state] * k_models) if sweep else state
     return progs.step_fn, state, runner._device_data(prep.train)
 
 
@@ -57,8 +58,9 @@ def _step_times(prep, cfg, programs, n_steps: int, block: int = 5) -> list[float
     for weights, layout, *per_model in programs:
         per_model = bool(per_model and per_model[0])
         fn, state, data = _step_program(prep, cfg, weights, layout, per_model)
-        w = jnp.asarray(weights)
-        ix = jnp.stack([jnp.roll(idx, k, axis=1) for k in range(len(weights))]) if per_model \
+        w = {n: jnp.asarray(x) for n, x in weights.items()}
+        ix = jnp.stack([jnp.roll(idx, k, axis=1) for k in range(terms.n_models(weights))]) \
+            if per_model \
             else idx
         for i in range(2):  # compile + warm-up
             state, m = fn(state, data, ix, i, w)
@@ -85,7 +87,8 @@ def _step_gflop(prep, cfg, weights) -> float:
     """XLA's FLOP count of one compiled (gather + train step) program [GFLOP]."""
     fn, state, data = _step_program(prep, cfg, weights)
     idx = jnp.zeros((1, cfg.batch_size), jnp.int32)
-    cost = fn.lower(state, data, idx, 0, jnp.asarray(weights)).compile().cost_analysis()
+    w = {n: jnp.asarray(x) for n, x in weights.items()}
+    cost = fn.lower(state, data, idx, 0, w).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost.get("flops", float("nan"))) / 1e9
 
@@ -133,10 +136,10 @@ def main(argv):
     rows = []
     for model in _flag(argv, "models", "cnn,mlp,gru").split(",") if "steps" in wanted else ():
         p = prepare.prepare(data, train.TrainConfig(model=model))
-        t_data = _step_time(p, cfg, prepare.weights_for(cfg, 0.0)[0], n_steps)
-        t_pi = _step_time(p, cfg, prepare.weights_for(cfg, 1.0)[0], n_steps)
+        t_data = _step_time(p, cfg, terms.run_weights(cfg, 0.0), n_steps)
+        t_pi = _step_time(p, cfg, terms.run_weights(cfg, 1.0), n_steps)
         t_fd = _step_time(prepare.prepare(data, train.TrainConfig(model=model, accel="fd")), cfg,
-                          prepare.weights_for(cfg, 1.0)[0], n_steps)
+                          terms.run_weights(cfg, 1.0), n_steps)
         rows.append({"model": model, "data-only windows/s": f"{cfg.batch_size / t_data:,.0f}",
                      "PI (autodiff) windows/s": f"{cfg.batch_size / t_pi:,.0f}",
                      "PI (finite diff) windows/s": f"{cfg.batch_size / t_fd:,.0f}",
@@ -149,13 +152,13 @@ def main(argv):
 
     # 2. one K-model sweep program vs K sequential runs, in each sweep layout
     rows = []
-    one = (prepare.weights_for(cfg, 1.0)[0], "vmap")
+    one = (terms.run_weights(cfg, 1.0), "vmap")
     t1s = []
     for k in ks if "sweep" in wanted else ():
         layouts = [lay for lay in train.SWEEP_LAYOUTS  # K encoder copies: compile time
                    if not (lay == "unrolled_encoder" and k > 16)]
         t1, *tks = _step_times(prep, cfg, [one] + [
-            (prepare.weights_for(cfg, np.linspace(1, 10, k)), lay) for lay in layouts], n_steps)
+            (terms.weights_for(cfg, np.linspace(1, 10, k)), lay) for lay in layouts], n_steps)
         t1s.append(t1)
         row = {"K": k, "K sequential steps ms": f"{k * t1 * 1e3:.1f}"}
         for layout in train.SWEEP_LAYOUTS:
@@ -167,7 +170,7 @@ def main(argv):
         print_table("sweep: one K-model program vs K sequential runs (per step, by layout)", rows)
         results["sweep"] = rows
         t1 = float(np.median(t1s))
-        gflop, peak = _step_gflop(prep, cfg, prepare.weights_for(cfg, 1.0)[0]), _matmul_gflops()
+        gflop, peak = _step_gflop(prep, cfg, terms.run_weights(cfg, 1.0)), _matmul_gflops()
         bound = peak * t1 / gflop  # K·t1 / (K·gflop / peak): a sweep that ran at matmul peak
         print(f"one PI step: {gflop:.2f} GFLOP in {t1 * 1e3:.1f} ms = {gflop / t1:.0f} GFLOP/s; "
               f"float32 matmul peak {peak:.0f} GFLOP/s, so no sweep can beat {bound:.1f}x here\n")
@@ -175,9 +178,9 @@ def main(argv):
                                   "matmul_peak_gflops": peak, "max_speedup": bound}
     # 2b. seeds: a λ trained with 4 seeds (own initialisation and batches) in one program
     if "seeds" in wanted:
-        w1 = prepare.weights_for(cfg, 1.0)
-        t1, *t4 = _step_times(prep, cfg, [(w1[0], "vmap")] + [
-            (np.repeat(w1, 4, 0), lay, True) for lay in train.SWEEP_LAYOUTS], n_steps)
+        t1, *t4 = _step_times(prep, cfg, [(terms.run_weights(cfg, 1.0), "vmap")] + [
+            (terms.weights_for(cfg, [1.0] * 4), lay, True) for lay in train.SWEEP_LAYOUTS],
+            n_steps)
         rows = [{"program": "one model", "ms per step": f"{t1 * 1e3:.1f}", "vs 4 runs": "-"}]
         rows += [{"program": f"--seeds=4, {lay}", "ms per step": f"{t * 1e3:.1f}",
                   "vs 4 runs": f"{4 * t1 / t:.2f}x"} for lay, t in zip(train.SWEEP_LAYOUTS, t4)]

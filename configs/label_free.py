@@ -10,4 +10,4 @@ from pinnmsk.config import TrainConfig
 
 
 def get_config() -> TrainConfig:
-    return TrainConfig(force_labels=False, physics_weight=10.0, prior_weight=1.0, epochs=25)
+    return TrainConfig(force_labels=False, physics_weights=(10.0,), prior_weight=1.0, epochs=25)

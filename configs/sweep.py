@@ -7,8 +7,7 @@ sweep): one model per λ in one compiled program.
 
 from pinnmsk.config import TrainConfig
 
-PHYSICS_WEIGHTS = (0.0, 1.0, 10.0)
 
 
 def get_config() -> TrainConfig:
-    return TrainConfig(epochs=80)
+    return TrainConfig(epochs=80, physics_weights=(0.0, 1.0, 10.0))

@@ -70,7 +70,8 @@ def main(argv):
         with checkpoint.Checkpoints(FLAGS.out) as ckpt:
             ckpt.save(epoch, state.replace(params=params), history, chosen)
         block = common.write_run_outputs(prep, config, chosen, {"calibration": report},
-                                         history, record.get("weights"), workdir=FLAGS.out)
+                                         history, records.recorded_weights(record),
+                                         workdir=FLAGS.out)
     print(f"selected calibration epoch {report['selected_epoch']} of {cal.epochs} "
           f"({report['recordings_s']:g} s of recordings); test metrics of {config.leave_out} "
           f"({', '.join(t.id for t in prep.test_trials)}):\n{common.summary(block['test'])}\n"

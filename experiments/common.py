@@ -14,8 +14,8 @@ import numpy as np
 from absl import flags
 
 from experiments.cli import UsageError, WorkdirError
-from pinnmsk import (checkpoint, diagnostics, evaluation, losses, plots, prepare, records,
-                     runner, sharding, train)
+from pinnmsk import (checkpoint, diagnostics, evaluation, plots, prepare, records, runner,
+                     sharding, terms, train)
 from pinnmsk.data import dataset, loading, spec
 from pinnmsk.config import TrainConfig
 
@@ -121,20 +121,20 @@ def config_module():
     return module
 
 
-def config_from_flags(physics_weight: float | None = None, module=None) -> TrainConfig:
+def config_from_flags(module=None) -> TrainConfig:
     """The run's :class:`TrainConfig`: --config's (or the defaults) with every flag given on
-    the command line applied over it, and ``physics_weight`` where given; an invalid value is a
-    usage error naming the flag. ``module``: --config's module when the caller has loaded it
-    (:func:`config_module`), so the file runs once."""
+    the command line applied over it; an invalid value is a usage error naming the flag.
+    ``module``: --config's module when the caller has loaded it (:func:`config_module`), so the
+    file runs once."""
     module = module or config_module()
     base = module.config if module is not None else TrainConfig()
-    if physics_weight is not None and physics_weight < 0:
-        raise UsageError("physics weights must be >= 0")
-    values = {f.name: getattr(FLAGS, f.name) if FLAGS[f.name].present else getattr(base, f.name)
-              for f in TrainConfig.flag_fields()}
+    values = {}
+    for f in dataclasses.fields(TrainConfig):
+        if FLAGS[f.name].present:
+            v = getattr(FLAGS, f.name)
+            values[f.name] = tuple(as_float_list(v, f.name)) if f.type == "tuple" else v
     try:
-        return dataclasses.replace(base, **values, **(
-            {} if physics_weight is None else {"physics_weight": physics_weight}))
+        return dataclasses.replace(base, **values)
     except ValueError as e:
         raise UsageError(f"--{e}") from None
 
@@ -162,8 +162,7 @@ def load_config(workdir: str) -> tuple[TrainConfig, dict]:
     if rec is None:
         raise UsageError(f"{os.path.join(workdir, 'config.json')}: not found; train first with "
                          f"python -m experiments.train --workdir={workdir}")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in rec.items() if k in fields}), rec
+    return TrainConfig.from_record(rec), rec
 
 
 def selection_record(best, k: int = 0, how: str | None = None) -> dict:
@@ -224,7 +223,7 @@ def metrics_block(prep, params, config: TrainConfig, selection: dict,
 def forces_trained(prep, config: TrainConfig) -> bool:
     """Whether anything trained the force head: force labels in the loss, or physics (λ > 0).
     A λ = 0 run without labels predicts forces from its initialisation."""
-    return (config.force_labels and prep.n_labelled > 0) or config.physics_weight > 0
+    return (config.force_labels and prep.n_labelled > 0) or max(config.physics_weights) > 0
 
 
 def _mark_untrained(block: dict) -> None:
@@ -273,12 +272,12 @@ def summary(block: dict) -> str:
     return "\n".join(lines)
 
 
-def as_float_list(text: str, flag: str) -> np.ndarray:
+def as_float_list(text: str, flag: str) -> list[float]:
     try:
-        vals = np.array([float(x) for x in text.split(",") if x.strip()])
+        vals = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise UsageError(f"--{flag}={text!r} must be comma-separated numbers, e.g. 0,0.1,1,10")
-    if len(vals) == 0 or np.any(vals < 0):
+    if not vals or min(vals) < 0:
         raise UsageError(f"--{flag} needs at least one non-negative number")
     return vals
 
@@ -299,9 +298,9 @@ class Scalars:
             # for every binary, --help included)
             import tensorboardX
             self.writers = [tensorboardX.SummaryWriter(d) for d in self.dirs]
-        for w, loss, terms in zip(self.writers, record["loss"], record["terms"]):
+        for w, loss, values in zip(self.writers, record["loss"], record["terms"]):
             w.add_scalar("loss/total", loss, record["epoch"])
-            for name, v in zip(losses.WEIGHT_NAMES, terms):
+            for name, v in zip(terms.names(), values):
                 w.add_scalar(f"loss/{name}", v, record["epoch"])
             w.flush()
 

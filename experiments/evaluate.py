@@ -20,13 +20,12 @@ flagdefs.define_data_flags(spec_from_run=True)
 
 def main(argv):
     del argv
-    import numpy as np
 
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
     from pinnmsk import prepare, records
 
     config, record = common.load_config(FLAGS.workdir)
-    if np.asarray(record.get("weights")).ndim == 2:
+    if records.is_sweep(record):
         raise cli.UsageError(f"{FLAGS.workdir} holds a sweep; its metrics are in sweep.json")
     spec_path = common.spec_of_run(FLAGS.workdir)
     records.check_resumable(FLAGS.workdir, spec_path, "evaluate")
@@ -35,7 +34,7 @@ def main(argv):
     prep = prepare.prepare(data, config)
     epoch, _, history, best = common.restore_run(prep, config)
     block = common.write_run_outputs(prep, config, best, {"checkpoint_epoch": epoch}, history,
-                                     record.get("weights"))
+                                     records.recorded_weights(record))
     print(f"checkpoint of epoch {epoch}, selected epoch {int(best.epoch[0])}; test metrics:\n"
           f"{common.summary(block['test'])}")
 

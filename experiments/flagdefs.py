@@ -38,6 +38,8 @@ def _define(f, name: str) -> None:
     choices = f.metadata.get("choices")
     if choices:
         flags.DEFINE_enum(name, f.default, list(choices), f.metadata["help"])
+    elif f.type == "tuple":  # comma-separated numbers (:func:`numbers_of`)
+        flags.DEFINE_string(name, ",".join(f"{x:g}" for x in f.default), f.metadata["help"])
     else:
         {"int": flags.DEFINE_integer, "float": flags.DEFINE_float, "str": flags.DEFINE_string,
          "bool": flags.DEFINE_boolean}[f.type](name, f.default, f.metadata["help"])
@@ -62,8 +64,9 @@ def define_train_flags() -> None:
     run's device and layout flags."""
     flags.DEFINE_string("config", None, "A configs/*.py file whose get_config() returns the "
                         "run's TrainConfig; flags given on the command line override its fields.")
-    for f in TrainConfig.flag_fields():
+    for f in dataclasses.fields(TrainConfig):
         _define(f, f.name)
+    flags.DEFINE_alias("physics_weight", "physics_weights")
     flags.DEFINE_enum("sweep_layout", "vmap", list(SWEEP_LAYOUTS),
                       "Layout of a sweep's K-model program (same numbers): vmap (the whole step "
                       "vmapped; fastest on a GPU) or unrolled_encoder (each model's encoder as "

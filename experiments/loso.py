@@ -27,13 +27,11 @@ import sys
 from absl import flags
 
 from experiments import cli, flagdefs
-from pinnmsk.config import MODES, TrainConfig
+from pinnmsk.config import MODES
 
 FLAGS = flags.FLAGS
 flagdefs.define_data_flags()
 flagdefs.define_train_flags()
-_LAMBDA = next(f for f in dataclasses.fields(TrainConfig) if f.name == "physics_weight")
-flags.DEFINE_float("physics_weight", _LAMBDA.default, _LAMBDA.metadata["help"])
 flags.DEFINE_string("seconds", "10,30,0", "Calibration recordings per calibration: the first "
                     "seconds of the subject's (0: all), comma-separated.")
 flags.DEFINE_string("subjects", "", "Subjects left out in turn (default: every subject).")
@@ -43,10 +41,10 @@ flagdefs.define_calibration_flags(exclude=("mode", "seconds"))
 def _fit(prep, config, workdir: str):
     """The parameters selected on validation of ``config``'s run in ``workdir`` (resumed)."""
     from experiments import common
-    from pinnmsk import prepare
+    from pinnmsk import terms
 
-    weights = prepare.weights_for(config, config.physics_weight)[0]
-    return common.fit_or_exit(prep, config, weights, config.physics_weight,
+    weights = terms.run_weights(config)
+    return common.fit_or_exit(prep, config, weights, config.physics_weights,
                               workdir=workdir)[3].params
 
 
@@ -56,8 +54,9 @@ def main(argv):
     from pinnmsk import calibration, diagnostics, evaluation, loso, prepare, records
     from pinnmsk.data import dataset as ds_lib
 
-    config = common.config_from_flags(
-        FLAGS.physics_weight if FLAGS["physics_weight"].present or not FLAGS.config else None)
+    config = common.config_from_flags()
+    if len(config.physics_weights) != 1:
+        raise cli.UsageError("--physics_weights: one λ here (each fold trains one run)")
     if config.leave_out:
         raise cli.UsageError("--leave_out is what this command varies; drop it")
     seconds = common.as_float_list(FLAGS.seconds, "seconds")
@@ -113,14 +112,14 @@ def main(argv):
                                                                   for r in rows.values())]
         out = {"data_spec": FLAGS.data_spec, "config": dataclasses.asdict(config),
                "calibration": dataclasses.asdict(cals[0]) | {"mode": list(MODES),
-                                                             "seconds": seconds.tolist()},
+                                                             "seconds": seconds},
                "rows": rows, "summary": {q: loso.summarise(rows, q) for q in quantities},
                "calibration_reports": reports}
         records.write_json(os.path.join(FLAGS.workdir, "loso.json"), out)
         for q in quantities:
             if FLAGS.plots:
                 loso.plot_curve(os.path.join(FLAGS.workdir, f"calibration_{q[:-3]}.png"), rows,
-                                q, [*MODES, loso.RIDGE + "emg+angles"], seconds.tolist())
+                                q, [*MODES, loso.RIDGE + "emg+angles"], seconds)
             print(f"test {q[:-3]} R², leaving each subject out:\n{loso.table(rows, q)}")
         print(f"wrote {FLAGS.workdir}/loso.json")
 

@@ -54,7 +54,9 @@ def _ensemble_of(record: dict) -> dict | None:
     """None for a train run; for a sweep trained with --seeds, its chosen λ's models (indices
     into the sweep) and the band scales per output column (angles, then forces), from
     sweep.json's "ensemble"."""
-    if np.asarray(record.get("weights")).ndim != 2:
+    from pinnmsk import records
+
+    if not records.is_sweep(record):
         return None
     path = os.path.join(FLAGS.workdir, "sweep.json")
     sweep = json.load(open(path)) if os.path.exists(path) else {}

@@ -3,6 +3,10 @@
   python -m experiments.sweep --data_spec=data_specs/synthetic_wrist.toml --workdir=runs/sweep \
       --physics_weights=0,0.1,1,10
 
+The weights are the config's ``physics_weights`` (--physics_weights, or --config's); the run's
+other settings as ``experiments.train`` reads them, which writes the same sweep.json when given
+several weights or seeds.
+
 Writes WORKDIR/sweep.json (one metrics block per weight) and WORKDIR/plots/ (unless --noplots).
 
 ``--seeds=N`` trains every weight with N seeds (--seed, --seed + 1, ...) in the same program:
@@ -22,25 +26,17 @@ from experiments import cli, flagdefs
 FLAGS = flags.FLAGS
 flagdefs.define_data_flags()
 flagdefs.define_train_flags()
-flags.DEFINE_string("physics_weights", "0,0.1,1,10", "Comma-separated physics weights λ "
-                    "(default: --config's PHYSICS_WEIGHTS where it has them).")
 
 
 def main(argv):
     del argv
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
 
-    module = common.config_module()
-    if module is not None and not FLAGS["physics_weights"].present \
-            and hasattr(module, "PHYSICS_WEIGHTS"):
-        lams = common.as_float_list(",".join(map(str, module.PHYSICS_WEIGHTS)), "config")
-    else:
-        lams = common.as_float_list(FLAGS.physics_weights, "physics_weights")
-    config = common.config_from_flags(float(lams[0]), module)
+    config = common.config_from_flags()
     with common.claimed_workdir(FLAGS.workdir):  # held until the process ends
         from experiments import sweeping
 
-        sweeping.run(config, lams, FLAGS.seeds)
+        sweeping.run(config, FLAGS.seeds)
 
 
 if __name__ == "__main__":

@@ -17,21 +17,22 @@ from pinnmsk import ode  # imported by the binaries' main, after the flags
 FLAGS = flags.FLAGS
 
 
-def run(config, lams, n_seeds: int) -> None:
-    """Train every λ of ``lams`` with ``n_seeds`` seeds (``config.seed`` onwards) in one
-    program into --workdir and write sweep.json (see ``experiments/sweep.py``)."""
+def run(config, n_seeds: int) -> None:
+    """Train every λ of ``config.physics_weights`` with ``n_seeds`` seeds (``config.seed``
+    onwards) in one program into --workdir and write sweep.json (see ``experiments/sweep.py``)."""
     import numpy as np
 
     from experiments import common
-    from pinnmsk import prepare, records
+    from pinnmsk import prepare, records, terms
 
     records.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)
     prep = prepare.prepare(data, config)
     sanity = common.report_sanity(prep)
+    lams = config.physics_weights
     seeds = [config.seed + j for j in range(n_seeds)]
     models = [(float(lam), seed) for lam in lams for seed in seeds]
-    weights = prepare.weights_for(config, [lam for lam, _ in models])
+    weights = terms.weights_for(config, [lam for lam, _ in models])
     print(f"sweep of {len(models)} models (lambda = {', '.join(map(str, lams))}"
           f"{f' x {len(seeds)} seeds' if len(seeds) > 1 else ''}) on {len(prep.train)} windows, "
           f"{config.epochs} epochs", file=sys.stderr, flush=True)
@@ -47,7 +48,7 @@ def run(config, lams, n_seeds: int) -> None:
         if not diverged[k]:
             block, per_trial = common.metrics_block(
                 prep, ode.tree_index(best.params, k),
-                dataclasses.replace(config, physics_weight=lam, seed=seed),
+                dataclasses.replace(config, physics_weights=(lam,), seed=seed),
                 common.selection_record(best, k))
             entry.update(block)
             tests[k], test_preds[k] = block["test"], per_trial

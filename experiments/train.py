@@ -12,7 +12,6 @@ with 90 % bands calibrated on validation, which ``predict`` then writes.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 
@@ -24,28 +23,25 @@ from pinnmsk.config import TrainConfig
 FLAGS = flags.FLAGS
 flagdefs.define_data_flags()
 flagdefs.define_train_flags()
-_LAMBDA = next(f for f in dataclasses.fields(TrainConfig) if f.name == "physics_weight")
-flags.DEFINE_float("physics_weight", _LAMBDA.default, _LAMBDA.metadata["help"])
 
 
 def main(argv):
     del argv
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
 
-    config = common.config_from_flags(
-        FLAGS.physics_weight if FLAGS["physics_weight"].present or not FLAGS.config else None)
+    config = common.config_from_flags()
     with common.claimed_workdir(FLAGS.workdir):  # held until the process ends
-        if FLAGS.seeds > 1:  # a sweep of one λ: sweep.json, with the seeds as an ensemble
+        if FLAGS.seeds > 1 or len(config.physics_weights) > 1:  # sweep.json, as sweep writes
             from experiments import sweeping
 
-            sweeping.run(config, [config.physics_weight], FLAGS.seeds)
+            sweeping.run(config, FLAGS.seeds)
         else:
             _train(config)
 
 
 def _train(config: TrainConfig) -> None:
     from experiments import common
-    from pinnmsk import prepare, records
+    from pinnmsk import prepare, records, terms
 
     records.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)
@@ -54,8 +50,8 @@ def _train(config: TrainConfig) -> None:
     print(f"training {config.model} (lambda={config.physics_weight}, force labels "
           f"{'on' if config.force_labels else 'off'}, {prep.n_labelled} labelled windows) on "
           f"{len(prep.train)} windows for {config.epochs} epochs", file=sys.stderr, flush=True)
-    weights = prepare.weights_for(config, config.physics_weight)[0]
-    _, history, _, best = common.fit_or_exit(prep, config, weights, config.physics_weight)
+    weights = terms.run_weights(config)
+    _, history, _, best = common.fit_or_exit(prep, config, weights, config.physics_weights)
     block = common.write_run_outputs(prep, config, best, {"model_sanity": sanity}, history,
                                      weights)
     records.write_json(os.path.join(FLAGS.workdir, "history.json"), history)

@@ -29,24 +29,25 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pinnmsk import losses, models, prepare, train
+from pinnmsk import losses, models, physio, prepare, terms, train
 from pinnmsk.config import CalibrationConfig, TrainConfig
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.errors import DataError
-from pinnmsk.losses import Batch, LossTerms
+from pinnmsk.losses import Batch
 
 MIN_STEPS = 20  # batches per calibration epoch, at least
 VALIDATION_WINDOWS = 256  # windows of the calibration validation part scored per epoch
 
 
 
-def weights_of(run: TrainConfig, cal: CalibrationConfig) -> np.ndarray:
-    """The calibration's loss weights (N_TERMS,): the run's at λ = ``cal.physics_weight``
-    without force labels; angle weight 0 for EMG only."""
-    w = prepare.weights_for(dataclasses.replace(run, force_labels=False), cal.physics_weight)[0]
+def weights_of(run: TrainConfig, cal: CalibrationConfig) -> dict:
+    """The calibration's loss weights ``{name: scalar}``: the run's at λ =
+    ``cal.physics_weight`` without force labels; angle weight 0 for EMG only."""
+    w = terms.take(terms.weights_for(dataclasses.replace(run, force_labels=False),
+                                     [cal.physics_weight]), 0)
     if cal.mode == "emg":
-        w = np.asarray(LossTerms.of(w)._replace(angle=np.float32(0.0)).stack())
-    return np.asarray(w, np.float32)
+        w["angle"] = np.float32(0.0)
+    return w
 
 
 def _batch(w: ds_lib.Windows, s_local: int, angles: bool) -> Batch:
@@ -108,8 +109,9 @@ def calibrate(prep: prepare.Prepared, run: TrainConfig, params: dict, cal: Calib
     va_take = np.linspace(0, len(va) - 1, VALIDATION_WINDOWS).round().astype(int)
     train_b = _batch(tr, 0, angles)
     val_b = jax.tree_util.tree_map(lambda a: a[va_take], _batch(va, 0, angles))
-    weights = jnp.asarray(weights_of(run, cal))
-    use_physics = losses.uses_physics(np.asarray(weights))
+    weights = weights_of(run, cal)
+    use_physics = terms.uses_physics(weights)
+    weights = {n: jnp.asarray(w) for n, w in weights.items()}
     # the one subject's problem: its nominal model, its parameters starting at the population's
     pop_raw = population(params["physio"], s)
     pop = _scales(pop_raw, prep.consts.bounds)
@@ -200,8 +202,8 @@ def _programs(prep: prepare.Prepared, use_physics: bool, input_gain: bool, grad_
 
 
 def _scales(row: dict, bounds) -> dict:
-    out = losses.physio_scales(row, jnp.asarray(bounds))
-    return {k: out[k] for k in (*losses.PHYSIO_NAMES, "shape_a")}
+    out = physio.physio_scales(row, jnp.asarray(bounds))
+    return {k: out[k] for k in (*physio.PHYSIO_NAMES, "shape_a")}
 
 
 def prior_widths(identification: dict, pop: dict) -> dict:
@@ -235,7 +237,7 @@ def population_gain(physio: dict, s: int, bounds) -> jax.Array:
 def input_scale(physio_row: dict, pop_gain: jax.Array, bounds) -> jax.Array:
     """(M,) the factor on the network's input: the subject's identified EMG gain over the
     population's, so the network sees the envelope as the population's would read."""
-    return losses.physio_scales(physio_row, jnp.asarray(bounds))["emg_gain"][0] / pop_gain
+    return physio.physio_scales(physio_row, jnp.asarray(bounds))["emg_gain"][0] / pop_gain
 
 
 def fold_input_scale(net_vars: dict, scale: jax.Array) -> dict:

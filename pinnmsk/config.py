@@ -10,11 +10,10 @@ from pinnmsk import muscle_models
 SWEEP_LAYOUTS = ("vmap", "unrolled_encoder")  # see pinnmsk.train.make_sweep_step
 
 
-def _field(default, help: str, choices: tuple | None = None, flag: bool = True):
+def _field(default, help: str, choices: tuple | None = None):
     """A :class:`TrainConfig` field with its one-line help (what ``--help`` prints) and, for
     string options, its choices."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices,
-                                                        "flag": flag})
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,18 +31,20 @@ class TrainConfig:
         field says (itself rigid unless the spec says otherwise). A spec chooses compliant where
         its model's passive forces are implausible with a rigid tendon (``experiments.diagnose``
         reports them; README has the figures of both tendons on the shipped data).
-      physics_weight: λ, the weight of both physics residuals (0 = data only).
+      physics_weights: λ values, the weight of the physics residuals (0 = data only): one
+        trains a run, several a sweep (one model per λ in one compiled program; a single run is
+        a sweep of one). Each term's weight follows λ by its rule (:mod:`pinnmsk.terms`).
       force_labels: use force labels in the data term (False: angles only, label-free forces).
       label_fraction: fraction of training data (2-s segments) whose force labels are used.
       hill_weight: the Hill-consistency weight as a multiple of λ (the dynamics term gets λ).
         The Hill residual is divided by the force data term's scale σ_F, so 1 weighs a Hill
         misfit like a force-label misfit of the same size (see :class:`LossConstants`).
       effort_weight: weight of the effort term mean (F/F_max)² where λ > 0 (see
-        :func:`pinnmsk.losses.loss_weights`); it sets the co-contraction level when forces are
+        :func:`pinnmsk.losses.effort_term`); it sets the co-contraction level when forces are
         unlabelled. 0 leaves it out.
       residual_weight: > 0 adds an identified residual joint torque per subject (a constant,
         damping and smooth bumps over the training range of q:
-        :func:`pinnmsk.losses.residual_torque`) for what the model lacks (unmodelled
+        :func:`pinnmsk.physio.residual_torque`) for what the model lacks (unmodelled
         muscles, ligaments), its mean square (in units of the torque scale) weighed by this
         multiple of λ. 0 (default): no residual torque.
       prior_weight: weight, as a multiple of λ, of the Gaussian prior on the identified F_max,
@@ -51,6 +52,9 @@ class TrainConfig:
         ``identification.prior_width`` (default ±30 %, ±5 %, ±5 %). 0 (default): flat bounds only.
       ceiling_weight: weight of mean relu(F/F_max − 1)² (forces above the subject's F_max,
         passive included) where λ > 0: forces a muscle can make. 0 (default) leaves it out.
+      term_weights: ``"name=value,..."``: multipliers of loss terms a user registered
+        (:func:`pinnmsk.terms.register`) that have no field of their own; others keep their
+        registered default.
       epochs, batch_size, learning_rate, warmup_epochs, grad_clip: optimisation (Adam, warm-up
         then cosine decay, global-norm clipping).
       n_colloc: collocation times per window for the physics terms.
@@ -70,8 +74,9 @@ class TrainConfig:
                          "compliant (fibre-tendon equilibrium, De Groote 2016 tendon curve), "
                          "rigid, one a user registered, or what the data spec's 'tendon' field "
                          "says (spec; rigid where it says nothing).")
-    physics_weight: float = _field(10.0, "λ: weight of the dynamics and Hill residuals (0 = "
-                                   "data only).", flag=False)
+    physics_weights: tuple = _field((10.0,), "Comma-separated physics weights λ (0 = data "
+                                    "only): one trains a run, several a sweep, one model per "
+                                    "λ in one program. --physics_weight is the same flag.")
     force_labels: bool = _field(True, "Use force labels in the loss (false: angles only; forces "
                                 "come from the physics terms).")
     label_fraction: float = _field(1.0, "Fraction of training data (2-s segments, seeded) with "
@@ -94,6 +99,8 @@ class TrainConfig:
     ceiling_weight: float = _field(0.0, "Weight of the penalty mean relu(F/F_max - 1)^2 on "
                                    "forces above the subject's F_max (passive included) where "
                                    "the physics weight is > 0; 0: none.")
+    term_weights: str = _field("", "name=value,...: weights of loss terms registered by a "
+                               "user (pinnmsk.terms) without a flag of their own.")
     epochs: int = _field(40, "Training epochs.")
     batch_size: int = _field(256, "Windows per step.")
     learning_rate: float = _field(3e-3, "Peak Adam learning rate.")
@@ -125,16 +132,32 @@ class TrainConfig:
         for name in ("learning_rate", "grad_clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
-        for name in ("physics_weight", "effort_weight", "hill_weight", "residual_weight",
+        for name in ("effort_weight", "hill_weight", "residual_weight",
                      "prior_weight", "ceiling_weight", "warmup_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        lams = self.physics_weights
+        if not isinstance(lams, tuple) or not lams or any(
+                isinstance(x, bool) or not isinstance(x, (int, float)) or not x >= 0
+                for x in lams):
+            raise ValueError(f"physics_weights={lams} must be a non-empty tuple of numbers >= 0")
+
+    @property
+    def physics_weight(self) -> float:
+        """The one λ of a single run (a ValueError for a config with several)."""
+        if len(self.physics_weights) != 1:
+            raise ValueError(f"physics_weights={self.physics_weights}: one λ expected here")
+        return float(self.physics_weights[0])
 
     @classmethod
-    def flag_fields(cls) -> tuple:
-        """The fields a binary exposes as flags of the same name (all but ``physics_weight``,
-        which each binary defines as it needs: one λ, or a list for a sweep)."""
-        return tuple(f for f in dataclasses.fields(cls) if f.metadata.get("flag", True))
+    def from_record(cls, rec: dict) -> "TrainConfig":
+        """The config a run recorded (its config.json: other keys ignored, lists as tuples; a
+        record of the single ``physics_weight`` of earlier versions read as a sweep of one)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        vals = {k: tuple(v) if isinstance(v, list) else v for k, v in rec.items() if k in names}
+        if "physics_weights" not in vals and "physics_weight" in rec:
+            vals["physics_weights"] = (float(rec["physics_weight"]),)
+        return cls(**vals)
 
 
 MODES = ("emg", "emg+angles")  # what a calibration learns from (pinnmsk.calibration)

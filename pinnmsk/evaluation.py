@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnmsk import diagnostics, losses, metrics, train
+from pinnmsk import diagnostics, metrics, physio, train
 from pinnmsk.data import dataset as ds_lib
 
 if TYPE_CHECKING:  # prepare builds Prepared; runner imports this module
@@ -136,17 +136,17 @@ def evaluate(prep: Prepared, params, trials=None) -> tuple[dict, list]:
 def torque_budgets(prep: Prepared, params, per_trial) -> dict:
     """{trial id: :func:`pinnmsk.diagnostics.torque_budget`} of the predicted forces along each
     trial's recorded motion, with the subject's identified model and residual torque."""
-    scales = losses.physio_scales(params["physio"], prep.consts.bounds)
+    scales = physio.physio_scales(params["physio"], prep.consts.bounds)
     out = {}
     for item in per_trial:
         s = prep.data.subjects.index(item["subject"])
-        model = losses.subject_model(prep.data.models, scales, s)
+        model = physio.subject_model(prep.data.models, scales, s)
         t, q = item["time_s"], item["q_true"].astype(np.float64)
         qd, qdd = diagnostics.derivatives(t, q)
         res = None
         if prep.consts.residual_torque:
             coef = params["physio"]["residual_torque"][s]
-            res = np.asarray(jax.vmap(lambda a, b: losses.residual_torque(
+            res = np.asarray(jax.vmap(lambda a, b: physio.residual_torque(
                 coef, a, b, prep.consts.tau_scale, prep.consts.residual_knots_rad))(
                     jnp.asarray(q, jnp.float32), jnp.asarray(qd, jnp.float32)))
         out[item["id"]] = diagnostics.torque_budget(model, q, qd, qdd, np.asarray(item["f_pred"]),
@@ -159,7 +159,7 @@ def identified_params(prep: Prepared, params, truth: dict | None = None) -> dict
     per muscle, the EMG gain and delay (or, for a muscle without a channel, its identified
     constant activation); with the truth where ``truth`` ({subject:
     :func:`pinnmsk.data.loading.true_scales`}) has it."""
-    scales = jax.device_get(losses.physio_scales(params["physio"], prep.consts.bounds))
+    scales = jax.device_get(physio.physio_scales(params["physio"], prep.consts.bounds))
     units = {"f_max": "f_max_n", "l_opt": "l_opt_m", "l_ts": "l_ts_m"}
     measured = prep.data.spec.measured
     out = {}

@@ -65,8 +65,9 @@ def loss_curves(history: list, weights=None) -> dict:
     """What :func:`plot_losses` draws, from a run's history: {"epoch": (E,), "loss": (E, K),
     "validation": (E, K) (NaN where none), "selected": (K,) epoch of the lowest validation
     score (None without validation), "terms": {name: (E,) mean over models}} with only the
-    terms some model weights above 0 (``weights`` (N_TERMS,) or (K, N_TERMS); all terms without it)."""
-    from pinnmsk.losses import WEIGHT_NAMES
+    terms some model weights above 0 (``weights`` ``{name: scalar or (K,)}``, :mod:`pinnmsk.terms`;
+    all terms without it)."""
+    from pinnmsk.terms import names
 
     ep = np.array([h["epoch"] for h in history])
     loss = np.array([h["loss"] for h in history], float)  # (E, K)
@@ -74,12 +75,11 @@ def loss_curves(history: list, weights=None) -> dict:
                      for v in h.get("validation", [None] * loss.shape[1])] for h in history],
                    float)
     terms = np.array([h["terms"] for h in history], float)  # (E, K, T)
-    used = np.ones(len(WEIGHT_NAMES), bool) if weights is None else \
-        (np.atleast_2d(np.asarray(weights)) > 0).any(0)
+    used = {n: weights is None or bool(np.any(np.asarray(weights[n]) > 0)) for n in names()}
     selected = [None if np.isnan(val[:, k]).all() else int(ep[np.nanargmin(val[:, k])])
                 for k in range(val.shape[1])]
     return {"epoch": ep, "loss": loss, "validation": val, "selected": selected,
-            "terms": {n: terms[:, :, j].mean(1) for j, n in enumerate(WEIGHT_NAMES) if used[j]}}
+            "terms": {n: terms[:, :, j].mean(1) for j, n in enumerate(names()) if used[n]}}
 
 
 def plot_losses(path: str, history: list, labels=None, weights=None) -> None:

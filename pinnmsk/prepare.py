@@ -1,7 +1,6 @@
 """What a run builds from its data and configuration before the first step, without files.
 
-Data statistics and loss scales (:func:`prepare`), loss weights per physics weight
-(:func:`weights_for`), the network and its initial state (:func:`new_state`), the train step
+Data statistics and loss scales (:func:`prepare`), the network and its initial state (:func:`new_state`), the train step
 (:func:`make_train_step`), and what inference needs that the training data determined
 (:func:`inference_record`, :func:`net_from_record`). Pure: the dataset comes in loaded, the
 record goes out as a dict; :mod:`pinnmsk.records` reads and writes files.
@@ -15,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnmsk import diagnostics, dynamics, losses, models, person, train
+from pinnmsk import diagnostics, dynamics, models, person, physio, train
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.errors import DataError
 from pinnmsk.losses import LossConstants
@@ -113,7 +112,7 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
         torques.append(np.asarray(dynamics.inverse_dynamics_along(
             body, *(jnp.asarray(x, jnp.float32) for x in (t.q_rad, qd, qdd)))))
     tau_scale = np.maximum(np.sqrt(np.mean(np.concatenate(torques) ** 2, axis=0)), 1e-3)
-    bounds = np.asarray([spec.identification[k] for k in losses.PHYSIO_NAMES], np.float32)
+    bounds = np.asarray([spec.identification[k] for k in physio.PHYSIO_NAMES], np.float32)
     consts = LossConstants(jnp.asarray(q_std, jnp.float32), jnp.asarray(sigma_f, jnp.float32),
                            jnp.asarray(tau_scale, jnp.float32), jnp.asarray(bounds), rate,
                            spec.windows.history_s, config.n_colloc, config.accel,
@@ -123,7 +122,7 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
                            config.residual_weight > 0,
                            None if spec.measured.all() else jnp.asarray(spec.measured,
                                                                          jnp.float32),
-                           jnp.asarray(losses.residual_knots(q_all)))
+                           jnp.asarray(physio.residual_knots(q_all)))
     net = models.make_model(config.model, data.model_of(0).n_coords, data.model_of(0).n_muscles,
                             spec.windows.history_s, q_mean, q_std, f_scale, config.latent)
     val = (ds_lib.make_windows(parts["validation"], window, 1) if parts["validation"] else None)
@@ -147,20 +146,6 @@ def fold_of(data: ds_lib.Dataset, config: TrainConfig) -> tuple[dict, int | None
     s = data.subjects.index(config.leave_out)
     fold, calibration = ds_lib.leave_subject_out(parts, s)
     return fold, s, calibration
-
-
-def weights_for(config: TrainConfig, physics_weights) -> np.ndarray:
-    """Loss weight vectors (K, N_TERMS) for physics weights λ_k: angle 1, force 1 (0 without
-    labels), dynamics λ, Hill ``config.hill_weight`` · λ, effort ``config.effort_weight`` where
-    λ > 0, residual torque ``config.residual_weight`` · λ, prior ``config.prior_weight`` · λ,
-    forces above F_max ``config.ceiling_weight`` where λ > 0."""
-    wf = 1.0 if config.force_labels else 0.0
-    return np.stack([np.asarray(losses.loss_weights(1.0, wf, lam, config.hill_weight * lam,
-                                                    config.effort_weight if lam > 0 else 0.0,
-                                                    config.residual_weight * lam,
-                                                    config.prior_weight * lam,
-                                                    config.ceiling_weight if lam > 0 else 0.0))
-                     for lam in np.atleast_1d(physics_weights)])
 
 
 def new_state(prep: Prepared, tx, seed: int) -> train.TrainState:

@@ -11,7 +11,7 @@ import os
 import jax
 import numpy as np
 
-from pinnmsk import checkpoint, train
+from pinnmsk import checkpoint, terms, train
 from pinnmsk.errors import ConfigMismatch
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.prepare import net_from_record
@@ -79,9 +79,11 @@ def check_same_data(workdir: str, data: ds_lib.Dataset, action: str = "evaluate"
 def check_config(workdir: str, record: dict) -> None:
     path = os.path.join(workdir, "config.json")
     old = read_run_record(workdir)
+    record = json.loads(json.dumps(record, default=_plain))  # as it is on disk (tuples: lists)
     if old is not None:
         # a setting added after the run was recorded: the run used its default
-        old = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)}, **old}
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        old = json.loads(json.dumps({**defaults, **_upgraded(old)}, default=_plain))
         diff = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
         if diff:
             raise ConfigMismatch(
@@ -91,6 +93,33 @@ def check_config(workdir: str, record: dict) -> None:
     else:
         os.makedirs(workdir, exist_ok=True)
         write_json(path, record)
+
+
+def _plain(x):
+    return np.asarray(x).tolist()
+
+
+def _upgraded(old: dict) -> dict:
+    """A record of an earlier version in today's terms: its one ``physics_weight`` as
+    ``physics_weights``, its loss weights (…, T) by name (the terms it had, in their order)."""
+    old = dict(old)
+    if "physics_weight" in old and "physics_weights" not in old:
+        old["physics_weights"] = [old.pop("physics_weight")]
+    if isinstance(old.get("weights"), list):
+        w = np.asarray(old["weights"])
+        old["weights"] = {n: w[..., j].tolist() for j, n in enumerate(terms.names()[:w.shape[-1]])}
+    return old
+
+
+def recorded_weights(rec: dict) -> dict | None:
+    """The loss weights ``{name: scalar or (K,)}`` a run recorded (None if none)."""
+    return _upgraded(rec).get("weights")
+
+
+def is_sweep(rec: dict) -> bool:
+    """Whether the run record is a sweep's (K models stacked in its checkpoints)."""
+    w = recorded_weights(rec)
+    return bool(w) and terms.n_models(w) is not None
 
 
 INFERENCE_RECORD = "inference.json"

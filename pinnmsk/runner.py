@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnmsk import checkpoint, evaluation, losses, sharding, train
+from pinnmsk import checkpoint, evaluation, sharding, terms, train
 from pinnmsk.checkpoint import Best
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.losses import Batch
@@ -82,12 +82,13 @@ def programs(prep: Prepared, config: TrainConfig, steps: int, use_physics: bool,
     return prep.programs[key]
 
 
-def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str | None,
+def fit(prep: Prepared, config: TrainConfig, weights: terms.Weights, workdir: str | None,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
         stop_after_epochs: int | None = None, mesh=None,
         on_epoch: Callable[[dict], None] | None = None, sweep_layout: str = "vmap",
         progress_every_s: float = 20.0, seeds=None):
-    """Train one model (``weights`` (N_TERMS,)) or a sweep of K models (``weights`` (K, N_TERMS)).
+    """Train one model (``weights`` ``{name: scalar}``, :mod:`pinnmsk.terms`) or a sweep of K
+    models (``weights`` ``{name: (K,)}``).
 
     ``seeds`` (K,) ints, for a sweep: model k is initialised, shuffled and draws its
     collocation times from ``seeds[k]`` exactly as a single run with ``config.seed = seeds[k]``
@@ -99,7 +100,8 @@ def fit(prep: Prepared, config: TrainConfig, weights: np.ndarray, workdir: str |
     dicts. ``stop_after_epochs`` ends early (for tests of resume).
     ``mesh`` (:func:`pinnmsk.sharding.make_mesh`): split the sweep over its ``"sweep"`` axis and
     each batch over its ``"data"`` axis. ``on_epoch(record)`` is called with each epoch's history
-    record ({"epoch", "loss" (K,), "terms" (K, N_TERMS)}), e.g. to write TensorBoard scalars.
+    record ({"epoch", "loss" (K,), "terms" (K, T) in :func:`pinnmsk.terms.names` order}), e.g.
+    to write TensorBoard scalars.
     ``sweep_layout``: the K-model program's layout (:func:`pinnmsk.train.make_sweep_step`), a
     computational choice only; "unrolled_encoder" is the faster one on a CPU
     (``benchmarks/README.md``) and needs ``mesh=None``.
@@ -131,9 +133,10 @@ class _Clock:
 
 def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_epoch,
          sweep_layout, progress_every_s, seeds):
-    sweep = weights.ndim == 2
-    if seeds is not None and (not sweep or len(seeds) != len(weights)):
-        raise ValueError(f"{len(seeds)} seeds for {len(weights)} weight settings: give one "
+    k_models = terms.n_models(weights)
+    sweep = k_models is not None
+    if seeds is not None and (not sweep or len(seeds) != k_models):
+        raise ValueError(f"{len(seeds)} seeds for {k_models or 1} weight settings: give one "
                          "seed per model of a sweep")
     per_model = seeds is not None
     if per_model and mesh is not None:
@@ -141,7 +144,7 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
     n = len(prep.train)
     bs = min(config.batch_size, n)
     steps = n // bs
-    use_physics = losses.uses_physics(weights)
+    use_physics = terms.uses_physics(weights)
     if sweep and mesh is not None and sweep_layout != "vmap":
         raise ValueError(f"sweep layout '{sweep_layout}' runs on one device; use 'vmap' with a "
                          "mesh")
@@ -150,26 +153,27 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
         state = train.stack_states([progs.init(int(s)) for s in seeds])
     else:
         state = progs.init(config.seed)
-        state = train.stack_states([state] * len(weights)) if sweep else state
-    n_models = len(weights) if sweep else 1
+        state = train.stack_states([state] * k_models) if sweep else state
+    n_models = k_models or 1
     start, history, best = 0, [], None
     if workdir is not None:
         check_config(workdir, {**dataclasses.asdict(config), "data_spec": prep.data.spec.path,
                                 "data_spec_sha256": spec_fingerprint(prep.data.spec.path),
                                 "data_sha256": data_fingerprint(prep.data),
-                                "weights": np.asarray(weights).tolist(),
+                                "weights": {n: np.asarray(w).tolist()
+                                            for n, w in weights.items()},
                                 **({"seeds": [int(x) for x in seeds]} if per_model else {})})
         start, state, history, best = ckpt.restore(state)
         if start:
             log(f"resuming from the checkpoint of epoch {start} in {workdir}/checkpoints")
     data = _device_data(prep.train)
-    w = jnp.asarray(weights, jnp.float32)
+    w = {n: jnp.asarray(x, jnp.float32) for n, x in weights.items()}
     if mesh is not None:
         if bs % mesh.shape["data"]:
             raise ValueError(f"batch size {bs} is not divisible by the mesh's data axis "
                              f"({mesh.shape['data']}); change --batch_size")
-        if sweep and len(weights) % mesh.shape["sweep"]:
-            raise ValueError(f"{len(weights)} sweep settings do not split over the mesh's sweep "
+        if sweep and k_models % mesh.shape["sweep"]:
+            raise ValueError(f"{k_models} sweep settings do not split over the mesh's sweep "
                              f"axis ({mesh.shape['sweep']})")
         if not sweep and mesh.shape["sweep"] != 1:
             raise ValueError("a single run needs a mesh with sweep axis 1")
@@ -179,7 +183,7 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
     step_fn, score_fn = progs.step_fn, progs.score_fn
     end = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
     clock = _Clock(bs)
-    diverged = np.zeros(len(weights) if sweep else 1, bool)
+    diverged = np.zeros(n_models, bool)
     last_saved = start
     for epoch in range(start, end):
         order = lambda seed: np.random.default_rng([seed, epoch]).permutation(n)[: steps * bs]
@@ -210,7 +214,7 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
                     f"{rate:,.0f} windows/s | ETA {left:.0f} s")
         ms = jax.device_get(ms)  # the one host round trip per epoch
         loss = np.stack([x[0] for x in ms])  # (steps[, K])
-        terms = np.stack([x[1] for x in ms]).mean(0)
+        values = np.stack([x[1] for x in ms]).mean(0)
         ep_loss = loss.mean(0)
         now_bad = ~np.isfinite(np.atleast_1d(ep_loss))
         if now_bad.all():
@@ -238,17 +242,17 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
                             np.where(better, epoch + 1, best.epoch),
                             np.where(better, score, best.score))
         history.append({"epoch": epoch + 1, "loss": np.atleast_1d(ep_loss).tolist(),
-                        "terms": np.atleast_2d(terms).tolist(),
+                        "terms": np.atleast_2d(values).tolist(),
                         "validation": [None if not np.isfinite(x) else float(x) for x in score]})
         if on_epoch is not None:
             on_epoch(history[-1])
         rate = clock.rate(steps, time.time() - t_epoch)
         eta = (end - epoch - 1) * steps * bs / rate
-        tstr = " ".join(f"{k}={v:.3g}" for k, v in zip(losses.WEIGHT_NAMES,
-                                                        np.atleast_2d(terms).mean(0)))
+        tstr = " ".join(f"{k}={v:.3g}" for k, v in zip(terms.names(),
+                                                        np.atleast_2d(values).mean(0)))
         vstr = f" val={np.nanmean(score):.4g}" if np.isfinite(score).any() else ""
         log(f"epoch {epoch + 1}/{config.epochs} loss={np.nanmean(ep_loss):.4g} [{tstr}]{vstr} "
-            f"| {rate:,.0f} windows/s{' x ' + str(len(weights)) + ' models' if sweep else ''}"
+            f"| {rate:,.0f} windows/s{' x ' + str(k_models) + ' models' if sweep else ''}"
             f" | ETA {eta:.0f} s")
         if ckpt is not None and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == end):
             ckpt.save(epoch + 1, state, history, best)

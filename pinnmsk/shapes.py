@@ -34,6 +34,6 @@ ForceBatch = Float[Array, "B M"]
 CoordHistory = Float[Array, "*b H n"]  # labelled angles over a window's history [rad]
 ForceHistory = Float[Array, "*b H M"]  # labelled forces over a window's history [N]
 Activation = Float[Array, "A M"]  # activation over a window's last A samples
-TermVector = Float[Array, "n_terms"]  # the loss terms (or weights) in LossTerms order
+TermVector = Float[Array, "n_terms"]  # the loss terms in pinnmsk.terms.names() order
 PerWindow = Float[Array, "B"]
 Subjects = Int[Array, "*b"]  # subject index per window

@@ -1,8 +1,9 @@
 """Train state, the pure jitted train step, the vmapped sweep, prediction and metrics.
 
-``train_step(state, batch, weights) -> (state, metrics)`` is pure; a sweep runs
-``jax.vmap(train_step, in_axes=(0, None, 0))`` over K stacked states and K weight vectors, so K
-models train in one compiled program with one pass over the data. No I/O here; the host loop with
+``train_step(state, batch, weights) -> (state, metrics)`` is pure (``weights``: the loss
+weights by name, :mod:`pinnmsk.terms`); a sweep runs ``jax.vmap(train_step, in_axes=(0, None,
+0))`` over K stacked states and K models' weights ``{name: (K,)}``, so K models train in one
+compiled program with one pass over the data. No I/O here; the host loop with
 checkpoints lives in :mod:`pinnmsk.runner`.
 """
 
@@ -17,19 +18,19 @@ import optax
 from flax import struct
 from jaxtyping import PyTree
 
-from pinnmsk import losses, ode
+from pinnmsk import losses, ode, physio, terms
 from pinnmsk.config import SWEEP_LAYOUTS, TrainConfig  # noqa: F401 (re-exported)
 from pinnmsk.losses import Batch, LossConstants
 from pinnmsk.models import PINNModel
 from pinnmsk.msk import MskModel
-from pinnmsk.shapes import CoordBatch, EmgBatch, ForceBatch, TermVector
+from pinnmsk.shapes import CoordBatch, EmgBatch, ForceBatch
 
 Array = jax.Array
 
 
 class Params(TypedDict):
     """What the optimiser updates: the network's Flax variables, and per subject the raw
-    identified parameters (:func:`pinnmsk.losses.init_physio`: (S, M) arrays per name, the
+    identified parameters (:func:`pinnmsk.physio.init_physio`: (S, M) arrays per name, the
     residual torque's coefficients (S, n, basis))."""
 
     net: dict
@@ -46,8 +47,8 @@ class TrainState(struct.PyTreeNode):
     rng: Array
 
 
-Metrics = dict  # {"loss": (), "terms": (N_TERMS,), "grad_norm": ()}, with a leading K in a sweep
-StepFn = Callable[[TrainState, Batch, TermVector], tuple[TrainState, Metrics]]
+Metrics = dict  # {"loss": (), "terms": (T,) in terms.names() order, "grad_norm": ()}; K leading
+StepFn = Callable[[TrainState, Batch, terms.Weights], tuple[TrainState, Metrics]]
 PredictFn = Callable[[dict, EmgBatch], tuple[CoordBatch, ForceBatch]]
 
 
@@ -71,7 +72,7 @@ def init_state(net: PINNModel, tx: optax.GradientTransformation, window_shape: t
     variables = net.init(k_init, jnp.zeros(window_shape, jnp.float32), jnp.zeros((1,)))
     n_coords = getattr(getattr(net, "head", None), "n_coords", 1)
     params = {"net": variables,
-              "physio": losses.init_physio(n_subjects, n_muscles, bounds, n_coords)}
+              "physio": physio.init_physio(n_subjects, n_muscles, bounds, n_coords)}
     return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), k_run)
 
 
@@ -85,7 +86,8 @@ def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
                     consts: LossConstants, use_physics: bool = True) -> StepFn:
     """The pure step ``(state, batch, weights) -> (state, metrics)`` (not jitted: jit or vmap it).
 
-    metrics: {"loss": scalar, "terms": (N_TERMS,) unweighted means, "grad_norm": scalar}.
+    metrics: {"loss": scalar, "terms": (T,) unweighted means in :func:`pinnmsk.terms.names`
+    order, "grad_norm": scalar}.
     ``use_physics=False`` drops the physics terms from the program (data-only runs).
     """
 
@@ -94,14 +96,14 @@ def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
         return losses.batch_loss(encode, decode, base, params["physio"], consts, batch, weights,
                                  key, use_physics)
 
-    def step(state: TrainState, batch: Batch, weights: TermVector):
+    def step(state: TrainState, batch: Batch, weights: terms.Weights):
         key, sub = jax.random.split(state.rng)
-        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        (loss, values), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, batch, weights, sub)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new = TrainState(params, opt_state, state.step + 1, key)
-        return new, {"loss": loss, "terms": terms, "grad_norm": optax.tree.norm(grads)}
+        return new, {"loss": loss, "terms": values, "grad_norm": optax.tree.norm(grads)}
 
     return step
 
@@ -111,7 +113,7 @@ def make_train_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
 def make_sweep_step(net: PINNModel, tx: optax.GradientTransformation, base: MskModel,
                     consts: LossConstants, use_physics: bool = True, layout: str = "vmap",
                     batch_per_model: bool = False) -> StepFn:
-    """K models at once: ``(states, batch, weights (K, N_TERMS)) -> (states, metrics)``, the states
+    """K models at once: ``(states, batch, weights {name: (K,)}) -> (states, metrics)``, the states
     stacked on axis 0 and the batch shared (``batch_per_model``: each model its own batch, K
     leading, as seeds with their own data order have); each model's numbers are those of
     :func:`make_train_step` (a sum of independent losses has the per-model gradients).
@@ -141,19 +143,19 @@ def make_sweep_step(net: PINNModel, tx: optax.GradientTransformation, base: MskM
     def total(params, batch, weights, keys):
         emg = lambda k: batch.emg[k] if batch_per_model else batch.emg
         z = jnp.stack([jax.vmap(_fns(net, ode.tree_index(params["net"], k))[0])(emg(k))
-                       for k in range(weights.shape[0])])
-        loss, terms = jax.vmap(rest, in_axes=(0, 0, b_axis, 0, 0))(params, z, batch, weights,
-                                                                   keys)
-        return jnp.sum(loss), (loss, terms)
+                       for k in range(terms.n_models(weights))])
+        loss, values = jax.vmap(rest, in_axes=(0, 0, b_axis, 0, 0))(params, z, batch, weights,
+                                                                    keys)
+        return jnp.sum(loss), (loss, values)
 
-    def step(states: TrainState, batch: Batch, weights: Array):
+    def step(states: TrainState, batch: Batch, weights: terms.Weights):
         keys = jax.vmap(jax.random.split)(states.rng)  # (K, 2, ...)
-        (_, (loss, terms)), grads = jax.value_and_grad(total, has_aux=True)(
+        (_, (loss, values)), grads = jax.value_and_grad(total, has_aux=True)(
             states.params, batch, weights, keys[:, 1])
         updates, opt_state = jax.vmap(tx.update)(grads, states.opt_state, states.params)
         params = optax.apply_updates(states.params, updates)
         new = TrainState(params, opt_state, states.step + 1, keys[:, 0])
-        return new, {"loss": loss, "terms": terms,
+        return new, {"loss": loss, "terms": values,
                      "grad_norm": jax.vmap(optax.tree.norm)(grads)}
 
     return step

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pinnmsk import (diagnostics, dynamics, evaluation, geometry, losses, msk, prepare, runner,
-                     train)
+                     terms, train)
 from pinnmsk.data import loading, opensim, spec, synthetic
 from tests.conftest import ROOT
 
@@ -155,16 +155,17 @@ def test_simulated_arm_closes_its_equation_of_motion_and_trains(simulated_arm):
     cfg = train.TrainConfig(epochs=4, batch_size=64, n_colloc=2, latent=16)
     prep = prepare.prepare(data, cfg)
     assert prep.consts.tau_scale.shape == (2,)
-    _, hist, diverged, best = runner.fit(prep, cfg, prepare.weights_for(cfg, 1.0)[0], None,
+    _, hist, diverged, best = runner.fit(prep, cfg, terms.run_weights(cfg, 1.0), None,
                                          log=lambda s: None)
     assert not diverged
-    terms = np.array([h["terms"][0] for h in hist])
-    assert np.all(terms[-1, [0, 1, 2]] < terms[0, [0, 1, 2]]), terms
+    values = np.array([h["terms"][0] for h in hist])
+    ix = [terms.names().index(n) for n in ("angle", "force", "dynamics")]
+    assert np.all(values[-1, ix] < values[0, ix]), values
     pooled, per_trial = evaluation.evaluate(prep, best.params)
     assert per_trial[0]["q_pred"].shape[1] == 2
     no_inertia = dataclasses.replace(cfg, accel="none", epochs=1)
     prep0 = prepare.prepare(data, no_inertia)
-    _, hist0, _, _ = runner.fit(prep0, no_inertia, prepare.weights_for(no_inertia, 1.0)[0], None,
+    _, hist0, _, _ = runner.fit(prep0, no_inertia, terms.run_weights(no_inertia, 1.0), None,
                                 log=lambda s: None)
     assert np.isfinite(hist0[-1]["loss"][0])
 
@@ -327,7 +328,7 @@ def test_channel_groups_and_unmeasured_muscles(tmp_path):
 
 
 def losses_total(encode, decode, prep, physio, batch):
-    weights = losses.loss_weights(1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0)
+    weights = terms.named(angle=1.0, dynamics=1.0, hill=1.0)
     return losses.batch_loss(encode, decode, prep.data.models, physio, prep.consts, batch,
                              weights, jax.random.PRNGKey(0), True)[0]
 

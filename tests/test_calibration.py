@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import calibration, loso, prepare, runner
+from pinnmsk import calibration, loso, physio, prepare, runner, terms
 from pinnmsk.config import CalibrationConfig, TrainConfig
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.data import loading, spec
 from tests.test_train import _bin
 
-CONFIG = TrainConfig(epochs=1, batch_size=64, n_colloc=2, physics_weight=1.0, leave_out="s1")
+CONFIG = TrainConfig(epochs=1, batch_size=64, n_colloc=2, physics_weights=(1.0,), leave_out="s1")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def fold(tiny):
     """The tiny set with s1 left out, and a run trained one epoch without it."""
     data = loading.load_dataset(spec.load_spec(tiny))
     prep = prepare.prepare(data, CONFIG)
-    params = runner.fit(prep, CONFIG, prepare.weights_for(CONFIG, 1.0)[0], None,
+    params = runner.fit(prep, CONFIG, terms.run_weights(CONFIG, 1.0), None,
                         log=lambda m: None)[3].params
     return data, params
 
@@ -105,7 +105,7 @@ def test_population_prior_and_start():
     bounds = jnp.asarray([[0.5, 1.5], [0.8, 1.2], [0.95, 1.05], [0.05, 1.0], [0.01, 0.1],
                           [0.0, 0.3]])
     raw = {k: jnp.asarray([[-2.0, 0.5], [1.5, 3.0], [0.0, 0.0]])
-           for k in (*calibration.losses.PHYSIO_NAMES, "shape_a")}
+           for k in (*calibration.physio.PHYSIO_NAMES, "shape_a")}
     start = calibration.population(raw, 2)
     np.testing.assert_allclose(calibration.input_scale(
         start, calibration.population_gain(raw, 2, bounds), bounds), 1.0, rtol=1e-6)

@@ -1,6 +1,6 @@
-"""Extending pinnmsk from outside the library: a body and a muscle model added by this file
-alone (a registry entry and a class each) are read from a spec or the config, used by the
-train step (and the simulator) and trained one epoch."""
+"""Extending pinnmsk from outside the library: a body, a muscle model and a loss term added by
+this file alone (a registry entry and a class or function each) are read from a spec or the
+config, used by the train step (and the simulator) and trained one epoch."""
 
 import pathlib
 import re
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import struct
 
-from pinnmsk import bodies, msk, muscle_models, prepare, runner, simulator, train
+from pinnmsk import bodies, losses, msk, muscle_models, prepare, runner, simulator, terms, train
 from pinnmsk.data import loading, spec
 from pinnmsk.errors import DataError
 
@@ -60,9 +60,9 @@ def test_a_body_added_from_a_test_file_trains(point_mass_spec):
     np.testing.assert_allclose(np.asarray(body.length_m), 0.07)
     cfg = train.TrainConfig(epochs=1, batch_size=64, n_colloc=2, latent=16)
     prep = prepare.prepare(data, cfg)
-    _, hist, diverged, _ = runner.fit(prep, cfg, prepare.weights_for(cfg, 1.0)[0], None,
+    _, hist, diverged, _ = runner.fit(prep, cfg, terms.run_weights(cfg, 1.0), None,
                                       log=lambda s: None)
-    dyn = hist[0]["terms"][0][list(train.losses.WEIGHT_NAMES).index("dynamics")]
+    dyn = hist[0]["terms"][0][terms.names().index("dynamics")]
     assert np.isfinite(dyn) and dyn > 0 and not diverged.any()
 
 
@@ -108,9 +108,9 @@ def test_a_muscle_model_added_from_a_test_file_trains_and_simulates(tiny, linear
                             tendon=linear_muscle)
     prep = prepare.prepare(data, cfg)
     assert prep.consts.tendon == linear_muscle
-    _, hist, diverged, _ = runner.fit(prep, cfg, prepare.weights_for(cfg, 1.0)[0], None,
+    _, hist, diverged, _ = runner.fit(prep, cfg, terms.run_weights(cfg, 1.0), None,
                                       log=lambda s: None)
-    hill = hist[0]["terms"][0][list(train.losses.WEIGHT_NAMES).index("hill")]
+    hill = hist[0]["terms"][0][terms.names().index("hill")]
     assert np.isfinite(hill) and hill > 0 and not diverged.any()
     # the simulator integrates it: at zero velocity, F = a F_max exactly
     u = jnp.full((20, model.n_muscles), 0.3)
@@ -121,3 +121,40 @@ def test_a_muscle_model_added_from_a_test_file_trains_and_simulates(tiny, linear
     assert not np.allclose(rigid.forces, traj.forces, rtol=1e-2)
     with pytest.raises(ValueError, match="linear_test"):
         train.TrainConfig(tendon="nonlinear_test")
+
+
+def smoothness(p: losses.PointState):
+    """q̈ in units of 100 rad/s² at each collocation time: a preference for smooth motion."""
+    return p.qdd / 100.0
+
+
+@pytest.fixture()
+def smooth_term():
+    terms.register(terms.Term("smooth_test", "point", smoothness, "lambda", default=0.5))
+    yield "smooth_test"
+    terms.unregister("smooth_test")
+
+
+def test_a_loss_term_added_from_a_test_file_trains(tiny, smooth_term):
+    cfg = train.TrainConfig(epochs=1, batch_size=64, n_colloc=2, latent=16)
+    w = terms.weights_for(cfg, [0.0, 2.0])
+    np.testing.assert_allclose(w[smooth_term], [0.0, 1.0])  # default 0.5 times λ
+    over = terms.weights_for(train.TrainConfig(term_weights=f"{smooth_term}=3"), [2.0])
+    np.testing.assert_allclose(over[smooth_term], [6.0])
+    with pytest.raises(ValueError, match="use hill_weight"):
+        terms.weights_for(train.TrainConfig(term_weights="hill=3"))
+    with pytest.raises(ValueError, match="no registered loss term"):
+        terms.weights_for(train.TrainConfig(term_weights="jerk=3"))
+    data = loading.load_dataset(spec.load_spec(tiny))
+    prep = prepare.prepare(data, cfg)
+    runs = {}
+    for weight in (0.0, 1.0):
+        one = {**terms.run_weights(cfg, 1.0), smooth_term: np.float32(weight)}
+        _, hist, diverged, _ = runner.fit(prep, cfg, one, None, log=lambda s: None)
+        assert not diverged.any() and len(hist[0]["terms"][0]) == len(terms.names())
+        runs[weight] = hist[0]
+    j = terms.names().index(smooth_term)
+    value = runs[0.0]["terms"][0][j]
+    assert np.isfinite(value) and value > 0  # recorded even where it does not weigh
+    # it weighs in the loss: the same first epoch with the term on differs by about its value
+    assert runs[1.0]["loss"][0] > runs[0.0]["loss"][0] + 0.1 * value

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import diagnostics, losses, msk, muscle
+from pinnmsk import diagnostics, losses, msk, muscle, physio, terms
 from pinnmsk.data import loading, spec
 from tests.conftest import ROOT
 
@@ -30,13 +30,13 @@ def test_dynamics_residual_vanishes_on_an_exact_trajectory():
     scale = float(jnp.sqrt(jnp.mean(msk.joint_torque(model, f, q0) ** 2)))
     decode = lambda t: (q0 + qd0 * t + 0.5 * qdd0 * t**2, f)
     act = jnp.full((10, 5), 0.2)
-    res, _, _, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
-                                         _consts(scale), jnp.zeros(()))
+    res = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
+                                         _consts(scale), jnp.zeros(()))["dynamics"]
     assert float(jnp.max(jnp.abs(res))) < 1e-6, res
     # a trajectory with 1 rad/s² more acceleration leaves exactly the inertial torque I·1
     off = lambda t: (q0 + qd0 * t + 0.5 * (qdd0 + 1.0) * t**2, f)
-    res_off, _, _, _, _ = losses.physics_residuals(off, model, model.muscles.f_max_n, act,
-                                             _consts(scale), jnp.zeros(()))
+    res_off = losses.physics_residuals(off, model, model.muscles.f_max_n, act,
+                                       _consts(scale), jnp.zeros(()))["dynamics"]
     inertia = float(model.body.joint_inertia)
     np.testing.assert_allclose(float(res_off[0]) * scale, inertia, rtol=1e-3)
 
@@ -56,11 +56,11 @@ def test_hill_residual_vanishes_for_hill_forces(tendon):
                                                               qd0[None])[0], jnp.float32)
     f_hill, f_other = (rigid, compliant) if tendon == "rigid" else (compliant, rigid)
     decode = lambda t: (q0 + qd0 * t, f_hill)
-    _, hill, _, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
-                                          _consts(tendon=tendon), jnp.zeros(()))
-    _, other, _, _, _ = losses.physics_residuals(lambda t: (q0 + qd0 * t, f_other), model,
-                                           model.muscles.f_max_n, act, _consts(tendon=tendon),
-                                           jnp.zeros(()))
+    hill = losses.physics_residuals(decode, model, model.muscles.f_max_n, act,
+                                    _consts(tendon=tendon), jnp.zeros(()))["hill"]
+    other = losses.physics_residuals(lambda t: (q0 + qd0 * t, f_other), model,
+                                     model.muscles.f_max_n, act, _consts(tendon=tendon),
+                                     jnp.zeros(()))["hill"]
     assert float(jnp.max(jnp.abs(other))) > 1e-2
     assert float(jnp.max(jnp.abs(hill))) < 1e-4
     # the delay moves the activation: 30 ms later excitation is not the undelayed one
@@ -70,25 +70,25 @@ def test_hill_residual_vanishes_for_hill_forces(tendon):
 
 def test_residual_torque_basis_and_prior_penalty():
     """Basis [1, q̇, bumps at the knots (width: their spacing)]; knots span the training range."""
-    knots = losses.residual_knots(np.asarray([[-0.5], [0.2], [0.9]]))
-    assert knots.shape == (1, losses.RESIDUAL_KNOTS)
+    knots = physio.residual_knots(np.asarray([[-0.5], [0.2], [0.9]]))
+    assert knots.shape == (1, physio.RESIDUAL_KNOTS)
     np.testing.assert_allclose(knots[0, [0, -1]], [-0.5, 0.9], rtol=1e-6)
-    width = 1.4 / (losses.RESIDUAL_KNOTS - 1)
-    bumps = np.zeros(losses.RESIDUAL_KNOTS)
+    width = 1.4 / (physio.RESIDUAL_KNOTS - 1)
+    bumps = np.zeros(physio.RESIDUAL_KNOTS)
     bumps[[1, 4]] = [-1.0, 3.0]
     coef = jnp.asarray([np.concatenate([[0.5, 0.25], bumps])])  # one coordinate
     q, qd, scale = jnp.asarray([0.3]), jnp.asarray([2.0]), jnp.asarray([4.0])
     phi = lambda k: np.exp(-0.5 * ((0.3 - knots[0, k]) / width) ** 2)
     expect = 4.0 * (0.5 + 0.25 * 2.0 - 1.0 * phi(1) + 3.0 * phi(4))
-    np.testing.assert_allclose(losses.residual_torque(coef, q, qd, scale, jnp.asarray(knots)),
+    np.testing.assert_allclose(physio.residual_torque(coef, q, qd, scale, jnp.asarray(knots)),
                                [expect], rtol=1e-5)
     # far beyond the motion only the constant and damping terms are left
-    far = losses.residual_torque(coef, jnp.asarray([9.0]), qd, scale, jnp.asarray(knots))
+    far = physio.residual_torque(coef, jnp.asarray([9.0]), qd, scale, jnp.asarray(knots))
     np.testing.assert_allclose(far, [4.0 * (0.5 + 0.25 * 2.0)], rtol=1e-5)
     sc = {"f_max": jnp.asarray([[1.3, 0.7]]), "l_opt": jnp.asarray([[1.05, 1.0]]),
           "l_ts": jnp.asarray([[1.0, 0.9]])}
     # ((±0.3/0.3)² averaged) + (0.05/0.05)²/2 + (0.1/0.05)²/2 = 1 + 0.5 + 2
-    assert float(losses.prior_penalty(sc, jnp.asarray([0.3, 0.05, 0.05]))) \
+    assert float(physio.prior_penalty(sc, jnp.asarray([0.3, 0.05, 0.05]))) \
         == pytest.approx(3.5, rel=1e-5)
 
 
@@ -98,38 +98,39 @@ def test_residual_torque_closes_the_equation_of_motion_for_a_missing_torque():
     model = _model()
     q0, qd0 = jnp.asarray([0.2]), jnp.asarray([0.5])
     f = jnp.asarray([30.0, 10.0, 5.0, 20.0, 8.0])[: model.n_muscles]
-    knots = jnp.asarray(losses.residual_knots(np.asarray([[-1.0], [1.0]])))
-    coef = jnp.zeros((1, losses.RESIDUAL_BASIS)).at[0, :4].set(jnp.asarray([0.1, 0.05, 0.2, 0.3]))
-    missing = losses.residual_torque(coef, q0, qd0, jnp.asarray([2.0]), knots)
+    knots = jnp.asarray(physio.residual_knots(np.asarray([[-1.0], [1.0]])))
+    coef = jnp.zeros((1, physio.RESIDUAL_BASIS)).at[0, :4].set(jnp.asarray([0.1, 0.05, 0.2, 0.3]))
+    missing = physio.residual_torque(coef, q0, qd0, jnp.asarray([2.0]), knots)
     qdd = msk.accelerations(model, q0, qd0, f, tau_ext=missing)
     decode = lambda t: (q0 + qd0 * t + 0.5 * qdd * t**2, f)
     act = jnp.zeros((10, model.n_muscles))
     off = _consts(tau_scale=2.0)
     on = off.replace(residual_torque=True, residual_knots_rad=knots)
-    res_off, _, _, _, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, off,
-                                                jnp.asarray(0.0), coef)
-    res_on, _, _, tres, _ = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, on,
-                                                  jnp.asarray(0.0), coef)
+    res_off = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, off,
+                                       jnp.asarray(0.0), coef)["dynamics"]
+    r_on = losses.physics_residuals(decode, model, model.muscles.f_max_n, act, on,
+                                    jnp.asarray(0.0), coef)
+    res_on, tres = r_on["dynamics"], r_on["residual"]
     np.testing.assert_allclose(res_off * 2.0, missing, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(res_on, 0.0, atol=1e-4)
     np.testing.assert_allclose(tres * 2.0, missing, rtol=1e-5)
 
 
 def test_loss_terms_by_name():
-    """Terms and weights are named (LossTerms); arrays (..., 7) convert both ways in field
+    """Weights are a pytree by term name; arrays (..., T) convert both ways in registration
     order, and only the physics weights decide whether a run needs the physics program."""
-    w = losses.loss_weights(angle=1.0, force=0.5, dynamics=3.0, hill=4.0, effort=5.0,
-                            residual=6.0, prior=7.0, ceiling=8.0)
-    named = losses.LossTerms.of(w)
-    assert named.force == 0.5 and named.dynamics == 3.0 and named.prior == 7.0
-    assert named.ceiling == 8.0
-    np.testing.assert_array_equal(named.stack(), w)
-    terms = losses.LossTerms(*np.arange(1.0, 9.0))
-    assert float(terms.total(named)) == pytest.approx(float(np.dot(w, np.arange(1.0, 9.0))))
-    assert not losses.uses_physics(np.stack([losses.loss_weights(1.0, 1.0, 0.0, 0.0)] * 2))
+    w = terms.named(angle=1.0, force=0.5, dynamics=3.0, hill=4.0, effort=5.0, residual=6.0,
+                    prior=7.0, ceiling=8.0)
+    assert terms.names()[:8] == ("angle", "force", "dynamics", "hill", "effort", "residual",
+                                 "prior", "ceiling")
+    stacked = terms.stack(w)
+    np.testing.assert_array_equal(stacked, [1, 0.5, 3, 4, 5, 6, 7, 8])
+    assert terms.unstack(stacked) == w
+    with pytest.raises(ValueError, match="unknown loss term"):
+        terms.named(smoothness=1.0)
+    assert not terms.uses_physics({**terms.named(angle=1.0, force=1.0)})
     for name in ("dynamics", "hill", "effort", "residual", "prior", "ceiling"):
-        k = losses.WEIGHT_NAMES.index(name)
-        w0 = np.zeros(losses.N_TERMS, np.float32)
-        w0[k] = 1e-3
-        assert losses.uses_physics(w0), name
-    assert not losses.uses_physics(np.asarray([1.0, 1.0, 0, 0, 0, 0, 0, 0]))
+        assert terms.uses_physics(terms.named(**{name: 1e-3})), name
+    assert terms.n_models(w) is None
+    two = {n: np.asarray([0.0, x]) for n, x in w.items()}
+    assert terms.n_models(two) == 2 and terms.take(two, 1) == w

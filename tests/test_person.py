@@ -135,7 +135,7 @@ def test_person_spec_errors(tmp_path, old, new, msg):
 
 
 def test_the_ceiling_term_is_the_force_above_f_max():
-    """physics_residuals' last output is relu(F / F_max − 1) per muscle, with the model's F_max:
+    """The ceiling residual is relu(F / F_max − 1) per muscle, with the model's F_max:
     zero below it, the excess fraction above."""
     model = _wrist()
     f_max = np.asarray(model.muscles.f_max_n)
@@ -143,6 +143,6 @@ def test_the_ceiling_term_is_the_force_above_f_max():
     decode = lambda t: (jnp.array([0.1]) + 0.0 * t, f)
     consts = losses.LossConstants(jnp.ones(1), jnp.full(5, 10.0), jnp.ones(1), jnp.zeros((5, 2)),
                                   100.0, 0.05, 2, "autodiff", "rigid")
-    *_, over = losses.physics_residuals(decode, model, model.muscles.f_max_n,
-                                        jnp.full((10, 5), 0.2), consts, jnp.zeros(()))
+    over = losses.physics_residuals(decode, model, model.muscles.f_max_n,
+                                    jnp.full((10, 5), 0.2), consts, jnp.zeros(()))["ceiling"]
     np.testing.assert_allclose(np.asarray(over), [0.0, 0.0, 0.2, 1.0, 0.0], atol=1e-5)

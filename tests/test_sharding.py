@@ -10,13 +10,13 @@ from tests.conftest import ROOT
 SCRIPT = textwrap.dedent("""
     import dataclasses, sys
     import jax, numpy as np
-    from pinnmsk import prepare, runner, sharding, train
+    from pinnmsk import prepare, runner, sharding, terms, train
     from pinnmsk.data import loading, spec
     assert len(jax.devices()) == 8, jax.devices()
     data = loading.load_dataset(spec.load_spec(sys.argv[1]))
     cfg = train.TrainConfig(epochs=2, batch_size=64, n_colloc=2, latent=16)
     prep = prepare.prepare(data, cfg)
-    w = prepare.weights_for(cfg, [0.0, 1.0])
+    w = terms.weights_for(cfg, [0.0, 1.0])
     one, h1, _, _ = runner.fit(prep, cfg, w, None, log=lambda s: None)
     mesh = sharding.make_mesh(2, 4)
     many, h8, _, _ = runner.fit(prep, cfg, w, None, log=lambda s: None, mesh=mesh)

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import checkpoint, emg, evaluation, losses, metrics, models, prepare, runner, tables, train
+from pinnmsk import (checkpoint, emg, evaluation, metrics, models, physio, prepare, runner,
+                     tables, terms, train)
 from pinnmsk.data import loading, spec
 from pinnmsk.streaming import Streamer
 from tests.conftest import ROOT
@@ -31,11 +32,12 @@ def _params_close(a, b, rtol, atol):
 def test_training_reduces_loss(data):
     cfg = dataclasses.replace(CFG, epochs=6)
     prep = prepare.prepare(data, cfg)
-    _, hist, _, _ = runner.fit(prep, cfg, prepare.weights_for(cfg, 0.1)[0], None, log=lambda s: None)
+    _, hist, _, _ = runner.fit(prep, cfg, terms.run_weights(cfg, 0.1), None, log=lambda s: None)
     losses_ = [h["loss"][0] for h in hist]
     assert losses_[-1] < 0.6 * losses_[0], losses_
-    terms = np.array([h["terms"][0] for h in hist])
-    assert np.all(terms[-1, [0, 1, 3]] < terms[0, [0, 1, 3]])  # angle, force, Hill all improve
+    values = np.array([h["terms"][0] for h in hist])
+    ix = [terms.names().index(n) for n in ("angle", "force", "hill")]
+    assert np.all(values[-1, ix] < values[0, ix])  # angle, force, Hill all improve
 
 
 def test_progress_within_an_epoch(data):
@@ -43,7 +45,7 @@ def test_progress_within_an_epoch(data):
     each epoch with a rate and an ETA that leave the compile out."""
     prep = prepare.prepare(data, CFG)
     lines = []
-    runner.fit(prep, CFG, prepare.weights_for(CFG, 0.0)[0], None, log=lines.append,
+    runner.fit(prep, CFG, terms.run_weights(CFG, 0.0), None, log=lines.append,
                progress_every_s=0.0)
     assert lines[0].startswith("first step") and "not an error" in lines[0]
     assert lines[1].startswith("first step done in")
@@ -56,22 +58,22 @@ def test_progress_within_an_epoch(data):
 
 def test_effort_term_lowers_unlabelled_forces(data):
     cfg = dataclasses.replace(CFG, epochs=6, force_labels=False, effort_weight=50.0, hill_weight=1.0)
-    w = prepare.weights_for(cfg, [0.0, 1.0])
-    np.testing.assert_array_equal(w, [[1, 0, 0, 0, 0, 0, 0, 0], [1, 0, 1, 1, 50, 0, 0, 0]])  # effort: λ > 0
+    w = terms.weights_for(cfg, [0.0, 1.0])
+    np.testing.assert_array_equal(terms.stack(w), [[1, 0, 0, 0, 0, 0, 0, 0],
+                                                   [1, 0, 1, 1, 50, 0, 0, 0]])  # effort: λ > 0
     prep = prepare.prepare(data, cfg)
     effort = {}
     for e in (0.0, 50.0):
-        we = w[1].copy()
-        we[4] = e
+        we = {**terms.take(w, 1), "effort": np.float32(e)}
         _, hist, _, _ = runner.fit(prep, cfg, we, None, log=lambda s: None)
-        effort[e] = hist[-1]["terms"][0][losses.WEIGHT_NAMES.index("effort")]
+        effort[e] = hist[-1]["terms"][0][terms.names().index("effort")]
     assert effort[50.0] < 0.5 * effort[0.0], effort
 
 
 def test_weights_for_scales_hill_and_effort_with_lambda():
     cfg = dataclasses.replace(CFG, hill_weight=10.0, effort_weight=0.5, force_labels=False,
                               residual_weight=0.1, prior_weight=3.0, ceiling_weight=4.0)
-    np.testing.assert_allclose(prepare.weights_for(cfg, [0.0, 2.0]),
+    np.testing.assert_allclose(terms.stack(terms.weights_for(cfg, [0.0, 2.0])),
                                [[1, 0, 0, 0, 0, 0, 0, 0], [1, 0, 2, 20, 0.5, 0.2, 6, 4]])
 
 
@@ -82,12 +84,12 @@ def test_prior_keeps_identified_parameters_near_the_lab_model(data):
     prep = prepare.prepare(data, cfg)
     drift = {}
     for pw in (0.0, 100.0):
-        w = prepare.weights_for(dataclasses.replace(cfg, prior_weight=pw), [1.0])[0]
+        w = terms.run_weights(dataclasses.replace(cfg, prior_weight=pw), 1.0)
         state, hist, _, _ = runner.fit(prep, cfg, w, None, log=lambda s: None)
-        sc = losses.physio_scales(state.params["physio"], prep.consts.bounds)
+        sc = physio.physio_scales(state.params["physio"], prep.consts.bounds)
         drift[pw] = max(float(np.abs(np.asarray(sc[k]) - 1).max()) for k in ("l_opt", "l_ts"))
-        prior = losses.prior_penalty(sc, prep.consts.prior_width)  # the term the loss records
-        recorded = hist[-1]["terms"][0][losses.WEIGHT_NAMES.index("prior")]
+        prior = physio.prior_penalty(sc, prep.consts.prior_width)  # the term the loss records
+        recorded = hist[-1]["terms"][0][terms.names().index("prior")]
         assert recorded == pytest.approx(float(prior), rel=0.2, abs=1e-6)
     assert drift[100.0] < 0.5 * drift[0.0], drift
 
@@ -96,10 +98,10 @@ def test_prior_keeps_identified_parameters_near_the_lab_model(data):
 def test_vmapped_sweep_equals_separate_runs(data, layout):
     prep = prepare.prepare(data, CFG)
     lams = [0.0, 3.0]
-    w = prepare.weights_for(CFG, lams)
+    w = terms.weights_for(CFG, lams)
     swept, hist, _, _ = runner.fit(prep, CFG, w, None, log=lambda s: None, sweep_layout=layout)
     for k in range(len(lams)):
-        single, h1, _, _ = runner.fit(prep, CFG, w[k], None, log=lambda s: None)
+        single, h1, _, _ = runner.fit(prep, CFG, terms.take(w, k), None, log=lambda s: None)
         _params_close(train.unstack_state(swept, k).params, single.params, rtol=2e-3, atol=2e-5)
         np.testing.assert_allclose([h["loss"][k] for h in hist], [h["loss"][0] for h in h1],
                                    rtol=1e-4)
@@ -111,12 +113,12 @@ def test_seed_sweep_equals_single_seed_runs(data, layout):
     seed (its own initialisation, data order and collocation draws)."""
     prep = prepare.prepare(data, CFG)
     lams, seeds = [0.0, 3.0, 3.0], [0, 0, 5]
-    w = prepare.weights_for(CFG, lams)
+    w = terms.weights_for(CFG, lams)
     swept, hist, _, best = runner.fit(prep, CFG, w, None, log=lambda s: None,
                                       sweep_layout=layout, seeds=seeds)
     for k, seed in enumerate(seeds):
         cfg = dataclasses.replace(CFG, seed=seed)
-        single, h1, _, b1 = runner.fit(prep, cfg, w[k], None, log=lambda s: None)
+        single, h1, _, b1 = runner.fit(prep, cfg, terms.take(w, k), None, log=lambda s: None)
         _params_close(train.unstack_state(swept, k).params, single.params, rtol=2e-3, atol=2e-5)
         np.testing.assert_allclose([h["loss"][k] for h in hist], [h["loss"][0] for h in h1],
                                    rtol=1e-4)
@@ -133,7 +135,7 @@ def test_refits_reuse_programs_only_for_the_same_settings(data):
     settings (another seed) reuses them; other settings (learning rate) get their own (their
     numbers: the resume and sweep-equality tests refit one Prepared and compare)."""
     cfg = dataclasses.replace(CFG, epochs=1)
-    w = prepare.weights_for(cfg, 1.0)[0]
+    w = terms.run_weights(cfg, 1.0)
     prep = prepare.prepare(data, cfg)
     runner.fit(prep, cfg, w, None, log=lambda s: None)
     (first,) = prep.programs.values()
@@ -148,7 +150,7 @@ def test_refits_reuse_programs_only_for_the_same_settings(data):
 def test_checkpoint_resume_equals_uninterrupted(data, tmp_path):
     cfg = dataclasses.replace(CFG, epochs=3)
     prep = prepare.prepare(data, cfg)
-    w = prepare.weights_for(cfg, 1.0)[0]
+    w = terms.run_weights(cfg, 1.0)
     full, hist_full, _, _ = runner.fit(prep, cfg, w, str(tmp_path / "a"), log=lambda s: None)
     runner.fit(prep, cfg, w, str(tmp_path / "b"), log=lambda s: None, stop_after_epochs=1)
     assert sorted(os.listdir(tmp_path / "b" / "checkpoints")) == ["1"]
@@ -173,7 +175,7 @@ def test_checkpoint_resume_equals_uninterrupted(data, tmp_path):
 
 def test_divergence_stops_and_keeps_checkpoint(data, tmp_path):
     prep = prepare.prepare(data, CFG)
-    w = prepare.weights_for(CFG, 1.0)[0]
+    w = terms.run_weights(CFG, 1.0)
     runner.fit(prep, CFG, w, str(tmp_path / "d"), log=lambda s: None, stop_after_epochs=1)
     prep.train.emg[:] = np.nan  # from here on every loss is NaN
     with pytest.raises(runner.TrainingDiverged,
@@ -533,7 +535,7 @@ def test_config_checks_itself():
 def test_baselines_train(data, kind, accel):
     cfg = dataclasses.replace(CFG, model=kind, accel=accel, epochs=3)
     prep = prepare.prepare(data, cfg)
-    _, hist, _, _ = runner.fit(prep, cfg, prepare.weights_for(cfg, 1.0)[0], None, log=lambda s: None)
+    _, hist, _, _ = runner.fit(prep, cfg, terms.run_weights(cfg, 1.0), None, log=lambda s: None)
     assert np.isfinite(hist[-1]["loss"][0]) and hist[-1]["loss"][0] < hist[0]["loss"][0]
 
 
@@ -552,7 +554,7 @@ def test_divergence_at_the_first_epoch_claims_no_checkpoint(data, tmp_path):
     cfg = dataclasses.replace(CFG, epochs=1, learning_rate=1e30)
     prep = prepare.prepare(data, cfg)
     with pytest.raises(runner.TrainingDiverged, match="no checkpoint was written") as err:
-        runner.fit(prep, cfg, prepare.weights_for(cfg, [1.0])[0], str(tmp_path / "w"),
+        runner.fit(prep, cfg, terms.run_weights(cfg, 1.0), str(tmp_path / "w"),
                    log=lambda s: None)
     assert "epoch 0" not in str(err.value)
 
@@ -564,18 +566,20 @@ def test_config_files_and_flag_precedence(tiny, tmp_path):
 
     for path in sorted((ROOT / "configs").glob("*.py")):
         assert isinstance(runpy.run_path(str(path))["get_config"](), train.TrainConfig), path
-    assert runpy.run_path(str(ROOT / "configs" / "sweep.py"))["PHYSICS_WEIGHTS"][0] == 0.0
+    assert runpy.run_path(str(ROOT / "configs" / "sweep.py"))["get_config"]().physics_weights \
+        == (0.0, 1.0, 10.0)
     cfg = tmp_path / "c.py"
     cfg.write_text("from pinnmsk.config import TrainConfig\n\n\ndef get_config():\n"
                    "    return TrainConfig(epochs=1, batch_size=64, n_colloc=2, seed=3,"
-                   " physics_weight=2.0)\n")
+                   " physics_weights=(2.0,))\n")
     w = tmp_path / "run"
     r = _bin("train", f"--data_spec={tiny}", f"--workdir={w}", f"--config={cfg}", "--seed=5",
              "--noplots")
     assert r.returncode == 0, r.stderr[-3000:]
     assert not (w / "plots").exists() and (w / "metrics.json").exists()
     rec = json.load(open(w / "config.json"))
-    assert (rec["epochs"], rec["batch_size"], rec["seed"], rec["physics_weight"]) == (1, 64, 5, 2.0)
+    assert (rec["epochs"], rec["batch_size"], rec["seed"], rec["physics_weights"]) == \
+        (1, 64, 5, [2.0])
     r = _bin("train", f"--data_spec={tiny}", f"--workdir={tmp_path / 'x'}",
              f"--config={tmp_path / 'none.py'}")
     assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
@@ -591,12 +595,12 @@ def test_loss_curves_show_what_the_run_uses(tmp_path):
     weight 0), the validation score beside the training loss, the selected epoch marked."""
     from pinnmsk import plots
 
-    names = losses.WEIGHT_NAMES
+    names = terms.names()
     hist = [{"epoch": e, "loss": [1.0 / e, 2.0 / e], "validation": [0.5 + (e - 2) ** 2, None],
              "terms": [[0.1 * e] * len(names)] * 2} for e in (1, 2, 3)]
-    w = np.zeros((2, len(names)))
-    w[:, names.index("angle")] = 1.0
-    w[1, names.index("dynamics")] = 1.0
+    w = {n: np.zeros(2) for n in names}
+    w["angle"][:] = 1.0
+    w["dynamics"][1] = 1.0
     c = plots.loss_curves(hist, w)
     assert list(c["terms"]) == ["angle", "dynamics"]
     assert c["selected"] == [2, None]
@@ -625,14 +629,14 @@ def test_untrained_force_head_is_not_reported_as_a_result(data):
     figures apart (force_untrained, with a note) and the summary says so; λ > 0 reports them."""
     from experiments import common
 
-    cfg = dataclasses.replace(CFG, epochs=1, force_labels=False, physics_weight=0.0)
+    cfg = dataclasses.replace(CFG, epochs=1, force_labels=False, physics_weights=(0.0,))
     prep = prepare.prepare(data, cfg)
-    _, _, _, best = runner.fit(prep, cfg, prepare.weights_for(cfg, 0.0)[0], None,
+    _, _, _, best = runner.fit(prep, cfg, terms.run_weights(cfg, 0.0), None,
                                log=lambda s: None)
     block, _ = common.metrics_block(prep, best.params, cfg, {})
     assert "force" not in block["test"] and "force_untrained" in block["test"]
     assert all("force" not in b for b in block["test"]["per_trial"].values())
     assert "force head not trained" in common.summary(block["test"])
-    lam = dataclasses.replace(cfg, physics_weight=1.0)
+    lam = dataclasses.replace(cfg, physics_weights=(1.0,))
     block, _ = common.metrics_block(prep, best.params, lam, {})
     assert "force" in block["test"] and "force_note" not in block["test"]
