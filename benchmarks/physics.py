@@ -18,7 +18,7 @@ import numpy as np
 
 from benchmarks.common import print_table, timeit
 from pinnmsk import emg, simulator
-from pinnmsk.data import loading, opensim, spec
+from pinnmsk.data import loading, spec, writing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -67,9 +67,9 @@ def bench_loading(minutes: float) -> dict:
         trials = []
         for k in range(n_trials):
             t = np.arange(per) / fs
-            opensim.write_csv(f"{d}/e{k}.csv", t, names, 1e-4 * rng.standard_normal((per, 8)))
+            writing.write_csv(f"{d}/e{k}.csv", t, names, 1e-4 * rng.standard_normal((per, 8)))
             tl = np.arange(int(per / fs * rate)) / rate
-            opensim.write_opensim(f"{d}/k{k}.mot", "k", tl, ["wrist_flex"],
+            writing.write_opensim(f"{d}/k{k}.mot", "k", tl, ["wrist_flex"],
                                   20 * np.sin(tl)[:, None], in_degrees=True)
             trials.append(f'[[trials]]\nsubject = "s0"\nname = "t{k}"\nemg = "e{k}.csv"\n'
                           f'kinematics = "k{k}.mot"\n')

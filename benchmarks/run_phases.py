@@ -19,7 +19,7 @@ T_START = time.perf_counter()
 import jax  # noqa: E402  (timed: the imports are a phase)
 
 from benchmarks.common import device_name, print_table  # noqa: E402
-from pinnmsk import diagnostics, evaluation, plots, prepare, runner, terms  # noqa: E402, terms
+from pinnmsk import evaluation, plots, prepare, runner, sanity, terms  # noqa: E402
 from pinnmsk.config import TrainConfig  # noqa: E402
 from pinnmsk.data import loading, spec  # noqa: E402
 
@@ -36,7 +36,7 @@ def main(argv) -> None:
     config = TrainConfig(epochs=epochs)
     t = time.perf_counter()
     prep = prepare.prepare(data, config)
-    diagnostics.sanity_by_subject(prep.data, prep.train_trials, prep.consts.tendon)
+    sanity.sanity_by_subject(prep.data, prep.train_trials, prep.consts.tendon)
     phases.append(("prepare (statistics, scales, network) + the model sanity report",
                    time.perf_counter() - t))
     first = {}

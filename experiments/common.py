@@ -14,8 +14,8 @@ import numpy as np
 from absl import flags
 
 from experiments.cli import UsageError, WorkdirError
-from pinnmsk import (checkpoint, diagnostics, evaluation, plots, prepare, records, runner,
-                     sharding, terms, train)
+from pinnmsk import (checkpoint, evaluation, plots, prepare, records, runner, sanity, sharding,
+                     terms, train)
 from pinnmsk.data import dataset, loading, spec
 from pinnmsk.config import TrainConfig
 
@@ -151,9 +151,9 @@ def load_data(path: str) -> dataset.Dataset:
 
 def report_sanity(prep) -> dict:
     """Print the model sanity report over the training motion (stderr) and return it."""
-    report = diagnostics.sanity_by_subject(prep.data, prep.train_trials,
+    report = sanity.sanity_by_subject(prep.data, prep.train_trials,
                                            prep.consts.tendon)
-    print(diagnostics.sanity_table(report), file=sys.stderr, flush=True)
+    print(sanity.sanity_table(report), file=sys.stderr, flush=True)
     return report
 
 

@@ -83,13 +83,13 @@ def _ridge_rows(train_trials, val_trials, test_trials, lags, sources: dict,
     mean over muscles) or to the joint torque the motion needs ("torque": ``torques``
     {trial id: (T, n) [N m]}, inverse dynamics: how much of it the EMG carries), fitted on training data, its strength chosen on validation data (on
     training data when there is none), test R² at that strength."""
-    from pinnmsk import diagnostics  # JAX: after the flags (--help stays fast)
+    from pinnmsk import ridge
 
     goal = {"angle": lambda t: t.q_rad, "force": lambda t: t.forces_n,
             "torque": lambda t: None if torques is None else torques.get(t.id)}[target]
     rows = {}
     for key, signal in sources.items():
-        row = diagnostics.ridge_decoder(train_trials, val_trials, test_trials, lags, signal, goal)
+        row = ridge.ridge_decoder(train_trials, val_trials, test_trials, lags, signal, goal)
         if row is not None:
             rows[f"{target}_from_{key}"] = row
     return rows
@@ -203,7 +203,7 @@ def _force_rows(data, train_trials, test_trials, drives: dict) -> dict:
 
 def main(argv):
     from experiments import common  # JAX and the library: after the flags
-    from pinnmsk import diagnostics, records
+    from pinnmsk import records, ridge, sanity
 
     del argv
     data = common.load_data(FLAGS.data_spec)
@@ -214,7 +214,7 @@ def main(argv):
     history_s = FLAGS.history_s if FLAGS.history_s is not None else data.spec.windows.length_s
     if history_s < 0 or FLAGS.n_lags < 1:
         raise cli.UsageError("--history_s must be >= 0 and --n_lags >= 1")
-    lags = diagnostics.lags(history_s * data.rate_hz, FLAGS.n_lags)
+    lags = ridge.lags(history_s * data.rate_hz, FLAGS.n_lags)
     shortest = min(len(t.time_s) for t in data.trials)
     if lags.max() >= shortest:
         raise cli.UsageError(f"--history_s={history_s} is longer than the shortest trial "
@@ -234,11 +234,11 @@ def main(argv):
     rows.update(_ridge_rows(split["train"], split["validation"], split["test"], lags, drives,
                             "torque", _torques(data, split)))
     rows.update(_force_rows(data, split["train"], split["test"], drives))
-    rows["model_sanity"] = {t: diagnostics.sanity_by_subject(data, split["train"], t)
+    rows["model_sanity"] = {t: sanity.sanity_by_subject(data, split["train"], t)
                             for t in ("rigid", "compliant")}
     print(table(rows))
     for t in ("rigid", "compliant"):
-        print(diagnostics.sanity_table(rows["model_sanity"][t]))
+        print(sanity.sanity_table(rows["model_sanity"][t]))
     for name, person_spec in _person_sets(data.spec).items():
         ds = dataclasses.replace(data, spec=dataclasses.replace(data.spec, person=person_spec))
         rows.setdefault("person", {})[name] = _person_rows(ds, split["train"])
@@ -270,14 +270,14 @@ def _person_sets(spec) -> dict:
 
 
 def _person_rows(data, train_trials) -> dict:
-    """The spec's [person] identification (:func:`pinnmsk.person.personalise`) and the
+    """The spec's [person] identification (:func:`pinnmsk.personalise.personalise`) and the
     identified model diagnosed as the lab's is: model sanity, and the F_max scale that closes
     the torque with the identified EMG gains."""
-    from pinnmsk import diagnostics, person
+    from pinnmsk import diagnostics, personalise, sanity
 
     print("identifying the person's model ([person])", file=sys.stderr, flush=True)
     tendon = data.spec.tendon
-    ident, rep = person.personalise(data, train_trials, tendon)
+    ident, rep = personalise.personalise(data, train_trials, tendon)
     rates = {t.id: diagnostics.derivatives(t.time_s, t.q_rad) for t in train_trials}
     terms = {t.id: diagnostics.torque_terms(ident.model_of(t.subject), t.q_rad, *rates[t.id])
              for t in train_trials}
@@ -286,7 +286,7 @@ def _person_rows(data, train_trials) -> dict:
              for s, subj in enumerate(data.subjects)}
     drive = lambda t: np.clip(gains[t.subject] * t.excitation, 0.0, 1.0)
     return {"identification": rep,
-            "model_sanity": diagnostics.sanity_by_subject(ident, train_trials, tendon),
+            "model_sanity": sanity.sanity_by_subject(ident, train_trials, tendon),
             "f_max_scale_from_torque": _f_max_rows(ident, train_trials, terms, rates, drive),
             "against_truth": _against_truth(data, rep)}
 

@@ -51,7 +51,7 @@ def _fit(prep, config, workdir: str):
 def main(argv):
     del argv
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
-    from pinnmsk import calibration, diagnostics, evaluation, loso, prepare, records
+    from pinnmsk import calibration, evaluation, loso, prepare, records, ridge
     from pinnmsk.data import dataset as ds_lib
 
     config = common.config_from_flags()
@@ -77,7 +77,7 @@ def main(argv):
         everyone = prepare.prepare(data, config)
         within = evaluation.evaluate(everyone, _fit(everyone, config, os.path.join(
             FLAGS.workdir, "within")))[0]
-        lags = diagnostics.lags(everyone.window)
+        lags = ridge.lags(everyone.window)
         rows, reports = {}, {}
         for subj in subjects:
             cfg = dataclasses.replace(config, leave_out=subj)

@@ -84,7 +84,7 @@ def main(argv):
 
     from experiments import common
     from pinnmsk import evaluation, gait, plots, records
-    from pinnmsk.data import ceinms
+    from pinnmsk.data import ceinms, gait_trials
 
     weights = common.as_float_list(FLAGS.prior_weights, "prior_weights")
     alphas = common.as_float_list(FLAGS.ridge_alphas, "ridge_alphas")
@@ -95,13 +95,13 @@ def main(argv):
     for name in ("steps", "seeds", "net_steps"):
         if getattr(FLAGS, name) < 1:
             raise cli.UsageError(f"--{name} must be >= 1")
-    spec = ceinms.load_gait_spec(FLAGS.data_spec)
+    spec = gait_trials.load_gait_spec(FLAGS.data_spec)
     if not spec.test or not spec.train:
         raise cli.UsageError(f"{spec.path}: the split needs training and test trials")
     with common.claimed_workdir(FLAGS.workdir):
         t_start = time.time()
         subject = ceinms.read_subject(spec.subject, spec.pennation_unit).select(spec.units)
-        trials = {n: ceinms.load_gait_trial(spec, n) for n in spec.train + spec.test}
+        trials = {n: gait_trials.load_gait_trial(spec, n) for n in spec.train + spec.test}
         xs = {n: gait.to_arrays(t, subject.f_max_n) for n, t in trials.items()}
         feats = {n: gait.lagged_excitations(t, lags_s) for n, t in trials.items()}
         for n in spec.train + spec.test:

@@ -35,7 +35,7 @@ import numpy as np
 from absl import flags
 
 from experiments import cli, flagdefs
-from pinnmsk.data import opensim
+from pinnmsk.data import opensim, writing
 from pinnmsk.data import spec as ds_spec
 
 FLAGS = flags.FLAGS
@@ -216,7 +216,7 @@ def main(argv):
         cols = cols + [f"{c}_lo" for c in cols] + [f"{c}_hi" for c in cols]
         vals = np.concatenate([vals, vals - half, vals + half], axis=1)
     tmp = FLAGS.out + ".tmp"
-    opensim.write_csv(tmp, np.concatenate(times), cols, vals)
+    writing.write_csv(tmp, np.concatenate(times), cols, vals)
     os.replace(tmp, FLAGS.out)
     print(f"wrote {FLAGS.out}: {len(vals)} predictions, {dur:.1f} s of EMG streamed in "
           f"{wall:.2f} s ({dur / wall:.0f}x real time); {time.time() - t_start:.1f} s in all",

@@ -19,24 +19,12 @@ seeds × validation trials (``vs_lambda0_by_weight``).
 
 from __future__ import annotations
 
-from absl import flags
-
-from experiments import cli, flagdefs
-
-FLAGS = flags.FLAGS
-flagdefs.define_data_flags()
-flagdefs.define_train_flags()
+from experiments import cli, train  # train defines the flags: the same as experiments.train's
 
 
 def main(argv):
     del argv
-    from experiments import common  # JAX and the library: after the flags (--help stays fast)
-
-    config = common.config_from_flags()
-    with common.claimed_workdir(FLAGS.workdir):  # held until the process ends
-        from experiments import sweeping
-
-        sweeping.run(config, FLAGS.seeds)
+    train.run(sweep=True)
 
 
 if __name__ == "__main__":

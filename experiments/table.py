@@ -58,16 +58,16 @@ def _run_sweep(data_spec: str, row: dict) -> dict:
 def main(argv):
     del argv
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
-    from pinnmsk import diagnostics, tables
+    from pinnmsk import ridge, tables
 
     table = _config(FLAGS.config)
     sweeps = [_run_sweep(table["data_spec"], row) for row in table["rows"]]
     data = common.load_data(table["data_spec"])
     coords = list(data.spec.labels.coordinates)
     split = data.split()
-    lags = diagnostics.lags(data.window)
+    lags = ridge.lags(data.window)
     emg = lambda t: t.excitation
-    fit = lambda goal: diagnostics.ridge_decoder(split["train"], split["validation"],
+    fit = lambda goal: ridge.ridge_decoder(split["train"], split["validation"],
                                                  split["test"], lags, emg, goal)
     angles = [fit(lambda t, j=j: t.q_rad[:, [j]]) for j in range(len(coords))]
     label_free = any("--force_labels=false" in row["flags"] for row in table["rows"])

@@ -27,11 +27,17 @@ flagdefs.define_train_flags()
 
 def main(argv):
     del argv
+    run(sweep=False)
+
+
+def run(sweep: bool) -> None:
+    """The run the flags describe: a sweep (sweep.json) where ``sweep``, or where they give
+    several physics weights or seeds; else one model (metrics.json)."""
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
 
     config = common.config_from_flags()
     with common.claimed_workdir(FLAGS.workdir):  # held until the process ends
-        if FLAGS.seeds > 1 or len(config.physics_weights) > 1:  # sweep.json, as sweep writes
+        if sweep or FLAGS.seeds > 1 or len(config.physics_weights) > 1:
             from experiments import sweeping
 
             sweeping.run(config, FLAGS.seeds)

@@ -1,7 +1,7 @@
 """Joint moments from EMG on gait trials: the EMG-driven model with a subject's parameters, and
 those parameters identified by pinnmsk from training trials' measured moments (no network).
 
-A trial here is :class:`pinnmsk.data.ceinms.GaitTrial` (geometry given over time: musculotendon
+A trial here is :class:`pinnmsk.data.gait_trials.GaitTrial` (geometry given over time: musculotendon
 lengths and moment arms per sample; the measured inverse-dynamics moment per degree of
 freedom). Everything the model computes is :mod:`pinnmsk.emg_driven`; this module holds the
 parameterisation that is identified, the loss, and the metrics of a prediction.
@@ -18,7 +18,8 @@ import numpy as np
 import optax
 
 from pinnmsk import emg_driven as ed
-from pinnmsk.data.ceinms import GaitSpec, GaitTrial, Subject
+from pinnmsk.data.ceinms import Subject
+from pinnmsk.data.gait_trials import GaitSpec, GaitTrial
 from pinnmsk.errors import DataError
 
 # CEINMS's calibration bounds (its calibration setups): strength coefficients 0.5-2.5, shape

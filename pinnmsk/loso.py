@@ -13,15 +13,15 @@ RIDGE = "ridge:"  # the prefix of the linear decoder's conditions
 
 def ridge_figures(train, val, test, lags, calibrated: bool = False) -> dict:
     """:func:`figures` of the ridge decoder from the lagged EMG envelope
-    (:func:`pinnmsk.diagnostics.ridge_decoder`) fitted on ``train``, its strength chosen on
+    (:func:`pinnmsk.ridge.ridge_decoder`) fitted on ``train``, its strength chosen on
     ``val``, on ``test``: the angle, and the forces where every trial has them and not
     ``calibrated`` (a calibration has no force labels)."""
-    from pinnmsk import diagnostics
+    from pinnmsk import ridge
 
     emg = lambda t: t.excitation
-    out = {"angle_r2": diagnostics.ridge_decoder(train, val, test, lags, emg,
+    out = {"angle_r2": ridge.ridge_decoder(train, val, test, lags, emg,
                                                  lambda t: t.q_rad)["test_r2"]}
-    force = None if calibrated else diagnostics.ridge_decoder(train, val, test, lags, emg,
+    force = None if calibrated else ridge.ridge_decoder(train, val, test, lags, emg,
                                                               lambda t: t.forces_n)
     if force is not None:
         out["force_r2"] = force["test_r2"]

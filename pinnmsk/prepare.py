@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnmsk import diagnostics, dynamics, models, person, physio, train
+from pinnmsk import diagnostics, dynamics, models, personalise, physio, train
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.errors import DataError
 from pinnmsk.losses import LossConstants
@@ -38,7 +38,7 @@ class Prepared:
     n_labelled: int
     predict: train.PredictFn  # jitted, at τ = 0; compiled once per run
     # the person's model identified before training (the spec's [person] table; None without),
-    # :func:`pinnmsk.person.personalise`'s report; ``data.models`` are then the identified ones
+    # :func:`pinnmsk.personalise.personalise`'s report; ``data.models`` are then the identified ones
     person: dict | None = None
     # with config.leave_out: the new subject's index and its calibration recordings
     # ({"train", "validation"} trial lists, :func:`pinnmsk.data.dataset.leave_subject_out`)
@@ -84,7 +84,7 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
         raise DataError(f"{spec.path}: field 'split' leaves no training trials")
     if not parts["test"]:
         raise DataError(f"{spec.path}: field 'split.test' selects no trials")
-    data, person_report = person.personalise(data, parts["train"], tendon_of(config, spec))
+    data, person_report = personalise.personalise(data, parts["train"], tendon_of(config, spec))
     tr = ds_lib.make_windows(parts["train"], window, history, spec.windows.stride)
     has_labels = tr.has_forces.copy()
     if not config.force_labels:

@@ -223,7 +223,7 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
                     "no checkpoint was written")
             raise TrainingDiverged(
                 f"training diverged at epoch {epoch + 1} (loss {ep_loss}); {kept}; lower "
-                "--learning_rate or --physics_weight")
+                "--learning_rate or --physics_weights")
         if now_bad.any() and not diverged[now_bad].all():
             log(f"weight setting(s) {np.flatnonzero(now_bad).tolist()} diverged at epoch "
                 f"{epoch + 1}; the others continue")

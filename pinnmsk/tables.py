@@ -71,7 +71,7 @@ def sweep_rows(sweep: dict, coords, label: str = "") -> list[list[str]]:
 
 def ridge_row(angles: list, force: dict | None, label_free: bool = False) -> list[str]:
     """The linear ridge decoder's row: test R² per coordinate (``angles``, one
-    :func:`pinnmsk.diagnostics.ridge_decoder` result each) and of the forces; ``label_free``:
+    :func:`pinnmsk.ridge.ridge_decoder` result each) and of the forces; ``label_free``:
     the table's runs have no force labels, which the ridge's force fit uses."""
     f = "" if force is None else f"{force['test_r2']:.3f}" + (
         " (fitted with the force labels the runs lack)" if label_free else "")

@@ -13,7 +13,7 @@ import pytest
 
 from pinnmsk import (diagnostics, dynamics, evaluation, geometry, losses, msk, prepare, runner,
                      terms, train)
-from pinnmsk.data import loading, opensim, spec, synthetic
+from pinnmsk.data import loading, opensim, osim_model, spec, synthetic
 from tests.conftest import ROOT
 
 ARM = ROOT / "data" / "opensim_arm26"
@@ -102,7 +102,7 @@ def test_multi_coordinate_moment_arms_match_the_tables(arm):
     s, models, report = arm
     geo = jax.tree_util.tree_map(lambda x: x[0], models).geometry
     tab = opensim.read_table(str(ARM / "S1" / "muscle_analysis_Length.sto"))
-    grid = opensim.grid_coordinates(tab, COORDS, None)
+    grid = osim_model.grid_coordinates(tab, COORDS, None)
     q_all = np.concatenate([opensim.to_radians(opensim.read_table(
         str(ARM / "S1" / f"trial_{k}" / "kinematics.mot")), COORDS) for k in range(3)])
     inside = np.all((grid >= q_all.min(0) - 0.05) & (grid <= q_all.max(0) + 0.05), axis=1)
@@ -194,7 +194,7 @@ def test_holding_a_coordinate_is_exact():
     """geometry.hold folds a held coordinate into the coefficients: the reduced polynomial equals
     the full one at the held value, lengths and moment arms about the kept coordinate."""
     tab = opensim.read_table(str(ARM / "S1" / "muscle_analysis_Length.sto"))
-    full = geometry.fit_polynomial(opensim.grid_coordinates(tab, COORDS, None),
+    full = geometry.fit_polynomial(osim_model.grid_coordinates(tab, COORDS, None),
                                    tab.select(["TRIlong", "BIClong", "BRA"]), 6)
     shoulder = 0.4
     elbow_only = geometry.hold(full, [1], {0: shoulder})
@@ -230,7 +230,7 @@ def test_held_shoulder_gives_the_elbow_model_of_the_table_at_that_angle(tmp_path
     row), and moving the held angle moves the biarticular lengths only."""
     tab = opensim.read_table(str(ARM / "S1" / "muscle_analysis_Length.sto"))
     arms = opensim.read_table(str(ARM / "S1" / "muscle_analysis_MomentArm_r_elbow_flex.sto"))
-    grid = opensim.grid_coordinates(tab, COORDS, None)
+    grid = osim_model.grid_coordinates(tab, COORDS, None)
     shoulders = np.unique(grid[:, 0])
     lengths = {}
     for held in shoulders[[12, 16]]:

@@ -99,13 +99,13 @@ def test_folded_input_scale_equals_scaling_the_input(fold):
 
 
 def test_population_prior_and_start():
-    physio = {"f_max": jnp.asarray([[0.0, 1.0], [2.0, 3.0], [9.0, 9.0]])}
-    np.testing.assert_allclose(calibration.population(physio, 2)["f_max"], [[1.0, 2.0]])
+    raw = {"f_max": jnp.asarray([[0.0, 1.0], [2.0, 3.0], [9.0, 9.0]])}
+    np.testing.assert_allclose(calibration.population(raw, 2)["f_max"], [[1.0, 2.0]])
     # the new subject starts where the run was: its input scale is 1 at the population's gain
     bounds = jnp.asarray([[0.5, 1.5], [0.8, 1.2], [0.95, 1.05], [0.05, 1.0], [0.01, 0.1],
                           [0.0, 0.3]])
     raw = {k: jnp.asarray([[-2.0, 0.5], [1.5, 3.0], [0.0, 0.0]])
-           for k in (*calibration.physio.PHYSIO_NAMES, "shape_a")}
+           for k in (*physio.PHYSIO_NAMES, "shape_a")}
     start = calibration.population(raw, 2)
     np.testing.assert_allclose(calibration.input_scale(
         start, calibration.population_gain(raw, 2, bounds), bounds), 1.0, rtol=1e-6)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from pinnmsk.data import dataset, loading, opensim, spec
+from pinnmsk.data import dataset, loading, opensim, osim_model, spec, writing
 from pinnmsk.errors import DataError
 from tests.conftest import ROOT, V2, V2_SPEC
 
@@ -84,9 +84,9 @@ def _rewrite_table(path, fn):
     if str(path).endswith(".npz"):
         np.savez(str(path), time=t, **{c: v[:, i] for i, c in enumerate(tab.columns)})
     elif str(path).endswith(".csv"):
-        opensim.write_csv(str(path), t, tab.columns, v)
+        writing.write_csv(str(path), t, tab.columns, v)
     else:
-        opensim.write_opensim(str(path), "x", t, tab.columns, v, tab.in_degrees)
+        writing.write_opensim(str(path), "x", t, tab.columns, v, tab.in_degrees)
 
 
 def test_missing_file(lab):
@@ -218,11 +218,11 @@ def test_osim_reader_classes(tmp_path):
                    f"<optimal_fiber_length>0.1</optimal_fiber_length><tendon_slack_length>0.2"
                    f"</tendon_slack_length><pennation_angle_at_optimal>0.1"
                    f"</pennation_angle_at_optimal></{cls}>"
-                   for i, cls in enumerate(opensim.OSIM_MUSCLE_CLASSES))
+                   for i, cls in enumerate(osim_model.OSIM_MUSCLE_CLASSES))
     p = tmp_path / "m.osim"
     p.write_text(f"<OpenSimDocument><Model><ForceSet><objects>{body}</objects></ForceSet></Model>"
                  "</OpenSimDocument>")
-    got = opensim.read_osim_muscles(str(p), ["m0", "m1", "m2"])
+    got = osim_model.read_osim_muscles(str(p), ["m0", "m1", "m2"])
     assert [got[f"m{i}"]["f_max_n"] for i in range(3)] == [100.0, 101.0, 102.0]
     assert got["m2"]["class"] == "Thelen2003Muscle" and got["m1"]["l_ts_m"] == 0.2
 
@@ -242,9 +242,9 @@ def test_grid_table_honours_in_degrees(tmp_path):
     mot = opensim.read_table(str(V2 / "S1" / "muscle_analysis" / "range_of_motion.mot"))
     q_deg = mot.values[:, 0]
     for deg in (True, False):
-        opensim.write_opensim(str(tmp_path / "g.sto"), "Length", q_deg if deg else np.deg2rad(q_deg),
+        writing.write_opensim(str(tmp_path / "g.sto"), "Length", q_deg if deg else np.deg2rad(q_deg),
                               tab.columns, tab.values, in_degrees=deg, time_label="wrist_flex")
-        q = opensim.grid_coordinates(opensim.read_table(str(tmp_path / "g.sto")),
+        q = osim_model.grid_coordinates(opensim.read_table(str(tmp_path / "g.sto")),
                                      ["wrist_flex"], None)
         np.testing.assert_allclose(q[:, 0], np.deg2rad(q_deg), rtol=1e-7)
 
@@ -367,7 +367,7 @@ def test_c3d_analog_reader(tmp_path):
 
 def test_npz_and_csv_readers_agree(tmp_path):
     z = opensim.read_table(str(V2 / "S1" / "trial_0" / "emg.npz"))
-    opensim.write_csv(str(tmp_path / "e.csv"), z.time, z.columns, z.values)
+    writing.write_csv(str(tmp_path / "e.csv"), z.time, z.columns, z.values)
     tab = opensim.read_table(str(tmp_path / "e.csv"))
     assert z.columns == tab.columns
     np.testing.assert_allclose(z.values, tab.values, rtol=1e-5)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import diagnostics, msk, simulator
+from pinnmsk import diagnostics, msk, ridge, sanity, simulator
 from pinnmsk.data import loading, spec, synthetic
 from tests.conftest import ROOT
 
@@ -31,11 +31,11 @@ def test_ridge_r2_separates_signal_from_noise():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 8))
     y = x @ rng.normal(size=8) + 0.01 * rng.normal(size=600)
-    fit = diagnostics.ridge_r2(x[:400], y[:400], x[400:], y[400:])
+    fit = ridge.ridge_r2(x[:400], y[:400], x[400:], y[400:])
     assert fit[1e-2] > 0.999
-    noise = diagnostics.ridge_r2(x[:400], rng.normal(size=400), x[400:], rng.normal(size=200))
+    noise = ridge.ridge_r2(x[:400], rng.normal(size=400), x[400:], rng.normal(size=200))
     assert max(noise.values()) < 0.05
-    lag = diagnostics.lagged(np.arange(10.0)[:, None], np.array([0, 3]))
+    lag = ridge.lagged(np.arange(10.0)[:, None], np.array([0, 3]))
     np.testing.assert_array_equal(lag[0], [3.0, 0.0])
     assert lag.shape == (7, 2)
 
@@ -175,18 +175,18 @@ def test_model_sanity_of_a_feasible_model(model, trajectory):
     muscle is slack or overstretched, no warning."""
     q, qd, qdd = (np.asarray(x, float)[::20] for x in (trajectory.q, trajectory.qd, trajectory.qdd))
     names = [f"m{i}" for i in range(model.n_muscles)]
-    r = diagnostics.model_sanity(model, names, q, qd, qdd, "rigid")
+    r = sanity.model_sanity(model, names, q, qd, qdd, "rigid")
     assert r.infeasible_fraction[0] == 0.0 and r.warnings == ()
     # F_max cut to 1 %: the motion now needs more than the muscles can give
     from pinnmsk import msk
-    weak = diagnostics.model_sanity(msk.scale_muscles(model, f_max=0.01), names, q, qd, qdd,
+    weak = sanity.model_sanity(msk.scale_muscles(model, f_max=0.01), names, q, qd, qdd,
                                     "rigid")
     assert weak.infeasible_fraction[0] > 0.1
     assert any("no activation of the modelled muscles" in w for w in weak.warnings)
     # muscles without a channel reach only their identified activation's upper bound: at 1 %
     # of full activation the same motion is out of reach (rigid and compliant alike)
     for tendon in ("rigid", "compliant"):
-        capped = diagnostics.model_sanity(model, names, q, qd, qdd, tendon,
+        capped = sanity.model_sanity(model, names, q, qd, qdd, tendon,
                                           max_activation=np.full(model.n_muscles, 0.01))
         assert capped.infeasible_fraction[0] > 0.1, tendon
 
@@ -227,7 +227,7 @@ def test_compliant_equilibrium_is_found_beyond_two_f_max(model, trajectory):
     assert np.all(np.abs(np.asarray(res)) <= 1e-3 * f_max + 1e-3 * f), np.abs(res).max()
     # the sanity report's passive peaks are these forces, and nothing is left unsolved
     names = [f"m{i}" for i in range(model.n_muscles)]
-    r = diagnostics.model_sanity(stiff, names, q, np.zeros_like(q), np.zeros_like(q),
+    r = sanity.model_sanity(stiff, names, q, np.zeros_like(q), np.zeros_like(q),
                                  "compliant")
     np.testing.assert_allclose(r.passive_force_n, f.max(0), rtol=1e-6)
     assert r.unsolved_fraction == 0.0
@@ -241,7 +241,7 @@ def test_sanity_table_pairs_each_share_with_its_own_subject():
                 "slack_fraction": {"m": 0.0}, "peak_passive_force_n": {"m": 10.0},
                 "peak_passive_torque_nm": {"m": [1.0]}, "required_torque_p95_nm": [5.0],
                 "infeasible_fraction": [share], "shortfall_nm": [short], "warnings": []}
-    text = diagnostics.sanity_table({"S1": rep(0.6, 5.0), "S2": rep(0.1, 50.0)})
+    text = sanity.sanity_table({"S1": rep(0.6, 5.0), "S2": rep(0.1, 50.0)})
     assert "60 % of samples in S1 (up to 5.0 N m short there)" in text, text
     assert "50.0" not in text.splitlines()[-1]
     assert "(rigid" not in text and "compliant, at passive equilibrium" in text

@@ -13,7 +13,7 @@ import pytest
 
 from pinnmsk import emg_driven as ed
 from pinnmsk import gait
-from pinnmsk.data import ceinms
+from pinnmsk.data import ceinms, gait_trials
 from pinnmsk.errors import DataError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -64,8 +64,8 @@ def trimmed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gait")
     path = _spec(tmp, {"_Running1_": 14, "_SideStep1_": 14}, ["_Running1_"], [],
                  ["_SideStep1_"])
-    spec = ceinms.load_gait_spec(str(path))
-    return spec, ceinms.load_gait_trial(spec, "_Running1_")
+    spec = gait_trials.load_gait_spec(str(path))
+    return spec, gait_trials.load_gait_trial(spec, "_Running1_")
 
 
 def _file(name, trial="_Running1_"):
@@ -113,10 +113,10 @@ def test_reader_names_a_truncated_file(tmp_path):
 def test_spec_errors_name_the_field(tmp_path):
     path = _spec(tmp_path, {"_Running1_": 10}, ["_Running1_"], ["_SideStep1_"], ["_Running1_"])
     with pytest.raises(DataError, match="split.validation' names '_SideStep1_'"):
-        ceinms.load_gait_spec(str(path))
+        gait_trials.load_gait_spec(str(path))
     path.write_text(path.read_text().replace("validation = ['_SideStep1_']\n", ""))
     with pytest.raises(DataError, match="trial '_Running1_' is in both"):
-        ceinms.load_gait_spec(str(path))
+        gait_trials.load_gait_spec(str(path))
 
 
 def test_subject_pennation_is_degrees():
@@ -227,8 +227,8 @@ def test_stiff_tendon_force_and_pennation():
 def test_capacity_flags_inverse_dynamics_artefacts(tmp_path):
     path = _spec(tmp_path, {"_CrossOvers6_": 20, "_Running1_": 5}, ["_Running1_"], [],
                  ["_CrossOvers6_"])
-    spec = ceinms.load_gait_spec(str(path))
-    tr = ceinms.load_gait_trial(spec, "_CrossOvers6_")
+    spec = gait_trials.load_gait_spec(str(path))
+    tr = gait_trials.load_gait_trial(spec, "_CrossOvers6_")
     subject = ceinms.read_subject(spec.subject).select(spec.units)
     valid = gait.valid_samples(tr, subject.f_max_n)
     # the heel-strike samples (hip adduction down to -7479 N m), and the moments after them

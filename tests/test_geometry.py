@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pinnmsk import geometry
-from pinnmsk.data import opensim
+from pinnmsk.data import opensim, osim_model
 from tests.conftest import V2
 
 
@@ -16,7 +16,7 @@ def test_wrist_sample_moment_arms_match_opensim():
     arms = opensim.read_opensim(str(d / "S1_MuscleAnalysis_MomentArm_wrist_flex.sto"))
     motion = opensim.read_opensim(str(d / "range_of_motion.mot"))
     assert length.columns == arms.columns and len(length.columns) == 5 and motion.in_degrees
-    q = opensim.grid_coordinates(length, ["wrist_flex"], motion)
+    q = osim_model.grid_coordinates(length, ["wrist_flex"], motion)
     geo = geometry.fit_polynomial(q, length.values, degree=5)
     r = jax.vmap(geo.moment_arms)(jnp.asarray(q, jnp.float32))[:, :, 0]
     err = np.max(np.abs(np.asarray(r) - arms.values))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from pinnmsk import diagnostics, msk, prepare
+from pinnmsk import diagnostics, msk, prepare, sanity
 from pinnmsk.data import loading, opensim, spec
 from pinnmsk.errors import DataError
 from pinnmsk.config import TrainConfig
@@ -139,13 +139,13 @@ def test_model_sanity_flags_implausible_muscles(knee):
     qd, qdd = diagnostics.derivatives(t.time_s, t.q_rad.astype(float))
     model = data.model_of(t.subject)
     names = data.spec.muscle_names
-    rigid = diagnostics.model_sanity(model, names, t.q_rad[::5], qd[::5], qdd[::5], "rigid")
+    rigid = sanity.model_sanity(model, names, t.q_rad[::5], qd[::5], qdd[::5], "rigid")
     # A rigid rectus femoris is stretched to 1.86 l_opt at 120 deg of flexion: 13.5 kN.
     assert rigid.fibre_length_norm[0, 1] == pytest.approx(1.86, abs=0.02)
     assert rigid.passive_force_n[0] > 10_000
     assert any("'RF' peaks at" in w for w in rigid.warnings)
     assert any("'RF' makes up to" in w and "10x" in w for w in rigid.warnings)
-    compliant = diagnostics.model_sanity(model, names, t.q_rad[::5], qd[::5], qdd[::5],
+    compliant = sanity.model_sanity(model, names, t.q_rad[::5], qd[::5], qdd[::5],
                                          "compliant")
     assert 1500 < compliant.passive_force_n[0] < model.muscles.f_max_n[0]
     assert not any("peaks at" in w or "of passive torque" in w for w in compliant.warnings)
@@ -157,7 +157,7 @@ def test_model_sanity_flags_implausible_muscles(knee):
     # Tendons 30 % too long leave biceps femoris (l_mt <= 0.408 m, l_ts 0.413 m) slack over
     # the whole motion; semitendinosus (l_mt 0.34-0.46 m, l_ts 0.32 m) still pulls.
     long = msk.scale_muscles(model, l_ts=1.3)
-    slack = diagnostics.model_sanity(long, names, t.q_rad[::5], qd[::5], qdd[::5], "rigid")
+    slack = sanity.model_sanity(long, names, t.q_rad[::5], qd[::5], qdd[::5], "rigid")
     assert [w.split("'")[1] for w in slack.warnings if "slack over the whole" in w] == ["BF"]
     assert slack.slack_fraction[1] == 1.0 and slack.slack_fraction[3] == 0.0
 

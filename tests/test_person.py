@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import losses, muscle, person
+from pinnmsk import losses, muscle, person, personalise
 from pinnmsk.config import TrainConfig
 from pinnmsk.data import loading, person_spec, spec
 from pinnmsk.errors import DataError
@@ -112,7 +112,7 @@ def test_the_identified_knee_closes_the_torque_with_forces_a_muscle_can_make(tmp
     assert not np.allclose(generic, identified)
     # a spec without [person] leaves the data as they are
     plain = dataclasses.replace(data, spec=dataclasses.replace(data.spec, person=None))
-    same, none = person.personalise(plain, plain.split()["train"], "compliant")
+    same, none = personalise.personalise(plain, plain.split()["train"], "compliant")
     assert none is None and same is plain
 
 

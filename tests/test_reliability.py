@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from pinnmsk.data import loading, opensim, spec
+from pinnmsk.data import loading, opensim, spec, writing
 from pinnmsk.errors import DataError
 from tests.conftest import ROOT
 
@@ -23,7 +23,7 @@ def _rewrite(path, fn):
     if str(path).endswith(".npz"):
         np.savez(str(path), time=t, **{c: v[:, i] for i, c in enumerate(tab.columns)})
     else:
-        opensim.write_opensim(str(path), "x", t, tab.columns, v, tab.in_degrees)
+        writing.write_opensim(str(path), "x", t, tab.columns, v, tab.in_degrees)
 
 
 def _set(row, col, value):
@@ -44,7 +44,7 @@ def _kin(lab, trial="trial_0"):
 def _radians_as_degrees(lab):
     p = _kin(lab)
     tab = opensim.read_table(str(p))
-    opensim.write_opensim(str(p), "x", tab.time, tab.columns, np.deg2rad(tab.values),
+    writing.write_opensim(str(p), "x", tab.time, tab.columns, np.deg2rad(tab.values),
                           in_degrees=True)
 
 
@@ -68,7 +68,7 @@ def _bad_csv_row(lab):
     p = _emg(lab)
     tab = opensim.read_table(str(p))
     csv = p.with_suffix(".csv")
-    opensim.write_csv(str(csv), tab.time[:500], tab.columns, tab.values[:500])
+    writing.write_csv(str(csv), tab.time[:500], tab.columns, tab.values[:500])
     lines = csv.read_text().splitlines()
     lines[10] = lines[10].replace(",", ",x", 1)  # data row 10, column 2 (after time)
     csv.write_text("\n".join(lines) + "\n")
@@ -81,7 +81,7 @@ def _small_motion_degrees_labelled_radians(lab):
     p = _kin(lab)
     tab = opensim.read_table(str(p))
     v = tab.values - tab.values.mean()
-    opensim.write_opensim(str(p), "x", tab.time, tab.columns, v * 7.8 / np.abs(v).max(),
+    writing.write_opensim(str(p), "x", tab.time, tab.columns, v * 7.8 / np.abs(v).max(),
                           in_degrees=False)
 
 
@@ -201,7 +201,7 @@ def test_unused_emg_and_clipping_are_said(lab, capsys):
     amplifier's range load, but the load log says so (and metrics.json's load_notes)."""
     tab = opensim.read_table(str(_kin(lab)))
     keep = tab.time <= tab.time[0] + 20.0
-    opensim.write_opensim(str(_kin(lab)), "x", tab.time[keep], tab.columns, tab.values[keep],
+    writing.write_opensim(str(_kin(lab)), "x", tab.time[keep], tab.columns, tab.values[keep],
                           tab.in_degrees)
 
     def clip(t, v):

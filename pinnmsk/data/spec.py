@@ -16,9 +16,10 @@ import numpy as np
 
 from pinnmsk import bodies, muscle_models
 from pinnmsk.data import person_spec
-from pinnmsk.data.spec_types import (  # noqa: F401 (re-exported: the spec's types)
-    ActivationSpec, BodySpec, DataSpec, EmgSpec, GeometrySpec, LabelSpec, MuscleSpec,
-    MvcRecording, SplitSpec, SubjectSpec, TextSpec, TrialSpec, WindowSpec)
+from pinnmsk.data.spec_types import (ActivationSpec, BodySpec, DataSpec, EmgSpec, GeometrySpec,
+                                     LabelSpec, MuscleSpec, SplitSpec, TextSpec, TrialSpec,
+                                     WindowSpec)
+from pinnmsk.data.spec_checks import check_channel_values, check_held, check_sources, subjects_of
 from pinnmsk.data.toml_fields import _Fields, _table_list, from_table, read_toml
 from pinnmsk.errors import DataError
 
@@ -56,8 +57,8 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
     if emg.mvc_window_s <= 0 or emg.rest_skip_s < 0:
         raise DataError(f"{path}: fields 'emg.mvc_window_s' must be > 0 and 'emg.rest_skip_s' "
                         ">= 0 [s]")
-    _check_channel_values(path, "emg.mvc_v", emg.mvc_v, emg.channels)
-    _check_channel_values(path, "emg.rest_v", emg.rest_v, emg.channels)
+    check_channel_values(path, "emg.mvc_v", emg.mvc_v, emg.channels)
+    check_channel_values(path, "emg.rest_v", emg.rest_v, emg.channels)
 
     lab = top.sub("labels")
     labels = from_table(LabelSpec, lab)
@@ -168,7 +169,7 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
         held_coordinates_rad=g.get("held_coordinates_rad", ("map", float), {}),
     )
     g.finish()
-    _check_held(path, "geometry.held_coordinates_rad", geometry.held_coordinates_rad,
+    check_held(path, "geometry.held_coordinates_rad", geometry.held_coordinates_rad,
                 labels.coordinates, src)
     if src == "polynomial":
         for mname in names:
@@ -227,111 +228,12 @@ def load_spec(path: str, require_root: bool = True) -> DataSpec:
     if windows.stride < 1 or windows.length_s <= 0 or not 0 <= windows.history_s <= windows.length_s:
         raise DataError(f"{path}: fields 'windows.*' need stride >= 1, length_s > 0 and "
                         "0 <= history_s <= length_s")
-    subjects = _subjects(top, raw, emg.channels, {t.subject for t in trials},
+    subjects = subjects_of(top, raw, emg.channels, {t.subject for t in trials},
                          labels.coordinates, src)
-    _check_sources(path, emg, muscles, geometry, subjects, {t.subject for t in trials}, osim)
+    check_sources(path, emg, muscles, geometry, subjects, {t.subject for t in trials}, osim)
     person = person_spec.parse(top.sub("person", required=False),
                                geometry.held_coordinates_rad)
     top.finish()
     return DataSpec(path, name, root, emg, labels, BodySpec(model, params), tuple(muscles),
                     ident, geometry, tuple(trials), split, windows, tuple(subjects), activation,
                     text, osim, tendon, tuple(notes), person)
-
-
-def _check_channel_values(path: str, field: str, values: dict, channels: dict) -> None:
-    for c, v in values.items():
-        if c not in channels:
-            raise DataError(f"{path}: field '{field}' names channel '{c}', which is not in "
-                            f"emg.channels ({', '.join(channels)}); fix the name")
-        if not np.isfinite(v) or v < 0:
-            raise DataError(f"{path}: field '{field}' = {v} for channel '{c}' must be a finite "
-                            "value >= 0 [V]")
-
-
-def _subjects(top: _Fields, raw: dict, channels: dict, known: set, coordinates,
-              geometry_source: str) -> list:
-    """The optional ``[[subjects]]`` tables (per-subject model, MuscleAnalysis and MVC/rest)."""
-    if "subjects" not in raw:
-        return []
-
-    def build(f: _Fields) -> SubjectSpec:
-        mvc = []
-        for i, rec in enumerate(f.get("mvc", ("list", ("map_any",)), ())):
-            where = f"{f.prefix}mvc[{i}]"
-            if set(rec) - {"file", "channels"} or "file" not in rec or "channels" not in rec:
-                raise DataError(f"{top.path}: field '{where}' must be a table "
-                                "{ file = \"...\", channels = [\"...\"] }")
-            chans = rec["channels"]
-            if not isinstance(rec["file"], str) or not isinstance(chans, list) or not chans:
-                raise DataError(f"{top.path}: field '{where}' needs a file path and a non-empty "
-                                "list of channels")
-            for c in chans:
-                if c not in channels:
-                    raise DataError(f"{top.path}: field '{where}.channels' names channel '{c}', "
-                                    f"which is not in emg.channels ({', '.join(channels)}); fix "
-                                    "the name")
-            mvc.append(MvcRecording(rec["file"], tuple(chans)))
-        sub = SubjectSpec(
-            f.get("name", str), f.get("osim", str, None), f.get("length_table", str, None),
-            f.get("motion", str, None), f.get("moment_arm_tables", ("map", str), {}),
-            tuple(mvc), f.get("rest", str, None), f.get("mvc_v", ("map", float), {}),
-            f.get("rest_v", ("map", float), {}), f.get("held_coordinates_rad", ("map", float), {}))
-        if sub.name not in known:
-            raise DataError(f"{top.path}: field '{f.prefix}name' = '{sub.name}' is no subject of "
-                            f"the [[trials]] (subjects: {', '.join(sorted(known))})")
-        _check_held(top.path, f"{f.prefix}held_coordinates_rad", sub.held_coordinates_rad,
-                    coordinates, geometry_source)
-        _check_channel_values(top.path, f"{f.prefix}mvc_v", sub.mvc_v, channels)
-        _check_channel_values(top.path, f"{f.prefix}rest_v", sub.rest_v, channels)
-        return sub
-
-    subjects = _table_list(top, raw, "subjects", "subject", build)
-    names = [s.name for s in subjects]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise DataError(f"{top.path}: subject '{dup[0]}' has two [[subjects]] tables; merge them")
-    return subjects
-
-
-def _check_held(path: str, field: str, held: dict, coordinates, source: str) -> None:
-    """Held coordinates must be table coordinates the labels do not name, at finite values."""
-    for c, v in held.items():
-        if c in coordinates:
-            raise DataError(f"{path}: field '{field}' holds '{c}', which labels.coordinates "
-                            "names; a coordinate is either recorded or held, not both")
-        if not np.isfinite(v) or abs(v) > 4 * np.pi:
-            raise DataError(f"{path}: field '{field}' = {v} for '{c}' is not an angle in "
-                            "radians; give it in radians")
-    if held and source != "muscle_analysis":
-        raise DataError(f"{path}: field '{field}' needs geometry.source = \"muscle_analysis\" "
-                        "(a table over the held coordinates too)")
-
-
-def _check_sources(path: str, emg: EmgSpec, muscles, geometry: GeometrySpec, subjects,
-                   subject_names: set, osim: str | None = None) -> None:
-    """Every subject has MVC values (with ``mvc``), muscle parameters and a length table."""
-    by_name = {s.name: s for s in subjects}
-    for subj in sorted(subject_names):
-        s = by_name.get(subj, SubjectSpec(subj))
-        if emg.normalisation == "mvc":
-            covered = set(emg.mvc_v) | set(s.mvc_v) | {c for r in s.mvc for c in r.channels}
-            missing = [c for c in emg.channels if c not in covered]
-            if missing:
-                raise DataError(
-                    f"{path}: channel '{missing[0]}' of subject '{subj}' has no MVC value: name "
-                    "an MVC recording for it ([[subjects]] mvc = [{ file = ..., channels = "
-                    f"[\"{missing[0]}\"] }}]), type it in emg.mvc_v, or set emg.normalisation "
-                    "= \"robust_max\"")
-        elif s.mvc or s.mvc_v:
-            raise DataError(f"{path}: subject '{subj}' names MVC values but emg.normalisation is "
-                            "\"robust_max\"; set emg.normalisation = \"mvc\" to use them")
-        if s.osim is None and osim is None:
-            for m in muscles:
-                for k in ("f_max_n", "l_opt_m", "l_ts_m"):
-                    if getattr(m, k) is None:
-                        raise DataError(f"{path}: muscle '{m.name}' has no {k} for subject "
-                                        f"'{subj}'; add it under [[muscles]] or give the "
-                                        "subject's model ([[subjects]] osim = ...)")
-        if geometry.source == "muscle_analysis" and not (s.length_table or geometry.length_table):
-            raise DataError(f"{path}: field 'geometry.length_table' is missing for subject "
-                            f"'{subj}'; add it (or [[subjects]] length_table)")

@@ -1,6 +1,8 @@
-"""Writing a simulated dataset as a lab would hand it over: raw sEMG (CSV or NPZ), kinematics
-and forces as OpenSim tables, MuscleAnalysis-shaped geometry, the simulated truth (model.json)
-and the dataset's spec.toml. Atomic: files go to a temporary folder moved into place at the end.
+"""Writing files as a lab would hand them over: OpenSim .mot/.sto and CSV tables
+(:func:`write_opensim`, :func:`write_csv`), and a whole simulated dataset (:func:`write_dataset`:
+raw sEMG as CSV or NPZ, kinematics and forces as OpenSim tables, MuscleAnalysis-shaped geometry,
+the simulated truth in model.json and the dataset's spec.toml; atomic: files go to a temporary
+folder moved into place at the end).
 """
 
 from __future__ import annotations
@@ -11,8 +13,29 @@ import shutil
 
 import numpy as np
 
-from pinnmsk.data import opensim
 from pinnmsk.data.toml_fields import dumps_toml
+
+
+def write_opensim(path: str, name: str, time, columns, values, in_degrees: bool = False,
+                  time_label: str = "time") -> None:
+    """Write an OpenSim .mot/.sto (version 1 header, tab-separated)."""
+    values = np.asarray(values, float)
+    time = np.asarray(time, float)
+    lines = [name, "version=1", f"nRows={len(time)}", f"nColumns={len(columns) + 1}",
+             f"inDegrees={'yes' if in_degrees else 'no'}", "endheader",
+             "\t".join([time_label, *columns])]
+    body = np.column_stack([time, values])
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+        np.savetxt(f, body, delimiter="\t", fmt="%.8g")
+
+
+def write_csv(path: str, time, columns, values) -> None:
+    """Write a CSV with a ``time`` column and one column per name."""
+    body = np.column_stack([np.asarray(time, float), np.asarray(values, float)])
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(",".join(["time", *columns]) + "\n")
+        np.savetxt(f, body, delimiter=",", fmt="%.6g")
 
 
 def write_dataset(ds, out_dir: str) -> str:
@@ -34,17 +57,17 @@ def write_dataset(ds, out_dir: str) -> str:
                 np.savez(os.path.join(d, emg_name), time=np.asarray(t, np.float64),
                          **{m: raw[:, j].astype(np.float32) for j, m in enumerate(names)})
             else:
-                opensim.write_csv(os.path.join(d, emg_name), np.asarray(t), names, raw)
-            opensim.write_opensim(os.path.join(d, "kinematics.mot"), "kinematics", tl, coords,
+                write_csv(os.path.join(d, emg_name), np.asarray(t), names, raw)
+            write_opensim(os.path.join(d, "kinematics.mot"), "kinematics", tl, coords,
                                   np.rad2deg(trial["q_rad"][::ds.decimation]), in_degrees=True)
             for fname, key in (("muscle_forces", "forces_n"), ("activations", "activations"),
                                ("excitations", "excitations")):
-                opensim.write_opensim(os.path.join(d, f"{fname}.sto"), fname, tl, names,
+                write_opensim(os.path.join(d, f"{fname}.sto"), fname, tl, names,
                                       trial[key][::ds.decimation])
     for name, index, columns, values, index_label in ds.geometry_tables:
         path = os.path.join(tmp, f"muscle_analysis_{name}.sto")
         kw = {} if index_label is None else {"time_label": index_label}
-        opensim.write_opensim(path, name.split("_")[0], index, columns, values, **kw)
+        write_opensim(path, name.split("_")[0], index, columns, values, **kw)
     with open(os.path.join(tmp, "model.json"), "w") as f:
         json.dump(ds.truth, f, indent=1)
     with open(os.path.join(tmp, "spec.toml"), "w") as f:
