@@ -41,7 +41,7 @@ flagdefs.define_calibration_flags()
 def main(argv):
     del argv
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
-    from pinnmsk import calibration, checkpoint, prepare, records
+    from pinnmsk import calibration, checkpoint, prepare, records, run_report
 
     cal = flagdefs.calibration_config()
     config, record = common.load_config(FLAGS.workdir)
@@ -74,7 +74,7 @@ def main(argv):
                                          workdir=FLAGS.out)
     print(f"selected calibration epoch {report['selected_epoch']} of {cal.epochs} "
           f"({report['recordings_s']:g} s of recordings); test metrics of {config.leave_out} "
-          f"({', '.join(t.id for t in prep.test_trials)}):\n{common.summary(block['test'])}\n"
+          f"({', '.join(t.id for t in prep.test_trials)}):\n{run_report.summary(block['test'])}\n"
           f"wrote {FLAGS.out}/metrics.json")
 
 

@@ -22,7 +22,7 @@ def main(argv):
     del argv
 
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
-    from pinnmsk import prepare, records
+    from pinnmsk import prepare, records, run_report
 
     config, record = common.load_config(FLAGS.workdir)
     if records.is_sweep(record):
@@ -36,7 +36,7 @@ def main(argv):
     block = common.write_run_outputs(prep, config, best, {"checkpoint_epoch": epoch}, history,
                                      records.recorded_weights(record))
     print(f"checkpoint of epoch {epoch}, selected epoch {int(best.epoch[0])}; test metrics:\n"
-          f"{common.summary(block['test'])}")
+          f"{run_report.summary(block['test'])}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def run(config, n_seeds: int) -> None:
     import numpy as np
 
     from experiments import common
-    from pinnmsk import prepare, records, terms
+    from pinnmsk import prepare, records, run_report, terms
 
     records.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)
@@ -46,15 +46,15 @@ def run(config, n_seeds: int) -> None:
         if len(seeds) > 1:
             entry["seed"], tag = seed, f"{tag}_seed{seed}"
         if not diverged[k]:
-            block, per_trial = common.metrics_block(
+            block, per_trial = run_report.metrics_block(
                 prep, ode.tree_index(best.params, k),
                 dataclasses.replace(config, physics_weights=(lam,), seed=seed),
-                common.selection_record(best, k))
+                run_report.selection_record(best, k))
             entry.update(block)
             tests[k], test_preds[k] = block["test"], per_trial
             common.write_plots(FLAGS.workdir, prep, per_trial, None, tag=tag)
             print(f"lambda={lam:g}{f' seed {seed}' if len(seeds) > 1 else ''}:\n"
-                  f"{common.summary(block['test'])}")
+                  f"{run_report.summary(block['test'])}")
         results.append(entry)
     labels = [f"λ={lam:g}" + (f" s{seed}" if len(seeds) > 1 else "") for lam, seed in models]
     common.write_plots(FLAGS.workdir, prep, None, history, labels, weights=weights)

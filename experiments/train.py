@@ -47,7 +47,7 @@ def run(sweep: bool) -> None:
 
 def _train(config: TrainConfig) -> None:
     from experiments import common
-    from pinnmsk import prepare, records, terms
+    from pinnmsk import prepare, records, run_report, terms
 
     records.check_resumable(FLAGS.workdir, FLAGS.data_spec)
     data = common.load_data(FLAGS.data_spec)
@@ -63,7 +63,7 @@ def _train(config: TrainConfig) -> None:
     records.write_json(os.path.join(FLAGS.workdir, "history.json"), history)
     print(f"selected epoch {int(best.epoch[0])} by {block['selection']['by']}")
     print(f"test metrics ({', '.join(t.id for t in prep.test_trials)}):\n"
-          f"{common.summary(block['test'])}\nwrote {FLAGS.workdir}/metrics.json")
+          f"{run_report.summary(block['test'])}\nwrote {FLAGS.workdir}/metrics.json")
 
 
 if __name__ == "__main__":

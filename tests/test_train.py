@@ -627,16 +627,16 @@ def test_loss_curves_show_what_the_run_uses(tmp_path):
 def test_untrained_force_head_is_not_reported_as_a_result(data):
     """λ = 0 without force labels: nothing trains the force head, so metrics.json keeps its
     figures apart (force_untrained, with a note) and the summary says so; λ > 0 reports them."""
-    from experiments import common
+    from pinnmsk import run_report
 
     cfg = dataclasses.replace(CFG, epochs=1, force_labels=False, physics_weights=(0.0,))
     prep = prepare.prepare(data, cfg)
     _, _, _, best = runner.fit(prep, cfg, terms.run_weights(cfg, 0.0), None,
                                log=lambda s: None)
-    block, _ = common.metrics_block(prep, best.params, cfg, {})
+    block, _ = run_report.metrics_block(prep, best.params, cfg, {})
     assert "force" not in block["test"] and "force_untrained" in block["test"]
     assert all("force" not in b for b in block["test"]["per_trial"].values())
-    assert "force head not trained" in common.summary(block["test"])
+    assert "force head not trained" in run_report.summary(block["test"])
     lam = dataclasses.replace(cfg, physics_weights=(1.0,))
-    block, _ = common.metrics_block(prep, best.params, lam, {})
+    block, _ = run_report.metrics_block(prep, best.params, lam, {})
     assert "force" in block["test"] and "force_note" not in block["test"]
