@@ -101,13 +101,23 @@ def _plain(x):
 
 def _upgraded(old: dict) -> dict:
     """A record of an earlier version in today's terms: its one ``physics_weight`` as
-    ``physics_weights``, its loss weights (…, T) by name (the terms it had, in their order)."""
+    ``physics_weights``, its loss weights (…, T) by name (the terms it had, in their order), a
+    term it did not have at weight 0."""
     old = dict(old)
+    w = np.asarray(old["weights"]) if isinstance(old.get("weights"), list) else None
     if "physics_weight" in old and "physics_weights" not in old:
-        old["physics_weights"] = [old.pop("physics_weight")]
-    if isinstance(old.get("weights"), list):
-        w = np.asarray(old["weights"])
+        lam = old.pop("physics_weight")
+        # a sweep recorded its first λ; its λ are the dynamics weights of its models (λ · 1)
+        # (recorded in float32: the shortest decimal that is that float32, as the flag gave it)
+        old["physics_weights"] = ([lam] if w is None or w.ndim == 1 else
+                                  [float(str(np.float32(x))) for x in dict.fromkeys(
+                                      w[:, terms.names().index("dynamics")].tolist())])
+    if w is not None:
         old["weights"] = {n: w[..., j].tolist() for j, n in enumerate(terms.names()[:w.shape[-1]])}
+    if isinstance(old.get("weights"), dict) and old["weights"]:
+        # a term registered after the run was recorded did not weigh in it
+        zero = (np.asarray(next(iter(old["weights"].values()))) * 0.0).tolist()
+        old["weights"] = {**{n: zero for n in terms.names()}, **old["weights"]}
     return old
 
 

@@ -143,15 +143,14 @@ def multiplier(config, name: str) -> float:
 def weights_for(config, physics_weights=None) -> dict[str, np.ndarray]:
     """The loss weights ``{name: (K,) float32}`` for physics weights λ_k (default
     ``config.physics_weights``), each term's by its :class:`Term` rule."""
+    # products in float64, then float32 (a multiplier · λ rounded once, as the flags give them)
     lams = np.atleast_1d(np.asarray(config.physics_weights if physics_weights is None
-                                    else physics_weights, np.float32))
+                                    else physics_weights, np.float64))
     out = {}
     for t in all_terms():
-        m = np.float32(multiplier(config, t.name))
-        if t.labels and not config.force_labels:
-            m = np.float32(0.0)
+        m = 0.0 if t.labels and not config.force_labels else multiplier(config, t.name)
         w = {"fixed": np.full_like(lams, m), "lambda": m * lams,
-             "physics": np.where(lams > 0, m, np.float32(0.0))}[t.scaling]
+             "physics": np.where(lams > 0, m, 0.0)}[t.scaling]
         out[t.name] = w.astype(np.float32)
     return out
 

@@ -404,6 +404,30 @@ def test_a_run_recorded_before_a_setting_existed_resumes(one_epoch_run, tmp_path
         records.check_config(str(w2), {**now, "residual_weight": 0.5})
 
 
+def test_a_sweep_recorded_before_named_weights_resumes(tmp_path):
+    """A sweep's config.json from before the weights were named and the physics weights one
+    field (physics_weight = its first λ; positional float32 weights of the seven terms there
+    were) is read as today's record: the same sweep passes the resume check, another does not."""
+    import dataclasses
+
+    import numpy as np
+
+    from pinnmsk import records, terms, train
+
+    cfg = train.TrainConfig(physics_weights=(0.0, 0.01))
+    w = terms.weights_for(cfg, [0.0, 0.01])
+    now = {**dataclasses.asdict(cfg), "weights": w}
+    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "physics_weights"}
+    old["physics_weight"] = 0.0
+    old["weights"] = np.asarray(terms.stack(w)[:, :7], np.float32).tolist()  # no ceiling yet
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    records.check_config(str(tmp_path), now)  # resumes
+    other = dataclasses.replace(cfg, physics_weights=(0.0, 0.1))
+    with pytest.raises(records.ConfigMismatch, match="different physics_weights"):
+        records.check_config(str(tmp_path), {**dataclasses.asdict(other), "weights": w})
+    assert records.is_sweep(old) and records.recorded_weights(old)["ceiling"] == [0.0, 0.0]
+
+
 def test_evaluate_refuses_a_changed_spec_or_data(one_epoch_run, tmp_path):
     """evaluate, like a resume, must see the spec and data the run was trained on; it rewrites
     nothing otherwise."""

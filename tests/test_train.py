@@ -75,6 +75,8 @@ def test_weights_for_scales_hill_and_effort_with_lambda():
                               residual_weight=0.1, prior_weight=3.0, ceiling_weight=4.0)
     np.testing.assert_allclose(terms.stack(terms.weights_for(cfg, [0.0, 2.0])),
                                [[1, 0, 0, 0, 0, 0, 0, 0], [1, 0, 2, 20, 0.5, 0.2, 6, 4]])
+    # a multiplier times λ is rounded to float32 once (runs recorded so resume bit for bit)
+    assert terms.weights_for(cfg, [0.1])["residual"][0] == np.float32(0.1 * 0.1)
 
 
 def test_prior_keeps_identified_parameters_near_the_lab_model(data):
