@@ -66,9 +66,11 @@ def _ensemble_of(record: dict) -> dict | None:
                              "a train run, or from a sweep trained with --seeds=2 or more")
     results = sweep["results"]
     models = [k for k, r in enumerate(results) if r["physics_weight"] == ens["physics_weight"]]
-    scales = [r["scale"] for r in ens["angle_band"].values()]
-    scales += [r["scale"] for r in ens.get("force_band", {}).values()]
-    return {"models": models, "scales": scales, "n_models": len(results)}
+    bands = list(ens["angle_band"].values()) + list(ens.get("force_band", {}).values())
+    # an absolute band's scale is in the quantity's unit: radians for angles (written in degrees)
+    units = [np.rad2deg(1.0)] * len(ens["angle_band"]) + [1.0] * len(ens.get("force_band", {}))
+    return {"models": models, "scales": [r["scale"] for r in bands], "units": units,
+            "scores": [r.get("score", "normalised") for r in bands], "n_models": len(results)}
 
 
 def _source(spec_path: str, ens: dict | None = None):
@@ -208,11 +210,12 @@ def main(argv):
     cols = [f"{c}_deg" for c in spec.labels.coordinates] + [f"{m}_n" for m in spec.muscle_names]
     stack = np.concatenate([np.rad2deg(np.concatenate(qs, 1)), np.concatenate(fs, 1)], axis=2)
     vals = stack.mean(0)
-    if ens is not None:  # mean, then each column's band: mean ± c · sd over seeds
+    if ens is not None:  # mean, then each column's band: mean ± c · (sd over seeds, or 1)
         from pinnmsk import ensemble
 
         _, sd = ensemble.mean_and_sd(stack)
-        half = sd * np.asarray(ens["scales"])
+        absolute = np.asarray(ens["scores"]) == "absolute"
+        half = np.asarray(ens["scales"]) * np.where(absolute, np.asarray(ens["units"]), sd)
         cols = cols + [f"{c}_lo" for c in cols] + [f"{c}_hi" for c in cols]
         vals = np.concatenate([vals, vals - half, vals + half], axis=1)
     tmp = FLAGS.out + ".tmp"

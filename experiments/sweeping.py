@@ -159,8 +159,9 @@ def _ensemble(prep, params_list, test_runs, level: float = 0.9) -> dict:
                 np.stack([cat(r, "f_pred") for r in runs]) if has_f else None,
                 cat(runs[0], "f_true") if has_f else None)
 
-    qv, qv_true, fv, fv_true = stacks([evaluation.evaluate(prep, p, prep.val_trials)[1]
-                                       for p in params_list])
+    val_runs = [evaluation.evaluate(prep, p, prep.val_trials)[1] for p in params_list]
+    groups = np.concatenate([np.full(len(t["q_true"]), i) for i, t in enumerate(val_runs[0])])
+    qv, qv_true, fv, fv_true = stacks(val_runs)
     qt, qt_true, ft, ft_true = stacks(test_runs)
     report = {"seeds": len(params_list), "level": level,
               "test_of_mean": metrics.evaluation_metrics(
@@ -168,18 +169,19 @@ def _ensemble(prep, params_list, test_runs, level: float = 0.9) -> dict:
                   None if ft is None else ft.mean(0), ft_true, spec.muscle_names),
               "angle_band": ensemble.band_report(qv, qv_true, qt, qt_true,
                                                  spec.labels.coordinates, np.rad2deg(1.0),
-                                                 level=level)}
+                                                 level=level, val_groups=groups)}
     if ft is not None:
         calibrated = fv is not None and prep.n_labelled > 0  # label-free: no force truth used
         report["force_band"] = ensemble.band_report(fv, fv_true, ft, ft_true, spec.muscle_names,
-                                                    calibrated=calibrated, level=level)
+                                                    calibrated=calibrated, level=level,
+                                                    val_groups=groups)
     _plot_bands(prep, test_runs, report, level)
     lines = [f"ensemble of {len(params_list)} seeds, {level:.0%} bands calibrated on validation:"]
     for kind, unit in (("angle_band", "deg"), ("force_band", "N")):
         for name, r in report.get(kind, {}).items():
             if "test_coverage" in r:
                 lines.append(f"  {name}: test coverage {r['test_coverage']:.3f}, mean width "
-                             f"{r['test_mean_width']:.3g} {unit}"
+                             f"{r['test_mean_width']:.3g} {unit} ({r['score']} score)"
                              f"{'' if r['calibrated'] else ' (not calibrated: no labels)'}")
     print("\n".join(lines))
     return report
@@ -199,7 +201,8 @@ def _plot_bands(prep, test_runs, report, level) -> None:
             if first[f"{key}_pred"] is None or band not in report:
                 continue
             mean, sd = ensemble.mean_and_sd(np.stack([r[t][f"{key}_pred"] for r in test_runs]))
-            half = sd * np.array([b["scale"] for b in report[band].values()])
+            half = np.array([b["scale"] for b in report[band].values()]) * ensemble.unit(
+                sd, np.array([b["score"] for b in report[band].values()]))
             item[f"{key}_pred"], item[f"{key}_band"] = mean, (mean - half, mean + half)
         items.append(item)
     common.write_plots(FLAGS.workdir, prep, items, None, tag="_ensemble")

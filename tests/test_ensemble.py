@@ -44,3 +44,38 @@ def test_band_report_fields_and_too_few_samples():
     assert u["a"]["scale"] == pytest.approx(1.6449, abs=1e-4) and not u["a"]["calibrated"]
     m, s = ensemble.mean_and_sd(va[:, :5])
     assert np.all(np.isinf(ensemble.conformal_scale(m, s, va_t[:5], 0.9)))
+
+
+def _trials(rng, sd_level, err_level, n=300):
+    """Seeds' predictions (3, N, 1) and truth (N, 1) over trials whose seed spread and error
+    scale are ``sd_level[i]`` and ``err_level[i]``; and the trial of each sample (N,)."""
+    stacks, truths, groups = [], [], []
+    for i, (s, e) in enumerate(zip(sd_level, err_level)):
+        centre = rng.normal(size=(n, 1))
+        z = rng.normal(size=(3, n, 1))
+        stacks.append(centre + s * rng.uniform(0.5, 1.5, (n, 1)) * (z - z.mean(0)))  # mean: centre
+        truths.append(centre + e * rng.normal(size=(n, 1)))
+        groups.append(np.full(n, i))
+    return np.concatenate(stacks, 1), np.concatenate(truths), np.concatenate(groups)
+
+
+def test_the_score_is_chosen_by_coverage_across_calibration_trials():
+    """Where the seeds' spread changes from trial to trial but the error does not, a band scaled
+    by the spread misses its coverage on other trials and the constant-width ("absolute") band
+    is chosen; where the spread follows the error across trials, the normalised one is."""
+    rng = np.random.default_rng(2)
+    spread = [0.1, 1.0, 0.1, 1.0, 0.1, 1.0]
+    stack, truth, groups = _trials(rng, spread, [1.0] * 6)
+    m, s = ensemble.mean_and_sd(stack)
+    score, dev = ensemble.choose_score(m, s, truth, groups, 0.9)
+    assert score[0] == "absolute" and dev["absolute"][0] < 0.03 < dev["normalised"][0], dev
+    stack, truth, groups = _trials(rng, spread, [3 * x for x in spread])
+    m, s = ensemble.mean_and_sd(stack)
+    score, dev = ensemble.choose_score(m, s, truth, groups, 0.9)
+    assert score[0] == "normalised" and dev["normalised"][0] < dev["absolute"][0], dev
+    # the report uses the chosen score; its calibration coverage is nominal either way
+    r = ensemble.band_report(stack, truth, stack, truth, ["a"], val_groups=groups)
+    assert r["a"]["score"] == "normalised" and set(r["a"]["score_check"]) == set(ensemble.SCORES)
+    assert r["a"]["calibration_coverage"] >= 0.9
+    one = ensemble.choose_score(m, s, truth, np.zeros(len(truth)), 0.9)
+    assert one[0][0] == "normalised" and one[1] == {}
