@@ -135,7 +135,9 @@ def config_from_flags(module=None) -> TrainConfig:
             v = getattr(FLAGS, f.name)
             values[f.name] = tuple(as_float_list(v, f.name)) if f.type == "tuple" else v
     try:
-        return dataclasses.replace(base, **values)
+        config = dataclasses.replace(base, **values)
+        terms.weights_for(config)  # --term_weights names registered terms
+        return config
     except ValueError as e:
         raise UsageError(f"--{e}") from None
 

@@ -480,6 +480,8 @@ def _scalars(folder) -> dict:
     ("train", ["--data_spec=data_specs/synthetic_wrist.toml", "--epochs=many"], "--epochs=many"),
     ("sweep", ["--data_spec=data_specs/synthetic_wrist.toml", "--physics_weights=a,b"],
      "--physics_weights='a,b' must be comma-separated"),
+    ("train", ["--data_spec=data_specs/synthetic_wrist.toml", "--term_weights=jerk=1"],
+     "--term_weights: 'jerk' is no registered loss term"),
     ("evaluate", [], "config.json: not found"),
 ])
 def test_binaries_bad_input_one_line(tmp_path, name, args, msg):
