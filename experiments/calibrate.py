@@ -36,6 +36,7 @@ flags.mark_flag_as_required("out")
 flags.DEFINE_string("data_spec", None, "Data spec (TOML); default: the run's (config.json).")
 flags.DEFINE_boolean("plots", True, "Write the calibrated run's test-trial figures.")
 flagdefs.define_calibration_flags()
+flagdefs.define_extensions_flag()
 
 
 def main(argv):

@@ -102,17 +102,27 @@ def mesh_from_flags():
         raise UsageError(f"--mesh_sweep/--mesh_data: {e}")
 
 
-def config_module():
-    """The module --config names (None without it); a usage error naming the file otherwise."""
-    if not FLAGS.config:
-        return None
-    path = FLAGS.config
+def run_config_file(path: str):
+    """Execute the configs/*.py file ``path`` (its registrations take effect) and return it
+    as a module; a usage error naming the file if it is missing or fails."""
     if not os.path.isfile(path):
         raise UsageError(f"--config={path}: no such file; give a configs/*.py file")
     spec_ = importlib.util.spec_from_file_location("pinnmsk_run_config", path)
     module = importlib.util.module_from_spec(spec_)
     try:
         spec_.loader.exec_module(module)
+    except Exception as e:  # a user's file: report it in one line
+        raise UsageError(f"--config={path}: running it failed ({type(e).__name__}: {e})")
+    return module
+
+
+def config_module():
+    """The module --config names (None without it); a usage error naming the file otherwise."""
+    if not FLAGS.config:
+        return None
+    path = FLAGS.config
+    module = run_config_file(path)
+    try:
         config = module.get_config()
     except Exception as e:  # a user's file: report it in one line
         raise UsageError(f"--config={path}: get_config() failed ({type(e).__name__}: {e})")
@@ -161,6 +171,10 @@ def report_sanity(prep) -> dict:
 
 
 def load_config(workdir: str) -> tuple[TrainConfig, dict]:
+    """A trained run's :class:`TrainConfig` and record; --config, where the binary has it and
+    it is given, runs first (the run's registrations)."""
+    if getattr(FLAGS, "config", None):
+        run_config_file(FLAGS.config)
     rec = records.read_run_record(workdir)
     if rec is None:
         raise UsageError(f"{os.path.join(workdir, 'config.json')}: not found; train first with "

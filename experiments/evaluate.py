@@ -16,6 +16,7 @@ from experiments import cli, flagdefs
 
 FLAGS = flags.FLAGS
 flagdefs.define_data_flags(spec_from_run=True)
+flagdefs.define_extensions_flag()
 
 
 def main(argv):

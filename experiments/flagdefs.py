@@ -33,6 +33,14 @@ def define_data_flags(plots: bool = True, spec_from_run: bool = False) -> None:
                              "--noplots skips them (~2 s of a run).")
 
 
+def define_extensions_flag() -> None:
+    """--config for the binaries that read a trained run (evaluate, predict, calibrate): the
+    file only registers what the run used; the run's settings come from its record."""
+    flags.DEFINE_string("config", None, "The configs/*.py file the run was trained with, run "
+                        "first for the loss terms, bodies and muscle models it registers (the "
+                        "run's settings come from its config.json, not from this file).")
+
+
 def _define(f, name: str) -> None:
     """One flag ``name`` for the dataclass field ``f`` (its default, help and choices)."""
     choices = f.metadata.get("choices")

@@ -40,6 +40,7 @@ from pinnmsk.data import spec as ds_spec
 
 FLAGS = flags.FLAGS
 flagdefs.define_data_flags(plots=False, spec_from_run=True)
+flagdefs.define_extensions_flag()
 flags.DEFINE_string("emg", None, "Raw sEMG file (CSV/NPZ/.sto) with the spec's channel columns.")
 flags.DEFINE_string("out", None, "Output CSV of predictions.")
 flags.DEFINE_string("subject", None, "Subject whose EMG normaliser to use; required when the run "

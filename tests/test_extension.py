@@ -2,8 +2,11 @@
 this file alone (a registry entry and a class or function each) are read from a spec or the
 config, used by the train step (and the simulator) and trained one epoch."""
 
+import json
 import pathlib
 import re
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -158,3 +161,58 @@ def test_a_loss_term_added_from_a_test_file_trains(tiny, smooth_term):
     assert np.isfinite(value) and value > 0  # recorded even where it does not weigh
     # it weighs in the loss: the same first epoch with the term on differs by about its value
     assert runs[1.0]["loss"][0] > runs[0.0]["loss"][0] + 0.1 * value
+
+
+CONFIG_WITH_A_BODY = """
+import jax.numpy as jnp
+from flax import struct
+
+from pinnmsk import bodies
+from pinnmsk.config import TrainConfig
+
+
+@struct.dataclass
+class PointMassPendulum:
+    mass_kg: jnp.ndarray
+    length_m: jnp.ndarray
+    gravity_mps2: jnp.ndarray = 9.81
+    damping_nms: jnp.ndarray = 0.0
+
+    def lagrangian(self, q, qd):
+        m, l = self.mass_kg, self.length_m
+        return 0.5 * m * l**2 * jnp.sum(qd**2) - m * self.gravity_mps2 * l * jnp.sum(jnp.sin(q))
+
+    def passive_torque(self, q, qd):
+        return -self.damping_nms * qd
+
+
+bodies.register("point_mass_test", bodies.BodyType(
+    PointMassPendulum, 1, ("mass_kg", "length_m", "gravity_mps2", "damping_nms"),
+    required=("mass_kg", "length_m")))
+
+
+def get_config():
+    return TrainConfig(epochs=1, batch_size=64, n_colloc=2, latent=16)
+"""
+
+
+def test_a_body_registered_by_a_config_file_trains_and_evaluates_through_the_binaries(
+        point_mass_spec, tmp_path):
+    """The binaries take a user's registrations from a --config file: train runs it before the
+    spec is read; evaluate, which reads the run's settings from its record, runs the same file
+    for its registrations and stops in one line without it."""
+    cfg = tmp_path / "point_mass_config.py"
+    cfg.write_text(CONFIG_WITH_A_BODY)
+    w = tmp_path / "run"
+    run = lambda name, *a: subprocess.run(
+        [sys.executable, "-m", f"experiments.{name}", *a], cwd=pathlib.Path(__file__).parents[1],
+        capture_output=True, text=True, timeout=600)
+    r = run("train", f"--data_spec={point_mass_spec}", f"--workdir={w}", f"--config={cfg}",
+            "--noplots")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.load(open(w / "config.json"))["epochs"] == 1
+    r = run("evaluate", f"--workdir={w}", "--noplots")
+    assert r.returncode == 2 and "body.model" in r.stderr and "Traceback" not in r.stderr, \
+        r.stderr[-2000:]
+    r = run("evaluate", f"--workdir={w}", f"--config={cfg}", "--noplots")
+    assert r.returncode == 0 and "test metrics" in r.stdout, r.stderr[-3000:]
