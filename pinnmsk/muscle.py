@@ -12,6 +12,7 @@ strain at one normalised force 0.6); ``tests/test_muscle.py`` checks them agains
 from __future__ import annotations
 
 import math
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -78,6 +79,26 @@ def tendon_length_from_force(f_norm: Array, strain_at_one_norm_force: float = TE
     k = _tendon_stiffness(strain_at_one_norm_force)
     f = jnp.maximum(f_norm, -0.9 * _T_C3) + _T_C3
     return _T_C2 + jnp.log(f / _T_C1) / k, 1.0 / (k * f)
+
+
+class Curves(NamedTuple):
+    """The Hill model's normalised curves, swappable as a whole or one at a time
+    (``DE_GROOTE._replace(force_velocity=...)``; a muscle model holds them, :mod:`pinnmsk.tendons`):
+
+    active_force_length(l̃) and force_velocity(ṽ): the active force multipliers;
+    passive_force_length(l̃, strain at one normalised force): the passive fibre force;
+    tendon_length_from_force(f̃_T, strain) -> (l̃_T, dl̃_T/df̃_T): the tendon curve, inverted
+    (a compliant tendon's equilibrium).
+    """
+
+    active_force_length: Callable
+    passive_force_length: Callable
+    force_velocity: Callable
+    tendon_length_from_force: Callable
+
+
+DE_GROOTE = Curves(active_force_length, passive_force_length, force_velocity,
+                   tendon_length_from_force)
 
 
 @struct.dataclass
@@ -199,7 +220,8 @@ def fibre_kinematics(l_mt_m: Array, ldot_mt_mps: Array, params: MuscleParams):
 
 def compliant_fibre_kinematics(l_mt_m: Array, ldot_mt_mps: Array, f_t_n: Array,
                                fdot_t_nps: Array, params: MuscleParams,
-                               strain_at_one_norm_force: float = TENDON_STRAIN):
+                               strain_at_one_norm_force: float = TENDON_STRAIN,
+                               curves: Curves = DE_GROOTE):
     """Compliant tendon: the fibre state implied by the tendon force F_T [N] and its rate
     Ḟ_T [N/s] (De Groote 2016, as OpenSim's ``DeGrooteFregly2016Muscle``).
 
@@ -208,21 +230,22 @@ def compliant_fibre_kinematics(l_mt_m: Array, ldot_mt_mps: Array, f_t_n: Array,
     pennation then gives the fibre length and velocity. Returns ``(l_norm, v_norm, cos_phi)`` as
     :func:`fibre_kinematics`.
     """
-    l_t, dl_df = tendon_length_from_force(f_t_n / params.f_max_n, strain_at_one_norm_force)
+    l_t, dl_df = curves.tendon_length_from_force(f_t_n / params.f_max_n,
+                                                 strain_at_one_norm_force)
     ldot_t = params.l_ts_m * dl_df * fdot_t_nps / params.f_max_n
     return _pennated_fibre(l_mt_m - params.l_ts_m * l_t, ldot_mt_mps - ldot_t, params)
 
 
 def fibre_force(a: Array, l_norm: Array, v_norm: Array, cos_phi: Array,
-                params: MuscleParams) -> Array:
+                params: MuscleParams, curves: Curves = DE_GROOTE) -> Array:
     """Force the fibres put on the tendon line, F_max [a f_L(l̃) f_V(ṽ) + f_PE(l̃)] cos φ [N]."""
-    active = a * active_force_length(l_norm) * force_velocity(v_norm)
-    passive = passive_force_length(l_norm, params.passive_strain)
+    active = a * curves.active_force_length(l_norm) * curves.force_velocity(v_norm)
+    passive = curves.passive_force_length(l_norm, params.passive_strain)
     return params.f_max_n * (active + passive) * cos_phi
 
 
-def hill_force(a: MuscleVec, l_mt_m: MuscleVec, ldot_mt_mps: MuscleVec, params: MuscleParams
-               ) -> MuscleVec:
+def hill_force(a: MuscleVec, l_mt_m: MuscleVec, ldot_mt_mps: MuscleVec, params: MuscleParams,
+               curves: Curves = DE_GROOTE) -> MuscleVec:
     """Rigid-tendon force F = F_max [a f_L(l̃) f_V(ṽ) + f_PE(l̃)] cos φ  [N], shape (..., M).
 
     Args:
@@ -230,21 +253,23 @@ def hill_force(a: MuscleVec, l_mt_m: MuscleVec, ldot_mt_mps: MuscleVec, params: 
       l_mt_m: musculotendon length [m], (..., M).
       ldot_mt_mps: musculotendon lengthening velocity [m/s], (..., M).
     """
-    return fibre_force(a, *fibre_kinematics(l_mt_m, ldot_mt_mps, params), params)
+    return fibre_force(a, *fibre_kinematics(l_mt_m, ldot_mt_mps, params), params, curves)
 
 
 def tendon_equilibrium_residual(f_t_n: Array, fdot_t_nps: Array, a: Array, l_mt_m: Array,
                                 ldot_mt_mps: Array, params: MuscleParams,
-                                strain_at_one_norm_force: float = TENDON_STRAIN) -> Array:
+                                strain_at_one_norm_force: float = TENDON_STRAIN,
+                                curves: Curves = DE_GROOTE) -> Array:
     """Fibre-tendon equilibrium F_T − F_fibre [N] at the fibre state the tendon force implies
     (zero for a compliant musculotendon unit in equilibrium), shape (..., M)."""
     kin = compliant_fibre_kinematics(l_mt_m, ldot_mt_mps, f_t_n, fdot_t_nps, params,
-                                     strain_at_one_norm_force)
-    return f_t_n - fibre_force(a, *kin, params)
+                                     strain_at_one_norm_force, curves)
+    return f_t_n - fibre_force(a, *kin, params, curves)
 
 
 def equilibrium_tendon_force(a: Array, l_mt_m: Array, ldot_mt_mps: Array, params: MuscleParams,
-                             iterations: int = 40, doublings: int = 12) -> tuple[Array, Array]:
+                             iterations: int = 40, doublings: int = 12,
+                             curves: Curves = DE_GROOTE) -> tuple[Array, Array]:
     """Compliant-tendon force [N] in fibre-tendon equilibrium at activation ``a``, the tendon's
     own stretch rate neglected (Ḟ = 0: the fibre takes the whole l̇_mt); element-wise (..., M).
 
@@ -255,7 +280,7 @@ def equilibrium_tendon_force(a: Array, l_mt_m: Array, ldot_mt_mps: Array, params
     (force, found): ``found`` is False where no root lies below 2^(doublings + 1) F_max.
     """
     g = lambda f, a_, l_, ld_, p_: tendon_equilibrium_residual(f, jnp.zeros_like(f), a_, l_, ld_,
-                                                              p_)
+                                                              p_, curves=curves)
     a_s, l_s, ld_s, p_s = jax.lax.stop_gradient((a, l_mt_m, ldot_mt_mps, params))
     r = lambda f: g(f, a_s, l_s, ld_s, p_s)
     hi = jax.lax.fori_loop(0, doublings, lambda _, h: jnp.where(r(h) < 0, 2.0 * h, h),

@@ -216,3 +216,45 @@ def test_a_body_registered_by_a_config_file_trains_and_evaluates_through_the_bin
         r.stderr[-2000:]
     r = run("evaluate", f"--workdir={w}", f"--config={cfg}", "--noplots")
     assert r.returncode == 0 and "test metrics" in r.stdout, r.stderr[-3000:]
+
+
+def test_curves_are_swapped_by_a_subclass_in_a_test_file(tiny):
+    """A Hill muscle with other curves is a subclass of a built-in tendon that sets ``curves``:
+    here a flat active force-length curve (rigid) and a stiffer tendon (compliant). The Hill term
+    reads the registered model; the defaults are De Groote's, unchanged."""
+    from pinnmsk import muscle, tendons
+
+    class FlatRigid(tendons.RigidTendon):
+        curves = muscle.DE_GROOTE._replace(active_force_length=lambda l: jnp.ones_like(l))
+
+    class StiffCompliant(tendons.CompliantTendon):
+        curves = muscle.DE_GROOTE._replace(
+            tendon_length_from_force=lambda f, s: muscle.tendon_length_from_force(f, 0.01))
+
+    muscle_models.register("flat_test", FlatRigid)
+    muscle_models.register("stiff_test", StiffCompliant)
+    try:
+        model = loading.load_dataset(spec.load_spec(tiny)).model_of(0)
+        p = model.muscles
+        a = jnp.linspace(0.2, 0.8, model.n_muscles)
+        q, qd = jnp.asarray([0.3]), jnp.asarray([0.4])
+        l_mt, ldot = model.geometry.length_and_velocity(q, qd)
+        l_norm, v_norm, cos_phi = muscle.fibre_kinematics(l_mt, ldot, p)
+        flat = p.f_max_n * (a * muscle.force_velocity(v_norm)
+                            + muscle.passive_force_length(l_norm, p.passive_strain)) * cos_phi
+        np.testing.assert_allclose(muscle_models.get("flat_test").force(a, l_mt, ldot, p), flat,
+                                   rtol=1e-5)
+        f = jnp.full(model.n_muscles, 40.0)
+        np.testing.assert_allclose(msk.tendon_residual(model, a, q, qd, f, jnp.zeros_like(f),
+                                                       "flat_test"), f - flat, rtol=1e-5)
+        rigid = muscle_models.get("rigid").force(a, l_mt, ldot, p)
+        np.testing.assert_allclose(rigid, muscle.hill_force(a, l_mt, ldot, p), rtol=0)
+        assert not np.allclose(rigid, flat, rtol=1e-2)
+        stiff = muscle_models.get("stiff_test").force(a, l_mt, jnp.zeros_like(ldot), p)
+        soft = muscle_models.get("compliant").force(a, l_mt, jnp.zeros_like(ldot), p)
+        assert np.all(np.isfinite(stiff)) and not np.allclose(stiff, soft, rtol=1e-3)
+        # a stiffer tendon is nearer the rigid tendon's force
+        at_rest = muscle_models.get("rigid").force(a, l_mt, jnp.zeros_like(ldot), p)
+        assert np.mean(np.abs(stiff - at_rest)) < np.mean(np.abs(soft - at_rest))
+    finally:
+        del muscle_models.MUSCLE_MODELS["flat_test"], muscle_models.MUSCLE_MODELS["stiff_test"]
