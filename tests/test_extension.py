@@ -164,31 +164,11 @@ def test_a_loss_term_added_from_a_test_file_trains(tiny, smooth_term):
 
 
 CONFIG_WITH_A_BODY = """
-import jax.numpy as jnp
-from flax import struct
-
 from pinnmsk import bodies
 from pinnmsk.config import TrainConfig
+from tests.test_extension import POINT_MASS  # the body above, as a user's module would hold it
 
-
-@struct.dataclass
-class PointMassPendulum:
-    mass_kg: jnp.ndarray
-    length_m: jnp.ndarray
-    gravity_mps2: jnp.ndarray = 9.81
-    damping_nms: jnp.ndarray = 0.0
-
-    def lagrangian(self, q, qd):
-        m, l = self.mass_kg, self.length_m
-        return 0.5 * m * l**2 * jnp.sum(qd**2) - m * self.gravity_mps2 * l * jnp.sum(jnp.sin(q))
-
-    def passive_torque(self, q, qd):
-        return -self.damping_nms * qd
-
-
-bodies.register("point_mass_test", bodies.BodyType(
-    PointMassPendulum, 1, ("mass_kg", "length_m", "gravity_mps2", "damping_nms"),
-    required=("mass_kg", "length_m")))
+bodies.register("point_mass_test", POINT_MASS)
 
 
 def get_config():
