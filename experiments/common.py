@@ -19,7 +19,6 @@ from pinnmsk import (checkpoint, plots, prepare, records, run_report, runner, sa
 from pinnmsk.data import dataset, loading, spec
 from pinnmsk.config import TrainConfig
 
-
 FLAGS = flags.FLAGS
 
 

@@ -43,8 +43,7 @@ VALIDATION_WINDOWS = 256  # windows of the calibration validation part scored pe
 def weights_of(run: TrainConfig, cal: CalibrationConfig) -> dict:
     """The calibration's loss weights ``{name: scalar}``: the run's at λ =
     ``cal.physics_weight`` without force labels; angle weight 0 for EMG only."""
-    w = terms.take(terms.weights_for(dataclasses.replace(run, force_labels=False),
-                                     [cal.physics_weight]), 0)
+    w = terms.run_weights(dataclasses.replace(run, force_labels=False), cal.physics_weight)
     if cal.mode == "emg":
         w["angle"] = np.float32(0.0)
     return w

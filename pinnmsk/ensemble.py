@@ -77,7 +77,7 @@ def choose_score(mean: np.ndarray, sd: np.ndarray, truth: np.ndarray, groups: np
             cov, _ = coverage(mean[~cal], sd[~cal], c, truth[~cal], score)
             d.append(np.abs(cov - level))
         dev[score] = np.mean(d, axis=0)
-    best = np.where(dev["absolute"] < dev["normalised"], "absolute", "normalised")
+    best = np.asarray(SCORES)[np.argmin([dev[s] for s in SCORES], axis=0)]  # ties: the first
     return best, dev
 
 

@@ -1,9 +1,10 @@
 """What a run builds from its data and configuration before the first step, without files.
 
-Data statistics and loss scales (:func:`prepare`), the network and its initial state (:func:`new_state`), the train step
-(:func:`make_train_step`), and what inference needs that the training data determined
-(:func:`inference_record`, :func:`net_from_record`). Pure: the dataset comes in loaded, the
-record goes out as a dict; :mod:`pinnmsk.records` reads and writes files.
+Data statistics and loss scales (:func:`prepare`), the network and its initial state
+(:func:`new_state`), the train step (:func:`make_train_step`), and what inference needs that
+the training data determined (:func:`inference_record`, :func:`net_from_record`). Pure: the
+dataset comes in loaded, the record goes out as a dict; :mod:`pinnmsk.records` reads and writes
+files.
 """
 
 from __future__ import annotations
@@ -129,9 +130,8 @@ def prepare(data: ds_lib.Dataset, config: TrainConfig) -> Prepared:
     if val is not None and not config.force_labels:
         val.has_forces[:] = False  # label-free: forces are not there to select by
     return Prepared(data, tr, val, parts["test"], parts["validation"], parts["train"], consts,
-                    net, window,
-                    history, int(has_labels.sum()), train.make_predict(net), person=person_report,
-                    new_subject=new, calibration=calibration)
+                    net, window, history, int(has_labels.sum()), train.make_predict(net),
+                    person=person_report, new_subject=new, calibration=calibration)
 
 
 def fold_of(data: ds_lib.Dataset, config: TrainConfig) -> tuple[dict, int | None, dict | None]:

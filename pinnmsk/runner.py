@@ -160,8 +160,7 @@ def _fit(prep, config, weights, workdir, ckpt, log, stop_after_epochs, mesh, on_
         check_config(workdir, {**dataclasses.asdict(config), "data_spec": prep.data.spec.path,
                                 "data_spec_sha256": spec_fingerprint(prep.data.spec.path),
                                 "data_sha256": data_fingerprint(prep.data),
-                                "weights": {n: np.asarray(w).tolist()
-                                            for n, w in weights.items()},
+                                "weights": dict(weights),  # check_config writes it as JSON
                                 **({"seeds": [int(x) for x in seeds]} if per_model else {})})
         start, state, history, best = ckpt.restore(state)
         if start:

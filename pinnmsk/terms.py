@@ -124,13 +124,12 @@ def _extra(config) -> dict[str, float]:
     return out
 
 
-def multiplier(config, name: str) -> float:
-    """Term ``name``'s multiplier for ``config``: its ``<name>_weight`` field, else
-    ``config.term_weights``, else the registered default."""
+def _multiplier(config, name: str, extra: dict[str, float]) -> float:
+    """Term ``name``'s multiplier for ``config``: its ``<name>_weight`` field, else ``extra``
+    (``config.term_weights``, :func:`_extra`), else the registered default."""
     own = getattr(config, name + "_weight", None)
     if own is not None:
         return float(own)
-    extra = _extra(config)
     if name in extra:
         return extra[name]
     default = _registry()[name].default
@@ -146,9 +145,10 @@ def weights_for(config, physics_weights=None) -> dict[str, np.ndarray]:
     # products in float64, then float32 (a multiplier · λ rounded once, as the flags give them)
     lams = np.atleast_1d(np.asarray(config.physics_weights if physics_weights is None
                                     else physics_weights, np.float64))
+    extra = _extra(config)
     out = {}
     for t in all_terms():
-        m = 0.0 if t.labels and not config.force_labels else multiplier(config, t.name)
+        m = 0.0 if t.labels and not config.force_labels else _multiplier(config, t.name, extra)
         w = {"fixed": np.full_like(lams, m), "lambda": m * lams,
              "physics": np.where(lams > 0, m, 0.0)}[t.scaling]
         out[t.name] = w.astype(np.float32)
