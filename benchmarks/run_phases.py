@@ -19,7 +19,7 @@ T_START = time.perf_counter()
 import jax  # noqa: E402  (timed: the imports are a phase)
 
 from benchmarks.common import device_name, print_table  # noqa: E402
-from pinnmsk import evaluation, plots, prepare, runner, sanity, terms  # noqa: E402
+from pinnmsk import evaluation, host, plots, prepare, runner, sanity, terms  # noqa: E402
 from pinnmsk.config import TrainConfig  # noqa: E402
 from pinnmsk.data import loading, spec  # noqa: E402
 
@@ -28,6 +28,7 @@ SPEC = os.path.join(ROOT, "data_specs", "synthetic_wrist.toml")
 
 
 def main(argv) -> None:
+    host.keep_freed_memory()  # as the binary does (experiments.cli)
     epochs = int(next((a.split("=", 1)[1] for a in argv if a.startswith("--epochs=")), 25))
     phases = [("imports (jax, flax, optax, pinnmsk)", time.perf_counter() - T_START)]
     t = time.perf_counter()

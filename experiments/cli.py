@@ -8,6 +8,7 @@ import sys
 
 from absl import app, flags, logging
 
+from pinnmsk import host
 from pinnmsk.errors import DataError
 
 
@@ -36,6 +37,7 @@ def run(main) -> None:
     if any(a in ("--help", "-h", "--helpshort") for a in sys.argv[1:]):
         print(help_text())  # absl would exit 1; asking for help is no error
         sys.exit(0)
+    host.keep_freed_memory()  # XLA:CPU's step buffers reused, not page-faulted in every step
     app.run(wrapped, flags_parser=_parse_flags)
 
 

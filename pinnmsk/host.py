@@ -1,0 +1,40 @@
+"""The host process's memory allocator, set for XLA:CPU's per-step buffers.
+
+XLA:CPU allocates each execution's temporary buffer with ``malloc`` and frees it when the call
+returns: 34 MB for the physics-informed train step on the default data, hundreds of MB for a
+sweep's. glibc serves every block above its mmap threshold (which it never raises past 32 MiB)
+with a fresh ``mmap`` and unmaps it on ``free``, so every step page-faults its whole temporary
+buffer in again, one 4 KiB page at a time: the PI step took 58 ms instead of 44 ms
+(``benchmarks/README.md``), while the data-only step, whose buffer is 28 MB, paid nothing.
+:func:`keep_freed_memory` has glibc serve large blocks from its heap and keep what is freed for
+the next step. The binaries call it at start-up (:mod:`experiments.cli`); a program of your own
+that trains on a CPU should call it once before its first step. It changes no result.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+
+def keep_freed_memory(trim_threshold_bytes: int = 1 << 30) -> bool:
+    """Have glibc's ``malloc`` serve every block from its heap (no per-block ``mmap``) and keep
+    up to ``trim_threshold_bytes`` of freed memory at the heap's top instead of returning it to
+    the system. Process-wide; call once. Returns whether it took effect (False off glibc Linux,
+    where there is nothing to do)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    trim = int(min(max(trim_threshold_bytes, 0), 2**31 - 1))
+    return mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, trim) == 1
