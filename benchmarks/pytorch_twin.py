@@ -32,7 +32,7 @@ import numpy as np
 
 from benchmarks.common import device_name, print_table
 from benchmarks.training import ROOT, SPEC, _flag, _step_program
-from pinnmsk import losses, muscle, physio, prepare, terms, train
+from pinnmsk import activation, losses, muscle, physio, prepare, terms, train
 from pinnmsk.data import loading, spec
 
 try:
@@ -128,9 +128,9 @@ class Twin:
         return out
 
     def _activation(self, window, gain, delay, tau_act, tau_deact):
-        """(B, K, M) activation over the window's last K samples (losses.window_activation)."""
+        """(B, K, M) activation over the window's last K samples (activation.window_activation)."""
         w = window.shape[1]
-        k = min(w, max(2, int(round(losses.ACTIVATION_TAIL_S * self.rate))))
+        k = min(w, max(2, int(round(activation.ACTIVATION_TAIL_S * self.rate))))
         pos = (torch.arange(w, dtype=torch.float32)[None, :, None]
                - delay[:, None, :] * self.rate).clamp(0.0, w - 1.0)
         i0 = pos.floor().clamp(0, w - 2).long()

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from pinnmsk import msk, muscle, terms
+from pinnmsk.activation import window_activation
 from pinnmsk.models import Decoder, LatentDecoder, kinematics, kinematics_fd
 from pinnmsk.msk import MskModel
 from pinnmsk.physio import physio_scales, prior_penalty, residual_torque, subject_model
@@ -24,11 +25,6 @@ from pinnmsk.shapes import (Activation, CoordHistory, Coords, EmgBatch, EmgWindo
                             TermVector)
 
 Array = jax.Array
-# Activation dynamics are integrated over the last ACTIVATION_TAIL_S of each window: enough for
-# the largest delay (0.1 s) plus ~5 deactivation time constants.
-ACTIVATION_TAIL_S = 0.5
-
-
 class Batch(NamedTuple):
     """A batch of windows (B leading). emg (B, W, M); q (B, H, n) [rad]; forces (B, H, M) [N]
     (zeros where unlabelled); has_forces (B,) 1.0/0.0; subject (B,) int."""
@@ -168,30 +164,15 @@ for _t in (terms.Term("angle", "window", angle_term, "fixed"),
     terms.register(_t)
 
 
-def window_activation(window: EmgWindow, gain: MuscleVec, delay_s: MuscleVec,
-                      params: muscle.MuscleParams, rate_hz: float) -> Activation:
-    """Activation (K, M) over the last K samples of an excitation window (W, M).
-
-    Excitation is ``gain`` · the window, delayed by ``delay_s`` (M,) [s] (linear interpolation,
-    differentiable in the delay), then De Groote's first-order activation dynamics
-    (:func:`pinnmsk.muscle.integrate_activation`) from the delayed excitation's first value.
-    K = min(W, ACTIVATION_TAIL_S · rate).
-    """
-    w = window.shape[0]
-    k = min(w, max(2, int(round(ACTIVATION_TAIL_S * rate_hz))))
-    t = jnp.arange(w, dtype=window.dtype) / rate_hz
-    u = jnp.clip(gain * muscle.delay(t, window, delay_s), 0.0, 1.0)[w - k:]
-    return muscle.integrate_activation(u, 1.0 / rate_hz, params)
-
-
 def point_state(decode: Decoder, model: MskModel, nominal_f_max: MuscleVec,
                 activation: Activation, consts: LossConstants, tau: Scalar,
                 residual_coef: Array | None = None) -> PointState:
     """The :class:`PointState` at one time τ ≤ 0 of the head ``decode(τ) -> (q, F)``: q̇, q̈
     and Ḟ by autodiff of the head (``consts.accel``: "fd" is the finite-difference baseline);
     with ``consts.residual_torque`` the subject's residual torque (``residual_coef``
-    (n, RESIDUAL_BASIS)); ``activation`` (K, M) the window's (:func:`window_activation`),
-    sampled at τ and shaped by the model's ``shape_a``."""
+    (n, RESIDUAL_BASIS)); ``activation`` (K, M) the window's
+    (:func:`pinnmsk.activation.window_activation`), sampled at τ and shaped by the model's
+    ``shape_a``."""
     kin = kinematics_fd if consts.accel == "fd" else kinematics
     q, qd, qdd, f, fd = kin(decode, tau)
     tau_res = (residual_torque(residual_coef, q, qd, consts.tau_scale, consts.residual_knots_rad)

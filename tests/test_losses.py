@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import diagnostics, losses, msk, muscle, physio, terms
+from pinnmsk import activation, diagnostics, losses, msk, muscle, physio, terms
 from pinnmsk.data import loading, spec
 from tests.conftest import ROOT
 
@@ -48,7 +48,7 @@ def test_hill_residual_vanishes_for_hill_forces(tendon):
     De Groote dynamics with the identified delay. The other tendon's forces do not."""
     model = _model()
     window = jnp.clip(0.3 + 0.2 * jnp.sin(jnp.arange(100)[:, None] / 7.0 + jnp.arange(5)), 0, 1)
-    act = losses.window_activation(window, jnp.ones(5), jnp.full(5, 0.03), model.muscles, 100.0)
+    act = activation.window_activation(window, jnp.ones(5), jnp.full(5, 0.03), model.muscles, 100.0)
     q0, qd0 = jnp.array([0.2]), jnp.array([0.5]) if tendon == "rigid" else jnp.zeros(1)
     a_end = muscle.activation_shape(act[-1], model.muscles.shape_a)
     rigid = msk.muscle_forces(model, a_end, q0, qd0)
@@ -64,7 +64,7 @@ def test_hill_residual_vanishes_for_hill_forces(tendon):
     assert float(jnp.max(jnp.abs(other))) > 1e-2
     assert float(jnp.max(jnp.abs(hill))) < 1e-4
     # the delay moves the activation: 30 ms later excitation is not the undelayed one
-    undelayed = losses.window_activation(window, jnp.ones(5), jnp.zeros(5), model.muscles, 100.0)
+    undelayed = activation.window_activation(window, jnp.ones(5), jnp.zeros(5), model.muscles, 100.0)
     assert float(jnp.max(jnp.abs(undelayed[-1] - act[-1]))) > 1e-3
 
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from pinnmsk import dynamics, msk, muscle
+from pinnmsk import activation, dynamics, msk, muscle
 from pinnmsk.data import loading, spec
 from tests.conftest import ROOT
 
@@ -76,7 +76,7 @@ def test_annotations_match_what_the_network_and_losses_return():
     consts = losses.LossConstants(jnp.full(n, 0.1), jnp.full(m, 10.0), jnp.ones(n),
                                   jnp.asarray(bounds), 100.0, 0.05,
                                   prior_width=jnp.asarray([0.3, 0.05, 0.05]))
-    act = jax.jit(lambda w: losses.window_activation(w, jnp.ones(m), jnp.zeros(m), model.muscles,
+    act = jax.jit(lambda w: activation.window_activation(w, jnp.ones(m), jnp.zeros(m), model.muscles,
                                                      100.0))(win)
     h = 6
     batch = losses.Batch(jnp.full((b, w, m), 0.2), jnp.zeros((b, h, n)), jnp.zeros((b, h, m)),
@@ -89,7 +89,7 @@ def test_annotations_match_what_the_network_and_losses_return():
         (models.PINNModel.decode, lambda: jax.jit(decode)(z, jnp.zeros(()))),
         (models.kinematics, lambda: jax.jit(lambda t: models.kinematics(
             lambda u: decode(z, u), t))(jnp.zeros(()))),
-        (losses.window_activation, lambda: act),
+        (activation.window_activation, lambda: act),
         (losses.batch_loss, jax.jit(lambda: losses.batch_loss(
             encode, decode, base, state.params["physio"], consts, batch, weights,
             jax.random.PRNGKey(0), True))),
