@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import device_name, print_table
-from pinnmsk import emg, prepare, runner, terms, train
+from pinnmsk import emg, host, prepare, runner, terms, train
 from pinnmsk.data import loading, opensim, spec
 from pinnmsk.streaming import Streamer
 
@@ -114,7 +114,11 @@ def main(argv):
     Flags:
     ``--quick``; ``--models=cnn,mlp,gru`` the step section's encoders; ``--ks=1,2,4`` the
     sweep sizes (default 1..16 on a CPU, 1..64 elsewhere);
-    ``--out=PATH`` the JSON (default benchmarks/results_training[_<platform>].json)."""
+    ``--out=PATH`` the JSON (default benchmarks/results_training[_<platform>].json);
+    ``--default_malloc``: leave glibc's allocator as it is (the binaries call
+    :func:`pinnmsk.host.keep_freed_memory`; this measures what it saves)."""
+    if "--default_malloc" not in argv:
+        host.keep_freed_memory()
     quick = "--quick" in argv
     wanted = {a for a in argv if not a.startswith("--")} or {"steps", "sweep", "seeds",
                                                              "inference"}
@@ -136,8 +140,8 @@ def main(argv):
     rows = []
     for model in _flag(argv, "models", "cnn,mlp,gru").split(",") if "steps" in wanted else ():
         p = prepare.prepare(data, train.TrainConfig(model=model))
-        t_data = _step_time(p, cfg, terms.run_weights(cfg, 0.0), n_steps)
-        t_pi = _step_time(p, cfg, terms.run_weights(cfg, 1.0), n_steps)
+        t_data, t_pi = _step_times(p, cfg, [(terms.run_weights(cfg, 0.0), "vmap"),
+                                            (terms.run_weights(cfg, 1.0), "vmap")], n_steps)
         t_fd = _step_time(prepare.prepare(data, train.TrainConfig(model=model, accel="fd")), cfg,
                           terms.run_weights(cfg, 1.0), n_steps)
         rows.append({"model": model, "data-only windows/s": f"{cfg.batch_size / t_data:,.0f}",
