@@ -29,6 +29,7 @@ SPEC = os.path.join(ROOT, "data_specs", "synthetic_wrist.toml")
 
 def main(argv) -> None:
     host.keep_freed_memory()  # as the binary does (experiments.cli)
+    host.run_on_calling_thread()
     epochs = int(next((a.split("=", 1)[1] for a in argv if a.startswith("--epochs=")), 25))
     phases = [("imports (jax, flax, optax, pinnmsk)", time.perf_counter() - T_START)]
     t = time.perf_counter()

@@ -115,10 +115,12 @@ def main(argv):
     ``--quick``; ``--models=cnn,mlp,gru`` the step section's encoders; ``--ks=1,2,4`` the
     sweep sizes (default 1..16 on a CPU, 1..64 elsewhere);
     ``--out=PATH`` the JSON (default benchmarks/results_training[_<platform>].json);
-    ``--default_malloc``: leave glibc's allocator as it is (the binaries call
-    :func:`pinnmsk.host.keep_freed_memory`; this measures what it saves)."""
+    ``--default_malloc``: leave glibc's allocator and XLA's dispatch as they are (the binaries
+    call :func:`pinnmsk.host.keep_freed_memory` and :func:`pinnmsk.host.run_on_calling_thread`;
+    this measures what they save)."""
     if "--default_malloc" not in argv:
         host.keep_freed_memory()
+        host.run_on_calling_thread()
     quick = "--quick" in argv
     wanted = {a for a in argv if not a.startswith("--")} or {"steps", "sweep", "seeds",
                                                              "inference"}

@@ -38,6 +38,7 @@ def run(main) -> None:
         print(help_text())  # absl would exit 1; asking for help is no error
         sys.exit(0)
     host.keep_freed_memory()  # XLA:CPU's step buffers reused, not page-faulted in every step
+    host.run_on_calling_thread()  # ... those of any size (pinnmsk/host.py)
     app.run(wrapped, flags_parser=_parse_flags)
 
 

@@ -7,14 +7,17 @@ with a fresh ``mmap`` and unmaps it on ``free``, so every step page-faults its w
 buffer in again, one 4 KiB page at a time: the PI step took 58 ms instead of 44 ms
 (``benchmarks/README.md``), while the data-only step, whose buffer is 28 MB, paid nothing.
 :func:`keep_freed_memory` has glibc serve large blocks from its heap and keep what is freed for
-the next step. The binaries call it at start-up (:mod:`experiments.cli`); a program of your own
-that trains on a CPU should call it once before its first step. It changes no result.
+the next step. The binaries call both functions here at start-up (:mod:`experiments.cli`); a
+program of your own that trains on a CPU should call them once before its first step. Neither
+changes a result.
 
-Its reach: XLA runs a step on a worker thread, whose glibc arena holds blocks up to 64 MiB; a
-larger buffer (a K = 8 sweep step's is 345 MB) is still mapped per call (88 k page faults per
-step, measured), so it is single runs, not large sweeps, that gain. Sharing the main arena
-(``M_ARENA_MAX`` = 1) would keep those too but made the single step 50 % slower (lock
-contention), and was left out.
+Its reach: by default XLA:CPU runs a call on a worker thread, whose glibc arena holds blocks up
+to 64 MiB; a larger buffer (a K = 8 sweep step's is 345 MB) is still mapped per call (88 k page
+faults per step, measured). :func:`run_on_calling_thread` has XLA run each call on the thread
+that makes it (the main one, whose arena has no such limit): the K = 8 sweep step then faults
+87 times instead of 88 k, 375 → 261 ms, and a single step runs as before (26.8 ms either way).
+Sharing the main arena between threads (``M_ARENA_MAX`` = 1) instead made the single step 50 %
+slower (lock contention) and was left out.
 """
 
 from __future__ import annotations
@@ -44,3 +47,14 @@ def keep_freed_memory(trim_threshold_bytes: int = 1 << 30) -> bool:
     mallopt.restype = ctypes.c_int
     trim = int(min(max(trim_threshold_bytes, 0), 2**31 - 1))
     return mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, trim) == 1
+
+
+def run_on_calling_thread() -> None:
+    """Have XLA:CPU run each jitted call on the thread that makes it instead of a worker thread
+    (``jax_cpu_enable_async_dispatch`` off), so that its temporary buffer comes from the main
+    thread's glibc arena, which :func:`keep_freed_memory` lets keep blocks of any size. The
+    training loop waits on each step's result once per epoch; what it loses is overlapping the
+    next step's Python dispatch (~0.1 ms) with the current step. Process-wide."""
+    import jax  # here, not at the top: the binaries answer --help without importing jax
+
+    jax.config.update("jax_cpu_enable_async_dispatch", False)

@@ -10,8 +10,9 @@ from tests.conftest import ROOT
 SCRIPT = textwrap.dedent("""
     import dataclasses, sys
     import jax, numpy as np
-    from pinnmsk import prepare, runner, sharding, terms, train
+    from pinnmsk import host, prepare, runner, sharding, terms, train
     from pinnmsk.data import loading, spec
+    host.keep_freed_memory(); host.run_on_calling_thread()  # as the binaries run
     assert len(jax.devices()) == 8, jax.devices()
     data = loading.load_dataset(spec.load_spec(sys.argv[1]))
     cfg = train.TrainConfig(epochs=2, batch_size=64, n_colloc=2, latent=16)
