@@ -130,7 +130,7 @@ class Twin:
     def _activation(self, window, gain, delay, tau_act, tau_deact):
         """(B, K, M) activation over the window's last K samples (activation.window_activation)."""
         w = window.shape[1]
-        k = min(w, max(2, int(round(activation.ACTIVATION_TAIL_S * self.rate))))
+        k = activation.tail_samples(w, self.rate)
         pos = (torch.arange(w, dtype=torch.float32)[None, :, None]
                - delay[:, None, :] * self.rate).clamp(0.0, w - 1.0)
         i0 = pos.floor().clamp(0, w - 2).long()

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from pinnmsk import muscle, ode
+from pinnmsk import muscle
 from pinnmsk.shapes import Activation, EmgWindow, MuscleVec
 
 # Activation dynamics are integrated over the last ACTIVATION_TAIL_S of each window: enough for
@@ -78,21 +78,21 @@ def _delayed_tail(window: EmgWindow, delay_s: MuscleVec, rate_hz: float, k: int)
     return lo + (pos - i0) * (hi - lo)
 
 
+def _excitation(window: EmgWindow, gain: MuscleVec, delay_s: MuscleVec, rate_hz: float
+                ) -> Activation:
+    """The excitation (K, M) over the window's tail: gain · the delayed window, in [0, 1]."""
+    k = tail_samples(window.shape[0], rate_hz)
+    return jnp.clip(gain * _delayed_tail(window, delay_s, rate_hz, k), 0.0, 1.0)
+
+
 def _with_sensitivities(window, gain, delay_s, tau_act_s, tau_deact_s, rate_hz):
     """(a, ∂a/∂gain, ∂a/∂delay), each (K, M): the RK4 loop carrying both sensitivities."""
-    k = tail_samples(window.shape[0], rate_hz)
     dt = 1.0 / rate_hz
     taus = _TimeConstants(tau_act_s, tau_deact_s)
-
-    def excitation(g, d):
-        return jnp.clip(g * _delayed_tail(window, d, rate_hz, k), 0.0, 1.0)
-
+    excitation = lambda g, d: _excitation(window, g, d, rate_hz)
     u, du_dg = jax.jvp(excitation, (gain, delay_s), (jnp.ones_like(gain), jnp.zeros_like(gain)))
     _, du_dd = jax.jvp(excitation, (gain, delay_s), (jnp.zeros_like(gain), jnp.ones_like(gain)))
-
-    def rk4(a, ut):
-        return jnp.clip(ode.rk4_step(lambda x: muscle.activation_rate(ut, x, taus), a, dt),
-                        0.0, 1.0)
+    rk4 = lambda a, ut: muscle.activation_step(a, ut, dt, taus)
 
     def step(carry, x):
         a, s_g, s_d = carry
@@ -107,7 +107,9 @@ def _with_sensitivities(window, gain, delay_s, tau_act_s, tau_deact_s, rate_hz):
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(5,))
 def _activation(window, gain, delay_s, tau_act_s, tau_deact_s, rate_hz):
-    return _with_sensitivities(window, gain, delay_s, tau_act_s, tau_deact_s, rate_hz)[0]
+    # undifferentiated (evaluation): the plain loop, no sensitivities
+    return muscle.integrate_activation(_excitation(window, gain, delay_s, rate_hz),
+                                       1.0 / rate_hz, _TimeConstants(tau_act_s, tau_deact_s))
 
 
 def _activation_jvp(rate_hz, primals, tangents):

@@ -1,4 +1,5 @@
-"""The host process's memory allocator, set for XLA:CPU's per-step buffers.
+"""The host process, set for XLA:CPU's per-step buffers: glibc's allocator and the thread a
+call runs on.
 
 XLA:CPU allocates each execution's temporary buffer with ``malloc`` and frees it when the call
 returns: 34 MB for the physics-informed train step on the default data, hundreds of MB for a

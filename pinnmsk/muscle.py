@@ -178,21 +178,18 @@ def delay(t_s: Array, u: Array, delay_s: Array) -> Array:
                     out_axes=1)(u, d)
 
 
+def activation_step(a: MuscleVec, u: MuscleVec, dt_s: float, params: MuscleParams) -> MuscleVec:
+    """a after one RK4 step of ``dt_s`` with the excitation ``u`` held, clipped to [0, 1]."""
+    return jnp.clip(ode.rk4_step(lambda x: activation_rate(u, x, params), a, dt_s), 0.0, 1.0)
+
+
 def integrate_activation(u: MuscleSeries, dt_s: float, params: MuscleParams,
                          a0: MuscleVec | None = None) -> MuscleSeries:
-    """Activations (T, M) from excitations ``u`` (T, M) sampled every ``dt_s``, RK4, ZOH input.
-
-    The nonlinear shape is *not* applied here (see :func:`activation_shape`).
-    """
+    """Activations (T, M) from excitations ``u`` (T, M) sampled every ``dt_s``
+    (:func:`activation_step`); the nonlinear shape is not applied (:func:`activation_shape`)."""
     a0 = u[0] if a0 is None else a0
 
-    def step(a, ut):
-        a_new = jnp.clip(ode.rk4_step(lambda x: activation_rate(ut, x, params), a, dt_s), 0.0,
-                         1.0)
-        return a_new, a_new
-
-    _, a = jax.lax.scan(step, a0, u)
-    return a
+    return jax.lax.scan(lambda a, ut: (activation_step(a, ut, dt_s, params),) * 2, a0, u)[1]
 
 
 # --------------------------------------------------------------------------- force

@@ -31,10 +31,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
 """
 
 
-def _faults(mode: str) -> int:
-    out = subprocess.run([sys.executable, "-c", _PROBE, mode], cwd=ROOT, capture_output=True,
+def _faults(probe: str, mode: str) -> float:
+    """The page-fault count ``probe`` prints, run in a fresh process with ``mode``."""
+    out = subprocess.run([sys.executable, "-c", probe, mode], cwd=ROOT, capture_output=True,
                          text=True, check=True)
-    return int(out.stdout.split()[-1])
+    return float(out.stdout.split()[-1])
 
 
 def _glibc() -> bool:
@@ -47,7 +48,7 @@ def _glibc() -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not _glibc(), reason="glibc only")
 def test_keep_freed_memory_stops_refaulting_large_blocks():
     pages = 10 * (48 << 20) // 4096
-    default, kept = _faults("default"), _faults("keep")
+    default, kept = _faults(_PROBE, "default"), _faults(_PROBE, "keep")
     assert default > 0.5 * pages  # glibc maps and unmaps each 48 MiB block
     assert kept < 0.05 * pages  # the block is reused from the heap, already faulted in
 
@@ -76,8 +77,6 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / 5)
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not _glibc(), reason="glibc only")
 def test_calls_on_the_calling_thread_keep_buffers_beyond_a_thread_arena():
     pages = (96 << 20) // 4096  # at least the reversed sine's buffer
-    out = {m: float(subprocess.run([sys.executable, "-c", _XLA_PROBE, m], cwd=ROOT,
-                                   capture_output=True, text=True, check=True).stdout.split()[-1])
-           for m in ("worker", "calling")}
+    out = {m: _faults(_XLA_PROBE, m) for m in ("worker", "calling")}
     assert out["worker"] > 0.5 * pages  # mapped and faulted in on every call
     assert out["calling"] < 0.05 * pages
