@@ -107,5 +107,6 @@ class Streamer:
         if len(chunk) == 0:
             return ticks, np.zeros((0,)), np.zeros((0,))
         self.state, q, f = self._step(len(chunk))(self.state, chunk, np.int32(first))
-        q, f = jax.device_get((q, f))
-        return ticks, q[:len(ticks)], f[:len(ticks)]
+        # np.asarray, not jax.device_get: the latter's tree walk and transfer bookkeeping cost
+        # ~30 µs per chunk here, a third of a 10 ms chunk's budget at 100x real time
+        return ticks, np.asarray(q)[:len(ticks)], np.asarray(f)[:len(ticks)]
