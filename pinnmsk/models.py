@@ -50,11 +50,19 @@ class CausalConv(nn.Module):
             y = jax.lax.conv_general_dilated(x[None], kern, (self.stride,), [(pad, 0)],
                                              dimension_numbers=("NWC", "WIO", "NWC"))[0]
             return y + bias
-        xp = jnp.pad(x, ((pad, 0), (0, 0)))
-        n = (w + pad - self.kernel) // self.stride + 1
-        span = self.stride * (n - 1) + 1
-        taps = jnp.stack([xp[j:j + span:self.stride] for j in range(self.kernel)], axis=1)
-        return jnp.einsum("nkc,kcf->nf", taps, kern) + bias
+        return conv_taps(jnp.pad(x, ((pad, 0), (0, 0))), kern, bias, self.stride)
+
+
+def conv_taps(x: Array, kernel: Array, bias: Array, stride: int = 1, dilation: int = 1) -> Array:
+    """Unpadded 1-D convolution (T, C) → (n, F) as one einsum over the k taps: output i reads
+    ``x[i·stride + j·dilation]``, j < k, with kernel (k, C, F) and bias (F,);
+    n = ⌊(T − 1 − (k − 1)·dilation) / stride⌋ + 1. :class:`CausalConv` (``"matmul"``) runs it on
+    its padded input; a streamed encoder runs it with ``dilation`` at the full input rate."""
+    k = kernel.shape[0]
+    n = (x.shape[0] - 1 - (k - 1) * dilation) // stride + 1
+    span = stride * (n - 1) + 1
+    taps = jnp.stack([x[j * dilation:j * dilation + span:stride] for j in range(k)], axis=1)
+    return jnp.einsum("nkc,kcf->nf", taps, kernel) + bias
 
 
 class CNNEncoder(nn.Module):
@@ -77,15 +85,27 @@ class CNNEncoder(nn.Module):
     latent: int = 64
     deep_impl: str = "lax"
 
-    @nn.compact
-    def __call__(self, x: EmgWindow) -> Latent:
+    def setup(self):
+        for i, (f, s) in enumerate(zip(self.features, self.strides)):  # named conv0, conv1, ...
+            setattr(self, f"conv{i}", CausalConv(f, self.kernel, s,
+                                                 "lax" if i == 0 else self.deep_impl))
+        self.to_latent = nn.Dense(self.latent)
+
+    def feature_map(self, x: EmgWindow) -> Array:
+        """The deepest layer's outputs (n, features[-1]), after its GELU; the last row sees the
+        window's last sample."""
         h = x
-        for i, (f, s) in enumerate(zip(self.features, self.strides)):
-            impl = "lax" if i == 0 else self.deep_impl
-            h = CausalConv(f, self.kernel, s, impl, name=f"conv{i}")(h)
-            h = nn.gelu(h)
-        pooled = jnp.concatenate([h[-1], jnp.mean(h, axis=0)], axis=-1)
-        return nn.Dense(self.latent, name="to_latent")(pooled)
+        for i in range(len(self.features)):
+            h = nn.gelu(getattr(self, f"conv{i}")(h))
+        return h
+
+    def pool(self, last: Array, mean: Array) -> Latent:
+        """z from the feature map's last row and its mean over the window (both (F,))."""
+        return self.to_latent(jnp.concatenate([last, mean], axis=-1))
+
+    def __call__(self, x: EmgWindow) -> Latent:
+        h = self.feature_map(x)
+        return self.pool(h[-1], jnp.mean(h, axis=0))
 
 
 class MLPEncoder(nn.Module):

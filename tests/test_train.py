@@ -13,7 +13,7 @@ import pytest
 from pinnmsk import (checkpoint, emg, evaluation, metrics, models, physio, prepare, runner,
                      tables, terms, train)
 from pinnmsk.data import loading, spec
-from pinnmsk.streaming import Streamer
+from pinnmsk.streaming import IncrementalCNN, Streamer
 from tests.conftest import ROOT
 
 CFG = train.TrainConfig(epochs=2, batch_size=64, n_colloc=2, latent=16, checkpoint_every=1)
@@ -296,6 +296,33 @@ def test_streaming_chunk_size_invariant(data):
     np.testing.assert_array_equal(t1, t2)
     np.testing.assert_allclose(q1, q2, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(f1, f2, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("window,strides", [(100, (1, 2, 2)), (50, (1, 2, 2)), (37, (2, 3, 1))])
+def test_incremental_cnn_stream_equals_whole_windows(window, strides):
+    """The CNN streamed tick by tick (each layer's new output, the padded start recomputed) is
+    the whole-window network on a stream several windows long, for windows that align with the
+    strides differently (100 and 50 ticks: ≡ 0 and 2 mod 4) and strides that start at 2."""
+    net = models.make_model("cnn", 1, 5, 0.5, [0.0], [1.0], [100.0] * 5).clone(
+        encoder=models.CNNEncoder(strides=strides))
+    variables = net.init(jax.random.PRNGKey(1), np.zeros((window, 5), np.float32),
+                         np.zeros((1,), np.float32))
+    rng = np.random.default_rng(0)
+    t = np.arange(4 * 10 * window)[:, None] / 1000.0
+    level = 1.1 + np.sin(2 * np.pi * rng.uniform(0.5, 3.0, 5) * t + rng.uniform(0, 6, 5))
+    raw = (1e-4 * level * rng.standard_normal(level.shape)).astype(np.float32)
+
+    def run(incremental):
+        s = Streamer(emg.EnvelopeFilter.from_config(emg.EnvelopeConfig(fs_hz=1000.0)),
+                     np.full(5, 1e-5), 10, window, net, variables, incremental=incremental)
+        assert isinstance(s.model, IncrementalCNN) == incremental
+        out = [s.push(raw[i:i + 37]) for i in range(0, len(raw), 37)]
+        return np.concatenate([o[1] for o in out]), np.concatenate([o[2] for o in out])
+
+    (q, f), (q_ref, f_ref) = run(True), run(False)
+    assert len(q) == 4 * window and np.ptp(f_ref[window:], axis=0).min() > 0.2  # outputs move
+    np.testing.assert_allclose(q, q_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f, f_ref, rtol=1e-5, atol=1e-4)
 
 
 # ----------------------------------------------------------------------------- binaries
