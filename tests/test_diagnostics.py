@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +8,7 @@ import pytest
 from pinnmsk import diagnostics, msk, ridge, sanity, simulator
 from pinnmsk.data import loading, spec, synthetic
 from tests.conftest import ROOT
+from tests import forkserver
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +107,7 @@ def test_net_and_gross_torque(model):
 
 
 def _diagnose(*args):
-    return subprocess.run([sys.executable, "-m", "experiments.diagnose", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return forkserver.run("experiments.diagnose", *args, cwd=ROOT)
 
 
 def test_diagnose_binary(tmp_path):

@@ -5,8 +5,6 @@ config, used by the train step (and the simulator) and trained one epoch."""
 import json
 import pathlib
 import re
-import subprocess
-import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +14,7 @@ from flax import struct
 from pinnmsk import bodies, losses, msk, muscle_models, prepare, runner, simulator, terms, train
 from pinnmsk.data import loading, spec
 from pinnmsk.errors import DataError
+from tests import forkserver
 
 
 @struct.dataclass
@@ -184,9 +183,8 @@ def test_a_body_registered_by_a_config_file_trains_and_evaluates_through_the_bin
     cfg = tmp_path / "point_mass_config.py"
     cfg.write_text(CONFIG_WITH_A_BODY)
     w = tmp_path / "run"
-    run = lambda name, *a: subprocess.run(
-        [sys.executable, "-m", f"experiments.{name}", *a], cwd=pathlib.Path(__file__).parents[1],
-        capture_output=True, text=True, timeout=600)
+    run = lambda name, *a: forkserver.run(f"experiments.{name}", *a,
+                                          cwd=pathlib.Path(__file__).parents[1])
     r = run("train", f"--data_spec={point_mass_spec}", f"--workdir={w}", f"--config={cfg}",
             "--noplots")
     assert r.returncode == 0, r.stderr[-3000:]

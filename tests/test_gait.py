@@ -4,8 +4,6 @@ identification and the moments table binary."""
 import json
 import pathlib
 import shutil
-import subprocess
-import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +13,7 @@ from pinnmsk import emg_driven as ed
 from pinnmsk import gait
 from pinnmsk.data import ceinms, gait_trials
 from pinnmsk.errors import DataError
+from tests import forkserver
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GAIT = ROOT / "data" / "ceinms_gait"
@@ -257,11 +256,11 @@ def test_moments_table_binary(tmp_path):
     path = _spec(tmp_path, {"_Running1_": 40, "_SideStep1_": 40, "_FastWalking_": 40},
                  ["_Running1_", "_SideStep1_"], ["_SideStep1_"], ["_FastWalking_"])
     work = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "experiments.moments_table",
-                           f"--data_spec={path}", f"--workdir={work}", "--steps=15",
-                           "--prior_weights=0,0.1", "--ridge_alphas=1,100", "--seeds=2",
-                           "--net_steps=100", "--hill_weights=1,10"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = forkserver.run("experiments.moments_table",
+                          f"--data_spec={path}", f"--workdir={work}", "--steps=15",
+                          "--prior_weights=0,0.1", "--ridge_alphas=1,100", "--seeds=2",
+                          "--net_steps=100", "--hill_weights=1,10",
+                          cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     m = json.loads((work / "metrics.json").read_text())
     assert set(m["rows"]) == {"a", "b", "c", "d'", "d", "e"}
@@ -283,16 +282,16 @@ def test_moments_table_binary(tmp_path):
     # a bad spec: one line, exit 2, no work directory left behind
     bad = tmp_path / "bad.toml"
     bad.write_text(path.read_text().replace("R_ankle_fe", "R_ankle"))
-    proc = subprocess.run([sys.executable, "-m", "experiments.moments_table",
-                           f"--data_spec={bad}", f"--workdir={tmp_path / 'bad_run'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = forkserver.run("experiments.moments_table",
+                          f"--data_spec={bad}", f"--workdir={tmp_path / 'bad_run'}",
+                          cwd=ROOT)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no dof 'R_ankle'" in proc.stderr and not (tmp_path / "bad_run").exists()
     # features reaching back further than a trial's EMG: one line naming trial and flag
-    proc = subprocess.run([sys.executable, "-m", "experiments.moments_table",
-                           f"--data_spec={path}", f"--workdir={tmp_path / 'lag_run'}",
-                           "--lags_ms=0,500", "--steps=2"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = forkserver.run("experiments.moments_table",
+                          f"--data_spec={path}", f"--workdir={tmp_path / 'lag_run'}",
+                          "--lags_ms=0,500", "--steps=2",
+                          cwd=ROOT)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "--lags_ms" in proc.stderr and "_Running1_" in proc.stderr
     assert not (tmp_path / "lag_run").exists()

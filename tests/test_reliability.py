@@ -6,14 +6,13 @@ the expected exit status, and that nothing good is overwritten."""
 
 import fcntl
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from pinnmsk.data import loading, opensim, spec, writing
 from pinnmsk.errors import DataError
+from tests import forkserver
 from tests.conftest import ROOT
 
 
@@ -235,8 +234,7 @@ def test_a_drifting_goniometer_is_said(lab):
 
 
 def _bin(name, *args):
-    return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    return forkserver.run(f"experiments.{name}", *args, cwd=ROOT)
 
 
 def _one_line_error(r, code, *words):

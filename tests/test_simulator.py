@@ -1,7 +1,5 @@
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +9,7 @@ import pytest
 from pinnmsk import msk, simulator
 from pinnmsk.data import loading, opensim, spec
 from tests.conftest import ROOT
+from tests import forkserver
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +53,8 @@ def test_open_loop_flexor_excitation_flexes(model):
     assert float(traj.q[-1, 0]) > 0.3 and np.all(np.isfinite(np.asarray(traj.q)))
 
 
-def _run(args, **kw):
-    return subprocess.run([sys.executable, "-m", "experiments.simulate", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, **kw)
+def _run(args):
+    return forkserver.run("experiments.simulate", *args, cwd=ROOT)
 
 
 def test_simulate_binary_writes_loadable_dataset(tmp_path):

@@ -14,6 +14,7 @@ from pinnmsk import (checkpoint, emg, evaluation, metrics, models, physio, prepa
                      tables, terms, train)
 from pinnmsk.data import loading, spec
 from pinnmsk.streaming import IncrementalCNN, Streamer
+from tests import forkserver
 from tests.conftest import ROOT
 
 CFG = train.TrainConfig(epochs=2, batch_size=64, n_colloc=2, latent=16, checkpoint_every=1)
@@ -96,31 +97,49 @@ def test_prior_keeps_identified_parameters_near_the_lab_model(data):
     assert drift[100.0] < 0.5 * drift[0.0], drift
 
 
+@pytest.fixture(scope="module")
+def single_run(data):
+    """``single_run(weights, seed)`` → (state, history, best) of one run of ``CFG``, each
+    (λ, seed) trained once per test process: the sweep-equality tests compare with the same
+    runs. One Prepared, so its compiled programs are shared too."""
+    prep, runs = prepare.prepare(data, CFG), {}
+
+    def run(weights, seed):
+        key = (json.dumps(jax.tree.map(float, weights), sort_keys=True), seed)
+        if key not in runs:
+            state, hist, _, best = runner.fit(prep, dataclasses.replace(CFG, seed=seed), weights,
+                                              None, log=lambda s: None)
+            runs[key] = (state, hist, best)
+        return runs[key]
+
+    run.prep = prep
+    return run
+
+
 @pytest.mark.parametrize("layout", train.SWEEP_LAYOUTS)
-def test_vmapped_sweep_equals_separate_runs(data, layout):
-    prep = prepare.prepare(data, CFG)
+def test_vmapped_sweep_equals_separate_runs(single_run, layout):
     lams = [0.0, 3.0]
     w = terms.weights_for(CFG, lams)
-    swept, hist, _, _ = runner.fit(prep, CFG, w, None, log=lambda s: None, sweep_layout=layout)
+    swept, hist, _, _ = runner.fit(single_run.prep, CFG, w, None, log=lambda s: None,
+                                   sweep_layout=layout)
     for k in range(len(lams)):
-        single, h1, _, _ = runner.fit(prep, CFG, terms.take(w, k), None, log=lambda s: None)
+        single, h1, _ = single_run(terms.take(w, k), CFG.seed)
         _params_close(train.unstack_state(swept, k).params, single.params, rtol=2e-3, atol=2e-5)
         np.testing.assert_allclose([h["loss"][k] for h in hist], [h["loss"][0] for h in h1],
                                    rtol=1e-4)
 
 
 @pytest.mark.parametrize("layout", train.SWEEP_LAYOUTS)
-def test_seed_sweep_equals_single_seed_runs(data, layout):
+def test_seed_sweep_equals_single_seed_runs(single_run, layout):
     """Seeds as a sweep axis: (λ, seed) models in one program, each the single run with that
     seed (its own initialisation, data order and collocation draws)."""
-    prep = prepare.prepare(data, CFG)
+    prep = single_run.prep
     lams, seeds = [0.0, 3.0, 3.0], [0, 0, 5]
     w = terms.weights_for(CFG, lams)
     swept, hist, _, best = runner.fit(prep, CFG, w, None, log=lambda s: None,
                                       sweep_layout=layout, seeds=seeds)
     for k, seed in enumerate(seeds):
-        cfg = dataclasses.replace(CFG, seed=seed)
-        single, h1, _, b1 = runner.fit(prep, cfg, terms.take(w, k), None, log=lambda s: None)
+        single, h1, b1 = single_run(terms.take(w, k), seed)
         _params_close(train.unstack_state(swept, k).params, single.params, rtol=2e-3, atol=2e-5)
         np.testing.assert_allclose([h["loss"][k] for h in hist], [h["loss"][0] for h in h1],
                                    rtol=1e-4)
@@ -329,15 +348,23 @@ def test_incremental_cnn_stream_equals_whole_windows(window, strides):
 
 
 def _bin(name, *args):
+    """The binary ``name`` from this test process's fork server (tests/forkserver.py)."""
+    return forkserver.run(f"experiments.{name}", *args, cwd=ROOT)
+
+
+def _interpreter(name, *args):
+    """The binary ``name`` in an interpreter of its own, as a user starts it."""
     return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
 
 
 def test_binaries_end_to_end(tiny, tmp_path):
+    """The README's path, train then predict, each in an interpreter of its own as a user
+    starts it; resume, evaluate and a refused predict from the fork server."""
     w = tmp_path / "run"
     common = [f"--data_spec={tiny}", f"--workdir={w}", "--epochs=2", "--batch_size=64",
               "--n_colloc=2"]
-    r = _bin("train", *common)
+    r = _interpreter("train", *common)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "epoch 2/2" in r.stderr and "windows/s" in r.stderr and "ETA" in r.stderr
     m = json.load(open(w / "metrics.json"))
@@ -374,24 +401,13 @@ def test_binaries_end_to_end(tiny, tmp_path):
     r = _bin("predict", f"--data_spec={tiny}", f"--workdir={w}", f"--emg={emg_file}",
              f"--out={out}")
     assert r.returncode == 2 and "--subject is required" in r.stderr and not out.exists()
-    r = _bin("predict", f"--workdir={w}", f"--emg={emg_file}", f"--out={out}", "--subject=s0")
+    r = _interpreter("predict", f"--workdir={w}", f"--emg={emg_file}", f"--out={out}",
+                     "--subject=s0")
     assert r.returncode == 0, r.stderr[-3000:]  # the run's own spec by default
     lines = open(out).read().splitlines()
     assert lines[0] == "time,wrist_flex_deg,FCR_n,FCU_n,ECRL_n,ECRB_n,ECU_n"
     # 4 s at 100 Hz, from the first tick with a full 0.3 s window behind it
     assert len(lines) == 1 + 400 - 29 and float(lines[1].split(",")[0]) == pytest.approx(0.29)
-
-
-def test_sweep_binary_end_to_end(tiny, tmp_path):
-    sw = tmp_path / "sweep"
-    r = _bin("sweep", f"--data_spec={tiny}", f"--workdir={sw}", "--epochs=1", "--batch_size=64",
-             "--n_colloc=2", "--physics_weights=0,1", "--noplots")
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = json.load(open(sw / "sweep.json"))["results"]
-    assert [x["physics_weight"] for x in res] == [0.0, 1.0]
-    assert all("r2" in x["test"]["angle"]["wrist_flex"] for x in res)
-    assert sorted(os.listdir(sw / "tensorboard")) == ["lambda_0_0", "lambda_1_1"]
-    assert [s for s, _ in _scalars(sw / "tensorboard" / "lambda_1_1")["loss/dynamics"]] == [1]
 
 
 def test_sweep_binary_with_seeds(tiny, tmp_path):
@@ -404,6 +420,10 @@ def test_sweep_binary_with_seeds(tiny, tmp_path):
     out = json.load(open(sw / "sweep.json"))
     res = out["results"]
     assert [(x["physics_weight"], x["seed"]) for x in res] == [(0, 3), (0, 4), (1, 3), (1, 4)]
+    # a TensorBoard folder per model (its index, its λ), the physics terms logged where λ > 0
+    assert sorted(os.listdir(sw / "tensorboard")) == ["lambda_0_0", "lambda_1_0", "lambda_2_1",
+                                                      "lambda_3_1"]
+    assert [s for s, _ in _scalars(sw / "tensorboard" / "lambda_2_1")["loss/dynamics"]] == [1]
     r2 = [x["test"]["angle"]["wrist_flex"]["r2"] for x in res]
     assert r2[0] != r2[1]  # the seeds are different models
     a = out["test_across_seeds"]["0"]["angle"]["wrist_flex"]["r2"]
