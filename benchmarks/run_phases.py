@@ -1,8 +1,9 @@
 """Where the README's main run spends its time: the phases of
-``python -m experiments.train --data_spec=data_specs/synthetic_wrist.toml --epochs=25``,
+``python -m experiments.train --data_spec=data_specs/synthetic_wrist.toml --epochs=19
+--learning_rate=5e-3`` (configs/default.py),
 timed in one process as the binary runs them (no checkpoints or files, which the binary adds).
 
-  python -m benchmarks.run_phases [--epochs=25]
+  python -m benchmarks.run_phases [--epochs=19]
 
 Prints a table and writes benchmarks/results_run_phases.json.
 """
@@ -30,12 +31,12 @@ SPEC = os.path.join(ROOT, "data_specs", "synthetic_wrist.toml")
 def main(argv) -> None:
     host.keep_freed_memory()  # as the binary does (experiments.cli)
     host.run_on_calling_thread()
-    epochs = int(next((a.split("=", 1)[1] for a in argv if a.startswith("--epochs=")), 25))
+    epochs = int(next((a.split("=", 1)[1] for a in argv if a.startswith("--epochs=")), 19))
     phases = [("imports (jax, flax, optax, pinnmsk)", time.perf_counter() - T_START)]
     t = time.perf_counter()
     data = loading.load_dataset(spec.load_spec(SPEC))
     phases.append(("load the dataset (read, filter, normalise 18 trials)", time.perf_counter() - t))
-    config = TrainConfig(epochs=epochs)
+    config = TrainConfig(epochs=epochs, learning_rate=5e-3)  # configs/default.py's
     t = time.perf_counter()
     prep = prepare.prepare(data, config)
     sanity.sanity_by_subject(prep.data, prep.train_trials, prep.consts.tendon)

@@ -8,4 +8,6 @@ from pinnmsk.config import TrainConfig
 
 
 def get_config() -> TrainConfig:
-    return TrainConfig(epochs=25)
+    # 19 epochs at a 5e-3 peak learning rate: 3-seed validation 0.1349 ± 0.0005 against
+    # 0.1359 ± 0.0018 for 25 epochs at 3e-3, in three quarters of the time (benchmarks/README.md)
+    return TrainConfig(epochs=19, learning_rate=5e-3)
