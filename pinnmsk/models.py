@@ -40,12 +40,21 @@ class CausalConv(nn.Module):
     stride: int = 1
     impl: str = "lax"
 
+    def padding(self, width: int) -> int:
+        """Left zeros for an input of ``width``: k − 1, plus what aligns the last output to
+        the last input."""
+        return self.kernel - 1 + (1 - width) % self.stride
+
+    def out_width(self, width: int) -> int:
+        """The output length for an input of ``width``."""
+        return (width + self.padding(width) - self.kernel) // self.stride + 1
+
     @nn.compact
     def __call__(self, x: Array) -> Array:
         w, c = x.shape
         kern = self.param("kernel", nn.initializers.lecun_normal(), (self.kernel, c, self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        pad = self.kernel - 1 + (1 - w) % self.stride
+        pad = self.padding(w)
         if self.impl == "lax":
             y = jax.lax.conv_general_dilated(x[None], kern, (self.stride,), [(pad, 0)],
                                              dimension_numbers=("NWC", "WIO", "NWC"))[0]

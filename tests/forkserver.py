@@ -19,11 +19,11 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import select
+import signal
 import subprocess
 import sys
 import tempfile
-import threading
+import time
 
 # ------------------------------------------------------------------------------- the server
 
@@ -65,6 +65,8 @@ def _child(req: dict) -> None:
 
 
 def serve() -> None:
+    """Per request line: fork, wait for the child (killed past the request's timeout), answer
+    one line with its exit status."""
     _preload()
     for line in sys.stdin:
         req = json.loads(line)
@@ -72,9 +74,18 @@ def serve() -> None:
         if pid == 0:
             _child(req)
             sys.exit(0)
-        print(json.dumps({"pid": pid}), flush=True)
-        _, status = os.waitpid(pid, 0)
-        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), flush=True)
+        deadline, status, timed_out = time.monotonic() + req["timeout"], None, False
+        while status is None:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = st
+            elif time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                status, timed_out = os.waitpid(pid, 0)[1], True
+            else:
+                time.sleep(0.005)
+        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status),
+                          "timed_out": timed_out}), flush=True)
 
 
 # ------------------------------------------------------------------------------- the client
@@ -87,41 +98,29 @@ class ForkServer:
 
     def __init__(self):
         self._proc = None
-        self._lock = threading.Lock()
 
-    def _server(self) -> subprocess.Popen:
+    def run(self, module: str, *args: str, cwd: str, timeout: float = 600
+            ) -> subprocess.CompletedProcess:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                           text=True, bufsize=1)
-        return self._proc
-
-    def _reply(self, proc: subprocess.Popen, timeout: float) -> dict:
-        ready, _, _ = select.select([proc.stdout], [], [], timeout)
-        if not ready:
-            raise subprocess.TimeoutExpired("forkserver", timeout)
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the test fork server died")
-        return json.loads(line)
-
-    def run(self, module: str, *args: str, cwd: str, timeout: float = 600
-            ) -> subprocess.CompletedProcess:
-        with self._lock, tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp:
             req = {"module": module, "args": [str(a) for a in args], "cwd": str(cwd),
-                   "stdout": os.path.join(tmp, "out"), "stderr": os.path.join(tmp, "err")}
-            proc = self._server()
-            proc.stdin.write(json.dumps(req) + "\n")
-            proc.stdin.flush()
-            pid = self._reply(proc, 60)["pid"]
-            try:
-                code = self._reply(proc, timeout)["returncode"]
-            except subprocess.TimeoutExpired:
-                os.kill(pid, 9)
-                raise
+                   "stdout": os.path.join(tmp, "out"), "stderr": os.path.join(tmp, "err"),
+                   "timeout": timeout}
+            self._proc.stdin.write(json.dumps(req) + "\n")
+            self._proc.stdin.flush()
+            line = self._proc.stdout.readline()
+            if not line:
+                raise RuntimeError("the test fork server died")
+            reply = json.loads(line)
+            if reply["timed_out"]:
+                raise subprocess.TimeoutExpired([module, *req["args"]], timeout)
             read = lambda p: open(p).read() if os.path.exists(p) else ""
             return subprocess.CompletedProcess([sys.executable, "-m", module, *req["args"]],
-                                               code, read(req["stdout"]), read(req["stderr"]))
+                                               reply["returncode"], read(req["stdout"]),
+                                               read(req["stderr"]))
 
     def close(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
