@@ -104,7 +104,8 @@ def plot_curve(path: str, rows: dict, quantity: str, modes, seconds) -> None:
     plt = _pyplot()
     summary = summarise(rows, quantity)
     fig, ax = plt.subplots(figsize=(6, 4))
-    xs = [s if s > 0 else max(x for x in seconds if x > 0) * 2 for s in seconds]
+    # "all" is drawn at twice the largest budget (at 1 s where it is the only one)
+    xs = [s if s > 0 else max([x for x in seconds if x > 0] or [0.5]) * 2 for s in seconds]
     labels = [f"{s:g}" if s > 0 else "all" for s in seconds]
     for k, mode in enumerate(modes):
         conds = [condition(mode, s) for s in seconds]

@@ -115,7 +115,7 @@ def test_population_prior_and_start():
     assert float(val) == pytest.approx(((1.0 / 0.5) ** 2 + 0.0) / 2)
 
 
-def test_loso_summary_counts_and_gaps():
+def test_loso_summary_counts_and_gaps(tmp_path):
     rows = {"a": {"none": {"force_r2": 0.5}, "emg@all": {"force_r2": 0.7},
                   "within": {"force_r2": 0.9}},
             "b": {"none": {"force_r2": 0.6}, "emg@all": {"force_r2": 0.5},
@@ -125,6 +125,9 @@ def test_loso_summary_counts_and_gaps():
     assert s["vs_none"]["mean"] == pytest.approx(0.05)
     assert s["gap_closed"] == {"a": pytest.approx(0.5), "b": pytest.approx(-0.5)}
     assert "1/2 better" in loso.table(rows, "force_r2")
+    # a curve of "all" alone (--seconds=0) has no budget to place it beside
+    loso.plot_curve(str(tmp_path / "c.png"), rows, "force_r2", ["emg"], [0.0])
+    assert (tmp_path / "c.png").stat().st_size > 0
 
 
 def test_loso_and_calibrate_binaries(tiny, tmp_path):
