@@ -11,7 +11,9 @@ one run trained on every subject's training part, on the same test parts. Beside
 linear ridge decoder from the lagged EMG envelope on the same parts ("ridge:none",
 "ridge:within", and "ridge:emg+angles@…" fitted on the subject's calibration recordings alone).
 
-Writes WORKDIR/loso.json (per subject and condition the test angle and force R², the pooled
+Writes WORKDIR/loso.json (per subject and condition the test angle and force R², and with force
+truth the three parts of force R², its time course, amplitude and mean level
+(``pinnmsk.loso.figures``), which tell a wrong time course from a wrong scale; the pooled
 mean ± sd, each calibration's paired difference from (i) and the share of the gap to (iv) it
 closes, the calibrations' reports) and WORKDIR/calibration_<angle|force>.png (R² against
 seconds); prints the tables. Training runs keep checkpoints in WORKDIR/<S>/ and WORKDIR/within/,
@@ -108,19 +110,29 @@ def main(argv):
                 row[loso.RIDGE + loso.condition("emg+angles", float(sec))] = loso.ridge_figures(
                     own["train"], own["validation"], prep.test_trials, lags, calibrated=True)
             rows[subj] = row
-        quantities = [q for q in ("angle_r2", "force_r2") if any(q in r[loso.NONE]
-                                                                  for r in rows.values())]
+        quantities = [q for q in ("angle_r2", "force_r2", "force_shape_r2")
+                      if any(q in r[loso.NONE] for r in rows.values())]
         out = {"data_spec": FLAGS.data_spec, "config": dataclasses.asdict(config),
                "calibration": dataclasses.asdict(cals[0]) | {"mode": list(MODES),
                                                              "seconds": seconds},
                "rows": rows, "summary": {q: loso.summarise(rows, q) for q in quantities},
                "calibration_reports": reports}
         records.write_json(os.path.join(FLAGS.workdir, "loso.json"), out)
-        for q in quantities:
-            if FLAGS.plots:
+        for q in ("angle_r2", "force_r2"):
+            if FLAGS.plots and q in quantities:
                 loso.plot_curve(os.path.join(FLAGS.workdir, f"calibration_{q[:-3]}.png"), rows,
                                 q, [*MODES, loso.RIDGE + "emg+angles"], seconds)
-            print(f"test {q[:-3]} R², leaving each subject out:\n{loso.table(rows, q)}")
+        # force R² = its time course (shape r²) − the loss to its scale − the loss to its mean
+        for q, what, paired in (
+                ("angle_r2", "angle R²", True), ("force_r2", "force R²", True),
+                ("force_shape_r2", "force r² (the time course: R² after the best affine "
+                 "rescale per muscle)", True),
+                ("force_scale_loss", "force R² lost to the amplitude, (s − r)²", False),
+                ("force_offset_loss", "force R² lost to the mean level, b²", False),
+                ("force_sd_ratio", "force amplitude s = sd predicted / sd true", False)):
+            if any(q in r[loso.NONE] for r in rows.values()):
+                print(f"test {what}, leaving each subject out:\n"
+                      f"{loso.table(rows, q, paired=paired)}")
         print(f"wrote {FLAGS.workdir}/loso.json")
 
 

@@ -29,11 +29,22 @@ def ridge_figures(train, val, test, lags, calibrated: bool = False) -> dict:
 
 
 def figures(block: dict) -> dict:
-    """{"angle_r2": mean over coordinates, "force_r2": mean over muscles (absent without force
-    truth)} of an evaluation block (:func:`pinnmsk.evaluation.evaluate`)."""
+    """{"angle_r2": mean over coordinates} of an evaluation block
+    (:func:`pinnmsk.evaluation.evaluate`), and with force truth means over muscles of
+    "force_r2" and of its three parts (:func:`pinnmsk.metrics.regression_metrics`; force_r2 =
+    force_shape_r2 − force_scale_loss − force_offset_loss): "force_shape_r2" (Pearson r², the
+    time course alone), "force_scale_loss" ((s − r)², s = sd predicted / sd true) and
+    "force_offset_loss" (b², the mean level's error in sd of the truth); and "force_sd_ratio"
+    (s: the amplitude, 1 = right)."""
     out = {"angle_r2": float(np.mean([m["r2"] for m in block["angle"].values()]))}
     if "force" in block:
+        per = [v for m, v in block["force"].items() if m != "mean"]
+        mean = lambda f: float(np.mean([f(v) for v in per]))
         out["force_r2"] = float(block["force"]["mean"]["r2"])
+        out["force_shape_r2"] = mean(lambda v: v["pearson_r"] ** 2)
+        out["force_scale_loss"] = mean(lambda v: (v["sd_ratio"] - v["pearson_r"]) ** 2)
+        out["force_offset_loss"] = mean(lambda v: v["bias_sd"] ** 2)
+        out["force_sd_ratio"] = float(block["force"]["mean"]["sd_ratio"])
     return out
 
 
@@ -73,9 +84,10 @@ def summarise(rows: dict, quantity: str) -> dict:
     return out
 
 
-def table(rows: dict, quantity: str) -> str:
+def table(rows: dict, quantity: str, paired: bool = True) -> str:
     """A Markdown table: one row per subject and a pooled row (mean ± sd); one column per
-    condition; calibrated columns' pooled cell adds how many subjects beat no calibration."""
+    condition; with ``paired`` (a quantity where higher is better), calibrated columns' pooled
+    cell adds the paired difference from no calibration and how many subjects beat it."""
     summary = summarise(rows, quantity)
     conds = list(summary)
     head = "| subject | " + " | ".join(conds) + " |\n|---" + "|---:" * len(conds) + "|\n"
@@ -88,7 +100,7 @@ def table(rows: dict, quantity: str) -> str:
     for c in conds:
         d = summary[c]
         cell = f"{d['mean']:.3f} ± {d['sd']:.3f}"
-        if "vs_none" in d:
+        if paired and "vs_none" in d:
             v = d["vs_none"]
             cell += f" ({v['mean']:+.3f} ± {v['sd']:.3f}; {v['better']}/{v['of']} better)"
         pooled.append(cell)

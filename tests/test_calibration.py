@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pinnmsk import calibration, loso, physio, prepare, runner, terms
+from pinnmsk import calibration, loso, metrics, physio, prepare, runner, terms
 from pinnmsk.config import CalibrationConfig, TrainConfig
 from pinnmsk.data import dataset as ds_lib
 from pinnmsk.data import loading, spec
@@ -130,6 +130,31 @@ def test_loso_summary_counts_and_gaps(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 0
 
 
+def test_loso_figures_tell_scale_from_shape():
+    """Forces of the right time course at 60 % of the amplitude: R² well under 1, the shape r²
+    1 and the amplitude ratio 0.6; a wrong time course lowers the shape r² instead; and the
+    three parts add up to R² exactly for any prediction."""
+    t = np.linspace(0.0, 6.0, 600)
+    true = np.stack([100 + 50 * np.sin(t), 80 + 30 * np.cos(2 * t)], axis=1)
+    q = np.sin(t)[:, None]
+    fig = lambda f: loso.figures(metrics.evaluation_metrics(q, q, ["q"], f, true, ["a", "b"]))
+    mean = true.mean(0)
+    scaled = fig(mean + 0.6 * (true - mean))
+    assert scaled["force_r2"] == pytest.approx(1 - 0.4**2, abs=1e-9)
+    assert scaled["force_shape_r2"] == pytest.approx(1.0, abs=1e-9)
+    assert scaled["force_sd_ratio"] == pytest.approx(0.6, abs=1e-9)
+    assert scaled["force_offset_loss"] == pytest.approx(0.0, abs=1e-12)
+    shifted = fig(np.roll(true, 100, axis=0) + 15.0)
+    assert shifted["force_shape_r2"] < 0.8
+    assert shifted["force_sd_ratio"] == pytest.approx(1.0, abs=1e-9)
+    assert shifted["force_offset_loss"] == pytest.approx(
+        np.mean((15.0 / true.std(0)) ** 2), rel=1e-9)
+    noisy = fig(0.8 * true + 30.0 + np.random.default_rng(0).normal(0, 20, true.shape))
+    for f in (scaled, shifted, noisy):
+        assert f["force_r2"] == pytest.approx(
+            f["force_shape_r2"] - f["force_scale_loss"] - f["force_offset_loss"], abs=1e-9)
+
+
 def test_loso_and_calibrate_binaries(tiny, tmp_path):
     w = tmp_path / "loso"
     r = _bin("loso", f"--data_spec={tiny}", f"--workdir={w}", "--subjects=s0", "--epochs=1",
@@ -141,7 +166,10 @@ def test_loso_and_calibrate_binaries(tiny, tmp_path):
                                       "ridge:emg+angles@2s", "ridge:emg+angles@all"}
     # the ridge fitted on the calibration recordings has no force labels to fit
     assert set(out["rows"]["s0"]["ridge:emg+angles@all"]) == {"angle_r2"}
-    assert set(out["rows"]["s0"]["none"]) == {"angle_r2", "force_r2"}
+    assert set(out["rows"]["s0"]["none"]) == {"angle_r2", "force_r2", "force_shape_r2",
+                                              "force_scale_loss", "force_offset_loss",
+                                              "force_sd_ratio"}
+    assert "lost to the mean level" in r.stdout
     rep = out["calibration_reports"]["s0"]["emg@2s"]
     assert rep["recordings_s"] == pytest.approx(2.0, abs=0.05)
     assert not any("@test" in t for t in rep["train_trials"] + rep["validation_trials"])
