@@ -61,10 +61,16 @@ def define_calibration_flags(exclude: tuple = ()) -> None:
 
 
 def calibration_config(**fixed) -> CalibrationConfig:
-    """The :class:`CalibrationConfig` of the ``--calibrate_*`` flags, ``fixed`` fields given."""
+    """The :class:`CalibrationConfig` of the ``--calibrate_*`` flags, ``fixed`` fields given; a
+    value it refuses is a usage error naming the flag."""
+    from experiments.cli import UsageError
+
     vals = {f.name: getattr(flags.FLAGS, "calibrate_" + f.name)
             for f in dataclasses.fields(CalibrationConfig) if f.name not in fixed}
-    return CalibrationConfig(**vals, **fixed)
+    try:
+        return CalibrationConfig(**vals, **fixed)
+    except ValueError as e:
+        raise UsageError(f"--calibrate_{e}") from None
 
 
 def define_train_flags() -> None:

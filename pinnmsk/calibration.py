@@ -11,8 +11,9 @@ EMG) as it would anyone. :func:`calibrate` adapts it from the person's calibrati
   model); the recorded angles are not read (zeroed before anything sees them).
 * ``mode="emg+angles"``: the angle loss plus the same physics.
 
-What adapts: the person's identified parameters and the network's head (``adapt="head"``, the
-encoder frozen) or the whole network (``adapt="all"``). The epoch, "none" (the run as it was)
+What adapts: the person's identified parameters (those named in ``hold`` stay at the trained
+subjects') and the network's output layer (``adapt="output"``, the default), its head
+(``"head"``), the whole network (``"all"``) or nothing of it (``"input"``). The epoch, "none" (the run as it was)
 included, is chosen by the same loss on the validation part of the calibration recordings.
 Pure: the caller reads and writes runs.
 """
@@ -58,10 +59,11 @@ def _batch(w: ds_lib.Windows, s_local: int, angles: bool) -> Batch:
                  jnp.zeros((n,), jnp.float32), jnp.full((n,), s_local, jnp.int32))
 
 
-def _mask(params: dict, adapt: str, n_coords: int, angles: bool) -> dict:
+def _mask(params: dict, adapt: str, n_coords: int, angles: bool, held: tuple = ()) -> dict:
     """1.0 where calibration updates a parameter, 0.0 where it is frozen (per leaf, or per
     element for the output layer: its force columns, and its angle columns only when the
-    calibration reads angles, so that the physics alone never moves the angle outputs)."""
+    calibration reads angles, so that the physics alone never moves the angle outputs); the
+    person's parameters named in ``held`` stay at the population's."""
 
     def leaf(path, x):
         name = jax.tree_util.keystr(path)
@@ -73,7 +75,8 @@ def _mask(params: dict, adapt: str, n_coords: int, angles: bool) -> dict:
         return jnp.zeros_like(x)
 
     return {"net": jax.tree_util.tree_map_with_path(leaf, params["net"]),
-            "physio": jax.tree_util.tree_map(jnp.ones_like, params["physio"])}
+            "physio": {k: (jnp.zeros_like if k in held else jnp.ones_like)(v)
+                       for k, v in params["physio"].items()}}
 
 
 def population(physio: dict, s: int) -> dict:
@@ -119,7 +122,7 @@ def calibrate(prep: prepare.Prepared, run: TrainConfig, params: dict, cal: Calib
          "widths": prior_widths(spec.identification, pop), "weights": weights,
          "prior_weight": jnp.float32(cal.prior_weight)}
     own = {"net": params["net"], "physio": pop_raw}
-    mask = _mask(own, cal.adapt, prep.data.model_of(0).n_coords, angles)
+    mask = _mask(own, cal.adapt, prep.data.model_of(0).n_coords, angles, cal.held)
     tx, step, score = _programs(prep, use_physics, cal.input_gain, run.grad_clip)
     bs = cal.batch_size
     # at least MIN_STEPS batches an epoch: a few seconds of recordings would otherwise give a

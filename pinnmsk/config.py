@@ -160,6 +160,11 @@ class TrainConfig:
         return cls(**vals)
 
 
+# Identified per subject and muscle (pinnmsk.physio), each bounded by a row of
+# LossConstants.bounds: scales of nominal F_max, l_opt, l_ts; the EMG-to-excitation gain; the
+# electromechanical delay [s]; the constant activation of a muscle without an EMG channel
+# (LossConstants.measured).
+PHYSIO_NAMES = ("f_max", "l_opt", "l_ts", "emg_gain", "delay_s", "unmeasured_activation")
 MODES = ("emg", "emg+angles")  # what a calibration learns from (pinnmsk.calibration)
 ADAPT = ("input", "output", "head", "all")  # what adapts besides the subject's parameters
 
@@ -187,10 +192,20 @@ class CalibrationConfig:
     prior_weight: float = _field(0.01, "Weight of the Gaussian prior centring the subject's "
                                  "parameters on the trained subjects' (the physics alone trades "
                                  "F_max against the EMG gain).")
+    hold: str = _field("", "Comma-separated identified parameters the calibration holds at the "
+                       "trained subjects' (" + ", ".join(PHYSIO_NAMES) + "): those the person's "
+                       "recordings cannot place, e.g. f_max where experiments.diagnose finds "
+                       "that a free joint spring takes the F_max scale closing the torque far "
+                       "from the lab's model (the physics alone would trade them away).")
     input_gain: bool = _field(True, "Scale the network's input by the subject's identified EMG "
                               "gain over the population's (folded into its first layer).")
     batch_size: int = _field(128, "Windows per calibration step.")
     seed: int = _field(0, "Random seed (data order, collocation times).")
+
+    @property
+    def held(self) -> tuple:
+        """The names in ``hold``."""
+        return tuple(h.strip() for h in self.hold.split(",") if h.strip())
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -205,6 +220,10 @@ class CalibrationConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
+        unknown = [h for h in self.held if h not in PHYSIO_NAMES]
+        if unknown:
+            raise ValueError(f"hold={self.hold!r} names '{unknown[0]}'; hold any of "
+                             f"{', '.join(PHYSIO_NAMES)}")
         for name in ("seconds", "prior_weight", "physics_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pinnmsk import msk
+from pinnmsk.config import PHYSIO_NAMES
 from pinnmsk.msk import MskModel
 
 Array = jax.Array
@@ -23,10 +24,6 @@ Array = jax.Array
 # muscles the model lacks is; beyond the motion it fades to the constant and damping terms.
 RESIDUAL_KNOTS = 8
 RESIDUAL_BASIS = 2 + RESIDUAL_KNOTS
-# Identified per subject and muscle, each bounded by a row of LossConstants.bounds: scales of
-# nominal F_max, l_opt, l_ts; the EMG-to-excitation gain; the electromechanical delay [s]; the
-# constant activation of a muscle without an EMG channel (LossConstants.measured).
-PHYSIO_NAMES = ("f_max", "l_opt", "l_ts", "emg_gain", "delay_s", "unmeasured_activation")
 
 def init_physio(n_subjects: int, n_muscles: int, bounds, n_coords: int = 1) -> dict:
     """Raw θ that maps to the nominal values (scale 1) for every subject and muscle, and a zero

@@ -86,6 +86,25 @@ def test_calibration_reads_no_test_part_and_no_force_label(fold, mode):
     np.testing.assert_array_equal(enc(params), enc(clean))
 
 
+def test_held_parameters_stay_at_the_population(fold):
+    """``hold``: the named parameters of the new subject stay at the trained subjects' mean,
+    the others are identified."""
+    data, params = fold
+    prep = prepare.prepare(data, CONFIG)
+    s1 = data.subjects.index("s1")
+    pop = calibration.population(params["physio"], s1)
+    cal = CalibrationConfig(epochs=2, batch_size=64, hold="f_max, emg_gain")
+    assert cal.held == ("f_max", "emg_gain")
+    out, rep = calibration.calibrate(prep, CONFIG, params, cal, log=lambda m: None)
+    assert rep["selected_epoch"] > 0
+    row = lambda k: np.asarray(out["physio"][k])[s1]
+    for k in ("f_max", "emg_gain"):
+        np.testing.assert_array_equal(row(k), np.asarray(pop[k])[0])
+    assert not np.allclose(row("l_opt"), np.asarray(pop["l_opt"])[0])
+    with pytest.raises(ValueError, match="names 'strength'"):
+        CalibrationConfig(hold="f_max,strength")
+
+
 def test_folded_input_scale_equals_scaling_the_input(fold):
     data, params = fold
     prep = prepare.prepare(data, CONFIG)
@@ -188,3 +207,7 @@ def test_loso_and_calibrate_binaries(tiny, tmp_path):
         m["test"]["angle"]["wrist_flex"]["r2"], abs=1e-6)
     r = _bin("calibrate", f"--workdir={w / 'within'}", f"--out={tmp_path / 'x'}")
     assert r.returncode == 2 and "--leave_out" in r.stderr.splitlines()[-1]
+    r = _bin("calibrate", f"--workdir={w / 's0'}", f"--out={tmp_path / 'y'}",
+             "--calibrate_hold=f_max,strength")
+    assert r.returncode == 2 and "--calibrate_hold" in r.stderr.splitlines()[-1]
+    assert "Traceback" not in r.stderr and not (tmp_path / "y").exists()
