@@ -69,15 +69,8 @@ class PolynomialGeometry:
         for _ in range(degree):
             powers.append(powers[-1] * x)
         table = jnp.stack(powers)  # (degree + 1, n): table[k, j] = x_j^k
-        # monomial k = Π_j x_j^(e_kj): per coordinate one gather of its powers with the static
-        # exponent column, then the product over coordinates: n gathers whatever K, not K
-        # gathers and products (a tenth of the ops to trace, compile and differentiate in every
-        # program that reads the geometry; the same values to the bit, derivatives to rounding)
-        exps = np.asarray(self.exponents)  # (K, n)
-        feats = table[exps[:, 0], 0]
-        for j in range(1, self.n_coords):
-            feats = feats * table[exps[:, j], j]
-        return feats  # (K,)
+        cols = jnp.arange(self.n_coords)
+        return jnp.stack([jnp.prod(table[np.asarray(e), cols]) for e in self.exponents])  # (K,)
 
     def length(self, q: Coords) -> MuscleVec:
         """Musculotendon lengths (M,) [m] at one configuration ``q`` (n,) [rad]."""
