@@ -11,6 +11,10 @@ one run trained on every subject's training part, on the same test parts. Beside
 linear ridge decoder from the lagged EMG envelope on the same parts ("ridge:none",
 "ridge:within", and "ridge:emg+angles@…" fitted on the subject's calibration recordings alone).
 
+``--seeds=N`` repeats it with --seed + k and --calibrate_seed + k (k < N; the runs of k > 0 in
+WORKDIR/seed<N>/): per subject each figure is then the mean over the seeds, and the paired
+counts are over those means, with each seed's own counts beside them.
+
 Writes WORKDIR/loso.json (per subject and condition the test angle and force R², and with force
 truth the three parts of force R², its time course, amplitude and mean level
 (``pinnmsk.loso.figures``), which tell a wrong time course from a wrong scale; the pooled
@@ -50,11 +54,55 @@ def _fit(prep, config, workdir: str):
                               workdir=workdir)[3].params
 
 
+def _one_seed(data, config, cals, subjects, seconds, workdir: str) -> tuple[dict, dict]:
+    """(rows {subject: {condition: figures}}, calibration reports) of one seed: the within-subject
+    run in ``workdir``/within, each subject's fold in ``workdir``/<subject> (resumed)."""
+    from pinnmsk import calibration, evaluation, loso, prepare, ridge
+    from pinnmsk.data import dataset as ds_lib
+
+    print(f"(iv) within-subject reference: every subject's training part (seed {config.seed})",
+          file=sys.stderr, flush=True)
+    everyone = prepare.prepare(data, config)
+    within = evaluation.evaluate(everyone, _fit(everyone, config, os.path.join(
+        workdir, "within")))[0]
+    lags = ridge.lags(everyone.window)
+    rows, reports = {}, {}
+    for subj in subjects:
+        cfg = dataclasses.replace(config, leave_out=subj)
+        print(f"leaving out {subj} ({subjects.index(subj) + 1}/{len(subjects)}, seed "
+              f"{config.seed})", file=sys.stderr, flush=True)
+        prep = prepare.prepare(data, cfg)
+        params = _fit(prep, cfg, os.path.join(workdir, subj))
+        row = {loso.NONE: loso.figures(evaluation.evaluate(prep, params)[0])}
+        reports[subj] = {}
+        for cal in cals:
+            name = loso.condition(cal.mode, cal.seconds)
+            p, rep = calibration.calibrate(prep, cfg, params, cal, log=lambda m: None)
+            row[name] = loso.figures(evaluation.evaluate(prep, p)[0])
+            reports[subj][name] = rep
+            print(f"  {subj} {name} ({rep['recordings_s']:g} s, epoch "
+                  f"{rep['selected_epoch']}): {row[name]} (none: {row[loso.NONE]})",
+                  file=sys.stderr, flush=True)
+        row[loso.WITHIN] = loso.figures(within["per_subject"][subj])
+        # the linear decoder on the same parts: from the others, from everyone's training
+        # parts, and from the subject's calibration recordings with their angles
+        row[loso.RIDGE + loso.NONE] = loso.ridge_figures(
+            prep.train_trials, prep.val_trials, prep.test_trials, lags)
+        row[loso.RIDGE + loso.WITHIN] = loso.ridge_figures(
+            everyone.train_trials, everyone.val_trials, prep.test_trials, lags)
+        for sec in seconds:
+            own = ds_lib.first_seconds(prep.calibration, float(sec), data.rate_hz,
+                                       prep.window, data.spec.split.validation_fraction)
+            row[loso.RIDGE + loso.condition("emg+angles", float(sec))] = loso.ridge_figures(
+                own["train"], own["validation"], prep.test_trials, lags, calibrated=True)
+        rows[subj] = row
+    return rows, reports
+
+
 def main(argv):
     del argv
     from experiments import common  # JAX and the library: after the flags (--help stays fast)
-    from pinnmsk import calibration, evaluation, loso, prepare, records, ridge
-    from pinnmsk.data import dataset as ds_lib
+    from pinnmsk import loso, records
 
     config = common.config_from_flags()
     if len(config.physics_weights) != 1:
@@ -74,54 +122,34 @@ def main(argv):
         if len(data.subjects) < 2:
             raise cli.UsageError(f"{FLAGS.data_spec} has one subject; leaving it out leaves "
                                  "nothing to train on")
-        print("(iv) within-subject reference: every subject's training part",
-              file=sys.stderr, flush=True)
-        everyone = prepare.prepare(data, config)
-        within = evaluation.evaluate(everyone, _fit(everyone, config, os.path.join(
-            FLAGS.workdir, "within")))[0]
-        lags = ridge.lags(everyone.window)
-        rows, reports = {}, {}
-        for subj in subjects:
-            cfg = dataclasses.replace(config, leave_out=subj)
-            print(f"leaving out {subj} ({subjects.index(subj) + 1}/{len(subjects)})",
-                  file=sys.stderr, flush=True)
-            prep = prepare.prepare(data, cfg)
-            params = _fit(prep, cfg, os.path.join(FLAGS.workdir, subj))
-            row = {loso.NONE: loso.figures(evaluation.evaluate(prep, params)[0])}
-            reports[subj] = {}
-            for cal in cals:
-                name = loso.condition(cal.mode, cal.seconds)
-                p, rep = calibration.calibrate(prep, cfg, params, cal, log=lambda m: None)
-                row[name] = loso.figures(evaluation.evaluate(prep, p)[0])
-                reports[subj][name] = rep
-                print(f"  {subj} {name} ({rep['recordings_s']:g} s, epoch "
-                      f"{rep['selected_epoch']}): {row[name]} (none: {row[loso.NONE]})",
-                      file=sys.stderr, flush=True)
-            row[loso.WITHIN] = loso.figures(within["per_subject"][subj])
-            # the linear decoder on the same parts: from the others, from everyone's training
-            # parts, and from the subject's calibration recordings with their angles
-            row[loso.RIDGE + loso.NONE] = loso.ridge_figures(
-                prep.train_trials, prep.val_trials, prep.test_trials, lags)
-            row[loso.RIDGE + loso.WITHIN] = loso.ridge_figures(
-                everyone.train_trials, everyone.val_trials, prep.test_trials, lags)
-            for sec in seconds:
-                own = ds_lib.first_seconds(prep.calibration, float(sec), data.rate_hz,
-                                           prep.window, data.spec.split.validation_fraction)
-                row[loso.RIDGE + loso.condition("emg+angles", float(sec))] = loso.ridge_figures(
-                    own["train"], own["validation"], prep.test_trials, lags, calibrated=True)
-            rows[subj] = row
+        # seed k trains with --seed + k and calibrates with --calibrate_seed + k; the first
+        # seed's runs sit in WORKDIR itself, the others' in WORKDIR/seed<N>
+        seeds = [config.seed + k for k in range(FLAGS.seeds)]
+        per_seed = [_one_seed(
+            data, dataclasses.replace(config, seed=sd),
+            [dataclasses.replace(c, seed=c.seed + k) for c in cals], subjects, seconds,
+            FLAGS.workdir if k == 0 else os.path.join(FLAGS.workdir, f"seed{sd}"))
+            for k, sd in enumerate(seeds)]
+        rows = loso.mean_over_seeds([r for r, _ in per_seed])
         quantities = [q for q in ("angle_r2", "force_r2", "force_shape_r2")
                       if any(q in r[loso.NONE] for r in rows.values())]
         out = {"data_spec": FLAGS.data_spec, "config": dataclasses.asdict(config),
                "calibration": dataclasses.asdict(cals[0]) | {"mode": list(MODES),
                                                              "seconds": seconds},
-               "rows": rows, "summary": {q: loso.summarise(rows, q) for q in quantities},
-               "calibration_reports": reports}
+               "seeds": seeds, "rows": rows,
+               "summary": {q: loso.summarise(rows, q) for q in quantities},
+               "calibration_reports": per_seed[0][1]}
+        if len(seeds) > 1:
+            out["rows_per_seed"] = [r for r, _ in per_seed]
+            out["summary_per_seed"] = [{q: loso.summarise(r, q) for q in quantities}
+                                       for r, _ in per_seed]
+            out["calibration_reports_per_seed"] = [rep for _, rep in per_seed]
         records.write_json(os.path.join(FLAGS.workdir, "loso.json"), out)
         for q in ("angle_r2", "force_r2"):
             if FLAGS.plots and q in quantities:
                 loso.plot_curve(os.path.join(FLAGS.workdir, f"calibration_{q[:-3]}.png"), rows,
                                 q, [*MODES, loso.RIDGE + "emg+angles"], seconds)
+        of = "" if len(seeds) == 1 else f" (per subject the mean over seeds {seeds})"
         # force R² = its time course (shape r²) − the loss to its scale − the loss to its mean
         for q, what, paired in (
                 ("angle_r2", "angle R²", True), ("force_r2", "force R²", True),
@@ -131,8 +159,16 @@ def main(argv):
                 ("force_offset_loss", "force R² lost to the mean level, b²", False),
                 ("force_sd_ratio", "force amplitude s = sd predicted / sd true", False)):
             if any(q in r[loso.NONE] for r in rows.values()):
-                print(f"test {what}, leaving each subject out:\n"
+                print(f"test {what}, leaving each subject out{of}:\n"
                       f"{loso.table(rows, q, paired=paired)}")
+        if len(seeds) > 1:
+            for q in quantities:
+                for c, d in out["summary"][q].items():
+                    if "vs_none" in d:
+                        counts = [s[q][c]["vs_none"]["better"] for s in out["summary_per_seed"]]
+                        print(f"{q} {c}: better than no calibration for {d['vs_none']['better']}"
+                              f"/{d['vs_none']['of']} subjects on the seeds' mean; per seed "
+                              f"{', '.join(map(str, counts))}")
         print(f"wrote {FLAGS.workdir}/loso.json")
 
 

@@ -53,6 +53,23 @@ def condition(mode: str, seconds: float) -> str:
     return f"{mode}@{'all' if seconds <= 0 else f'{seconds:g}s'}"
 
 
+def mean_over_seeds(per_seed: list) -> dict:
+    """Rows ({subject: {condition: figures}}) of several seeds as one: per subject and condition
+    each figure's mean over the seeds (those every seed has), so that :func:`summarise` pairs
+    the seed-averaged figures over subjects. One seed's rows come back as they are."""
+    if len(per_seed) == 1:
+        return per_seed[0]
+    out = {}
+    for subj in per_seed[0]:
+        out[subj] = {}
+        for c, figs in per_seed[0][subj].items():
+            have = [r[subj][c] for r in per_seed if c in r.get(subj, {})]
+            if len(have) == len(per_seed):
+                out[subj][c] = {q: float(np.mean([h[q] for h in have])) for q in figs
+                                if all(q in h for h in have)}
+    return out
+
+
 def summarise(rows: dict, quantity: str) -> dict:
     """Over subjects (``rows``: {subject: {condition: figures}}), per condition: mean, sd, and
     for calibrated ones the paired difference from no calibration (mean, sd, subjects better)

@@ -149,6 +149,17 @@ def test_loso_summary_counts_and_gaps(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 0
 
 
+def test_loso_mean_over_seeds():
+    a = {"s": {"none": {"angle_r2": 0.2, "force_r2": 0.4}, "emg@all": {"angle_r2": 0.6}}}
+    b = {"s": {"none": {"angle_r2": 0.4}, "emg@all": {"angle_r2": 0.8},
+               "emg@2s": {"angle_r2": 0.1}}}
+    m = loso.mean_over_seeds([a, b])
+    # what every seed has, averaged; a condition or figure one seed lacks is left out
+    assert m == {"s": {"none": {"angle_r2": pytest.approx(0.3)},
+                       "emg@all": {"angle_r2": pytest.approx(0.7)}}}
+    assert loso.mean_over_seeds([a]) is a
+
+
 def test_loso_figures_tell_scale_from_shape():
     """Forces of the right time course at 60 % of the amplitude: R² well under 1, the shape r²
     1 and the amplitude ratio 0.6; a wrong time course lowers the shape r² instead; and the
@@ -177,9 +188,14 @@ def test_loso_figures_tell_scale_from_shape():
 def test_loso_and_calibrate_binaries(tiny, tmp_path):
     w = tmp_path / "loso"
     r = _bin("loso", f"--data_spec={tiny}", f"--workdir={w}", "--subjects=s0", "--epochs=1",
-             "--batch_size=64", "--calibrate_epochs=1", "--seconds=2,0")
+             "--batch_size=64", "--calibrate_epochs=1", "--seconds=2,0", "--seeds=2")
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.load(open(w / "loso.json"))
+    # two seeds: the second's runs in seed1/, per subject the mean of the two
+    assert out["seeds"] == [0, 1] and os.path.isdir(w / "seed1" / "s0")
+    per = [rs["s0"]["emg@all"]["angle_r2"] for rs in out["rows_per_seed"]]
+    assert out["rows"]["s0"]["emg@all"]["angle_r2"] == pytest.approx(np.mean(per), abs=1e-12)
+    assert "per seed" in r.stdout
     assert set(out["rows"]["s0"]) == {"none", "emg@2s", "emg@all", "emg+angles@2s",
                                       "emg+angles@all", "within", "ridge:none", "ridge:within",
                                       "ridge:emg+angles@2s", "ridge:emg+angles@all"}
