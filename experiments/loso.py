@@ -43,6 +43,17 @@ flags.DEFINE_string("seconds", "10,30,0", "Calibration recordings per calibratio
 flags.DEFINE_string("subjects", "", "Subjects left out in turn (default: every subject).")
 flagdefs.define_calibration_flags(exclude=("mode", "seconds"))
 
+# The printed tables: (figure, what it is, paired: an R² where higher is better, summarised in
+# loso.json with its paired difference from no calibration). Force R² = its time course (shape
+# r²) − the loss to its amplitude − the loss to its mean level (pinnmsk.loso.figures).
+TABLES = (
+    ("angle_r2", "angle R²", True), ("force_r2", "force R²", True),
+    ("force_shape_r2", "force r² (the time course: R² after the best affine rescale per "
+     "muscle)", True),
+    ("force_scale_loss", "force R² lost to the amplitude, (s − r)²", False),
+    ("force_offset_loss", "force R² lost to the mean level, b²", False),
+    ("force_sd_ratio", "force amplitude s = sd predicted / sd true", False))
+
 
 def _fit(prep, config, workdir: str):
     """The parameters selected on validation of ``config``'s run in ``workdir`` (resumed)."""
@@ -131,8 +142,8 @@ def main(argv):
             FLAGS.workdir if k == 0 else os.path.join(FLAGS.workdir, f"seed{sd}"))
             for k, sd in enumerate(seeds)]
         rows = loso.mean_over_seeds([r for r, _ in per_seed])
-        quantities = [q for q in ("angle_r2", "force_r2", "force_shape_r2")
-                      if any(q in r[loso.NONE] for r in rows.values())]
+        present = [t for t in TABLES if any(t[0] in r[loso.NONE] for r in rows.values())]
+        quantities = [q for q, _, paired in present if paired]  # R²s: summarised and paired
         out = {"data_spec": FLAGS.data_spec, "config": dataclasses.asdict(config),
                "calibration": dataclasses.asdict(cals[0]) | {"mode": list(MODES),
                                                              "seconds": seconds},
@@ -150,17 +161,9 @@ def main(argv):
                 loso.plot_curve(os.path.join(FLAGS.workdir, f"calibration_{q[:-3]}.png"), rows,
                                 q, [*MODES, loso.RIDGE + "emg+angles"], seconds)
         of = "" if len(seeds) == 1 else f" (per subject the mean over seeds {seeds})"
-        # force R² = its time course (shape r²) − the loss to its scale − the loss to its mean
-        for q, what, paired in (
-                ("angle_r2", "angle R²", True), ("force_r2", "force R²", True),
-                ("force_shape_r2", "force r² (the time course: R² after the best affine "
-                 "rescale per muscle)", True),
-                ("force_scale_loss", "force R² lost to the amplitude, (s − r)²", False),
-                ("force_offset_loss", "force R² lost to the mean level, b²", False),
-                ("force_sd_ratio", "force amplitude s = sd predicted / sd true", False)):
-            if any(q in r[loso.NONE] for r in rows.values()):
-                print(f"test {what}, leaving each subject out{of}:\n"
-                      f"{loso.table(rows, q, paired=paired)}")
+        for q, what, paired in present:
+            print(f"test {what}, leaving each subject out{of}:\n"
+                  f"{loso.table(rows, q, paired=paired)}")
         if len(seeds) > 1:
             for q in quantities:
                 for c, d in out["summary"][q].items():

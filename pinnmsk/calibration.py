@@ -13,8 +13,9 @@ EMG) as it would anyone. :func:`calibrate` adapts it from the person's calibrati
 
 What adapts: the person's identified parameters (those named in ``hold`` stay at the trained
 subjects') and the network's output layer (``adapt="output"``, the default), its head
-(``"head"``), the whole network (``"all"``) or nothing of it (``"input"``). The epoch, "none" (the run as it was)
-included, is chosen by the same loss on the validation part of the calibration recordings.
+(``"head"``), the whole network (``"all"``) or nothing of it (``"input"``). The epoch, "none"
+(the run as it was) included, is chosen by the same loss on the validation part of the
+calibration recordings.
 Pure: the caller reads and writes runs.
 """
 
