@@ -65,49 +65,69 @@ def _fit(prep, config, workdir: str):
                               workdir=workdir)[3].params
 
 
-def _one_seed(data, config, cals, subjects, seconds, workdir: str) -> tuple[dict, dict]:
-    """(rows {subject: {condition: figures}}, calibration reports) of one seed: the within-subject
-    run in ``workdir``/within, each subject's fold in ``workdir``/<subject> (resumed)."""
+def _runs(data, config, cals, subjects, seconds, seeds, workdirs) -> list[tuple[dict, dict]]:
+    """Per seed, (rows {subject: {condition: figures}}, calibration reports): seed k's
+    within-subject run in ``workdirs[k]``/within, each subject's fold in ``workdirs[k]``/<subject>
+    (resumed), trained with seed ``seeds[k]`` and calibrated with each calibration's seed + k.
+    Fold by fold, every seed of a fold on one Prepared where the preparation does not read the
+    seed, so that the later seeds neither prepare nor trace nor compile its programs again."""
     from pinnmsk import calibration, evaluation, loso, prepare, ridge
     from pinnmsk.data import dataset as ds_lib
 
-    print(f"(iv) within-subject reference: every subject's training part (seed {config.seed})",
+    last = {}  # one fold's Prepared at a time: a fold's arrays go when the next comes
+
+    def prepared(cfg):
+        key = (cfg.leave_out, cfg.seed if prepare.seeded(cfg) else None)
+        if key not in last:
+            last.clear()
+            last[key] = prepare.prepare(data, cfg)
+        return last[key]
+
+    print(f"(iv) within-subject reference: every subject's training part (seeds {seeds})",
           file=sys.stderr, flush=True)
-    everyone = prepare.prepare(data, config)
-    within = evaluation.evaluate(everyone, _fit(everyone, config, os.path.join(
-        workdir, "within")))[0]
+    withins = []
+    for sd, wd in zip(seeds, workdirs):
+        cfg = dataclasses.replace(config, seed=sd)
+        everyone = prepared(cfg)
+        withins.append(evaluation.evaluate(everyone, _fit(everyone, cfg, os.path.join(
+            wd, "within")))[0])
     lags = ridge.lags(everyone.window)
-    rows, reports = {}, {}
+    # the ridge decoder fitted on everyone's training parts, which no seed changes
+    train_all, val_all = everyone.train_trials, everyone.val_trials
+    out = [({}, {}) for _ in seeds]
     for subj in subjects:
-        cfg = dataclasses.replace(config, leave_out=subj)
-        print(f"leaving out {subj} ({subjects.index(subj) + 1}/{len(subjects)}, seed "
-              f"{config.seed})", file=sys.stderr, flush=True)
-        prep = prepare.prepare(data, cfg)
-        params = _fit(prep, cfg, os.path.join(workdir, subj))
-        row = {loso.NONE: loso.figures(evaluation.evaluate(prep, params)[0])}
-        reports[subj] = {}
-        for cal in cals:
-            name = loso.condition(cal.mode, cal.seconds)
-            p, rep = calibration.calibrate(prep, cfg, params, cal, log=lambda m: None)
-            row[name] = loso.figures(evaluation.evaluate(prep, p)[0])
-            reports[subj][name] = rep
-            print(f"  {subj} {name} ({rep['recordings_s']:g} s, epoch "
-                  f"{rep['selected_epoch']}): {row[name]} (none: {row[loso.NONE]})",
-                  file=sys.stderr, flush=True)
-        row[loso.WITHIN] = loso.figures(within["per_subject"][subj])
-        # the linear decoder on the same parts: from the others, from everyone's training
-        # parts, and from the subject's calibration recordings with their angles
-        row[loso.RIDGE + loso.NONE] = loso.ridge_figures(
-            prep.train_trials, prep.val_trials, prep.test_trials, lags)
-        row[loso.RIDGE + loso.WITHIN] = loso.ridge_figures(
-            everyone.train_trials, everyone.val_trials, prep.test_trials, lags)
-        for sec in seconds:
-            own = ds_lib.first_seconds(prep.calibration, float(sec), data.rate_hz,
-                                       prep.window, data.spec.split.validation_fraction)
-            row[loso.RIDGE + loso.condition("emg+angles", float(sec))] = loso.ridge_figures(
-                own["train"], own["validation"], prep.test_trials, lags, calibrated=True)
-        rows[subj] = row
-    return rows, reports
+        for k, (sd, wd) in enumerate(zip(seeds, workdirs)):
+            cfg = dataclasses.replace(config, seed=sd, leave_out=subj)
+            print(f"leaving out {subj} ({subjects.index(subj) + 1}/{len(subjects)}, seed "
+                  f"{sd})", file=sys.stderr, flush=True)
+            prep = prepared(cfg)
+            params = _fit(prep, cfg, os.path.join(wd, subj))
+            row = {loso.NONE: loso.figures(evaluation.evaluate(prep, params)[0])}
+            rows, reports = out[k]
+            reports[subj] = {}
+            for cal in cals:
+                cal = dataclasses.replace(cal, seed=cal.seed + k)
+                name = loso.condition(cal.mode, cal.seconds)
+                p, rep = calibration.calibrate(prep, cfg, params, cal, log=lambda m: None)
+                row[name] = loso.figures(evaluation.evaluate(prep, p)[0])
+                reports[subj][name] = rep
+                print(f"  {subj} {name} ({rep['recordings_s']:g} s, epoch "
+                      f"{rep['selected_epoch']}): {row[name]} (none: {row[loso.NONE]})",
+                      file=sys.stderr, flush=True)
+            row[loso.WITHIN] = loso.figures(withins[k]["per_subject"][subj])
+            # the linear decoder on the same parts: from the others, from everyone's training
+            # parts, and from the subject's calibration recordings with their angles
+            row[loso.RIDGE + loso.NONE] = loso.ridge_figures(
+                prep.train_trials, prep.val_trials, prep.test_trials, lags)
+            row[loso.RIDGE + loso.WITHIN] = loso.ridge_figures(
+                train_all, val_all, prep.test_trials, lags)
+            for sec in seconds:
+                own = ds_lib.first_seconds(prep.calibration, float(sec), data.rate_hz,
+                                           prep.window, data.spec.split.validation_fraction)
+                row[loso.RIDGE + loso.condition("emg+angles", float(sec))] = loso.ridge_figures(
+                    own["train"], own["validation"], prep.test_trials, lags, calibrated=True)
+            rows[subj] = row
+    return out
 
 
 def main(argv):
@@ -136,11 +156,9 @@ def main(argv):
         # seed k trains with --seed + k and calibrates with --calibrate_seed + k; the first
         # seed's runs sit in WORKDIR itself, the others' in WORKDIR/seed<N>
         seeds = [config.seed + k for k in range(FLAGS.seeds)]
-        per_seed = [_one_seed(
-            data, dataclasses.replace(config, seed=sd),
-            [dataclasses.replace(c, seed=c.seed + k) for c in cals], subjects, seconds,
-            FLAGS.workdir if k == 0 else os.path.join(FLAGS.workdir, f"seed{sd}"))
-            for k, sd in enumerate(seeds)]
+        per_seed = _runs(data, config, cals, subjects, seconds, seeds, [
+            FLAGS.workdir if k == 0 else os.path.join(FLAGS.workdir, f"seed{sd}")
+            for k, sd in enumerate(seeds)])
         rows = loso.mean_over_seeds([r for r, _ in per_seed])
         present = [t for t in TABLES if any(t[0] in r[loso.NONE] for r in rows.values())]
         quantities = [q for q, _, paired in present if paired]  # R²s: summarised and paired

@@ -70,6 +70,13 @@ def _label_mask(trials, fraction: float, seed: int, segment_s: float = 2.0) -> l
     return masks
 
 
+def seeded(config: TrainConfig) -> bool:
+    """Whether :func:`prepare` reads ``config.seed`` (the labelled fraction's segments): if not,
+    runs that differ only in their seed can share one Prepared, and with it its compiled
+    programs (:func:`pinnmsk.runner.programs` keys them without the seed)."""
+    return config.force_labels and config.label_fraction < 1.0
+
+
 def tendon_of(config: TrainConfig, spec) -> str:
     """The Hill term's tendon: the config's, or the data spec's where the config says "spec"."""
     return spec.tendon if config.tendon == "spec" else config.tendon
