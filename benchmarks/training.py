@@ -42,12 +42,14 @@ def _step_program(prep, cfg, weights, layout="vmap", per_model=False):
     return progs.step_fn, state, runner._device_data(prep.train)
 
 
-def _step_times(prep, cfg, programs, n_steps: int, block: int = 5) -> list[float]:
+def _step_times(prep, cfg, programs, n_steps: int, block: int = 5, rounds_out=None
+                ) -> list[float]:
     """Median wall time [s] of one jitted train step (gather + step) for each of ``programs``
     ((weights, layout) pairs). The programs take turns in blocks of ``block`` consecutive
     steps, the first step of each block not counted: each is timed running steadily, as in
     training (not right after another program has evicted its data from the caches), while a
-    change in the machine's load or clock affects all of them alike."""
+    change in the machine's load or clock affects all of them alike. ``rounds_out``: a list
+    that receives, per round of turns, each program's median step in it (paired ratios)."""
     bs = cfg.batch_size
     rounds = max(1, -(-n_steps // (block - 1)))
     n_idx = rounds * block + 2
@@ -75,6 +77,8 @@ def _step_times(prep, cfg, programs, n_steps: int, block: int = 5) -> list[float
                 jax.block_until_ready(m)
                 if j:
                     t.append(time.perf_counter() - t0)
+        if rounds_out is not None:
+            rounds_out.append([float(np.median(t[-(block - 1):])) for t in times])
     return [float(np.median(t)) for t in times]
 
 
@@ -142,14 +146,22 @@ def main(argv):
     rows = []
     for model in _flag(argv, "models", "cnn,mlp,gru").split(",") if "steps" in wanted else ():
         p = prepare.prepare(data, train.TrainConfig(model=model))
+        # the ratio per round of turns (paired: both programs under the same load), its
+        # median and quartiles over 4x the rounds of the other sections: one run's 20 steps
+        # gave ratios from 1.18x to 1.45x between runs
+        per_round = []
         t_data, t_pi = _step_times(p, cfg, [(terms.run_weights(cfg, 0.0), "vmap"),
-                                            (terms.run_weights(cfg, 1.0), "vmap")], n_steps)
+                                            (terms.run_weights(cfg, 1.0), "vmap")],
+                                   4 * n_steps, rounds_out=per_round)
+        ratios = np.asarray([b / a for a, b in per_round])
+        q1, q2, q3 = np.percentile(ratios, [25, 50, 75])
         t_fd = _step_time(prepare.prepare(data, train.TrainConfig(model=model, accel="fd")), cfg,
                           terms.run_weights(cfg, 1.0), n_steps)
         rows.append({"model": model, "data-only windows/s": f"{cfg.batch_size / t_data:,.0f}",
                      "PI (autodiff) windows/s": f"{cfg.batch_size / t_pi:,.0f}",
                      "PI (finite diff) windows/s": f"{cfg.batch_size / t_fd:,.0f}",
-                     "PI / data-only cost": f"{t_pi / t_data:.2f}x"})
+                     "PI / data-only cost": f"{q2:.2f}x ({q1:.2f}-{q3:.2f}, "
+                                            f"{len(ratios)} rounds)"})
         if quick:
             break
     if rows:
