@@ -22,17 +22,17 @@ CONFIG = TrainConfig(epochs=1, batch_size=64, n_colloc=2, physics_weights=(1.0,)
 
 @pytest.fixture(scope="module")
 def fold(tiny):
-    """The tiny set with s1 left out, and a run trained one epoch without it."""
+    """The tiny set with s1 left out, a run trained one epoch without it, and its Prepared (the
+    tests read it, so the calibration's programs compile once for them all)."""
     data = loading.load_dataset(spec.load_spec(tiny))
     prep = prepare.prepare(data, CONFIG)
     params = runner.fit(prep, CONFIG, terms.run_weights(CONFIG, 1.0), None,
                         log=lambda m: None)[3].params
-    return data, params
+    return data, params, prep
 
 
 def test_fold_holds_the_new_subject_out_of_training(fold):
-    data, _ = fold
-    prep = prepare.prepare(data, CONFIG)
+    data, _, prep = fold
     s1 = data.subjects.index("s1")
     assert prep.new_subject == s1
     assert set(prep.train.subject.tolist()) == {0}
@@ -66,8 +66,7 @@ def _poisoned(prep, angles_too: bool):
 def test_calibration_reads_no_test_part_and_no_force_label(fold, mode):
     """Calibrating with the new subject's test part and force labels (and, EMG only, its
     angles) replaced by NaN gives the same parameters as with them: it never reads them."""
-    data, params = fold
-    prep = prepare.prepare(data, CONFIG)
+    data, params, prep = fold
     cal = CalibrationConfig(mode=mode, epochs=2, adapt="head", batch_size=64)
     clean, rep = calibration.calibrate(prep, CONFIG, params, cal, log=lambda m: None)
     dirty, _ = calibration.calibrate(_poisoned(prep, mode == "emg"), CONFIG, params, cal,
@@ -89,8 +88,7 @@ def test_calibration_reads_no_test_part_and_no_force_label(fold, mode):
 def test_held_parameters_stay_at_the_population(fold):
     """``hold``: the named parameters of the new subject stay at the trained subjects' mean,
     the others are identified."""
-    data, params = fold
-    prep = prepare.prepare(data, CONFIG)
+    data, params, prep = fold
     s1 = data.subjects.index("s1")
     pop = calibration.population(params["physio"], s1)
     cal = CalibrationConfig(epochs=2, batch_size=64, hold="f_max, emg_gain")
@@ -106,8 +104,7 @@ def test_held_parameters_stay_at_the_population(fold):
 
 
 def test_folded_input_scale_equals_scaling_the_input(fold):
-    data, params = fold
-    prep = prepare.prepare(data, CONFIG)
+    data, params, prep = fold
     rng = np.random.default_rng(0)
     w = jnp.asarray(rng.uniform(0, 1, (prep.window, data.model_of(0).n_muscles)), jnp.float32)
     r = jnp.asarray(rng.uniform(0.5, 2.0, data.model_of(0).n_muscles), jnp.float32)

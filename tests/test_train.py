@@ -267,12 +267,12 @@ def test_metrics_known_values():
     assert metrics.regression_metrics(-true, true)["pearson_r"] == pytest.approx(-1.0)
 
 
-def test_predict_equals_evaluate_on_a_test_trial(data):
+def test_predict_equals_evaluate_on_a_test_trial(data, single_run):
     """The causal pipeline end to end: streaming a test trial's raw EMG file (what predict
     does) gives evaluate's predictions for that trial, window for window."""
     from pinnmsk.data import opensim
 
-    prep = prepare.prepare(data, CFG)
+    prep = single_run.prep  # CFG's, its predict program already compiled where it ran
     state = prepare.new_state(prep, train.make_optimizer(CFG, 1), 0)
     _, per_trial = evaluation.evaluate(prep, state.params)
     spec_ = data.spec
@@ -295,8 +295,8 @@ def test_predict_equals_evaluate_on_a_test_trial(data):
     np.testing.assert_allclose(f[first:first + n], per_trial[0]["f_pred"], rtol=1e-4, atol=1e-3)
 
 
-def test_streaming_chunk_size_invariant(data):
-    prep = prepare.prepare(data, CFG)
+def test_streaming_chunk_size_invariant(data, single_run):
+    prep = single_run.prep
     tx = train.make_optimizer(CFG, 1)
     st = prepare.new_state(prep, tx, 0)
     cfg = emg.EnvelopeConfig(fs_hz=1000.0)
