@@ -18,6 +18,20 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 TEST_XLA_FLAGS = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true "
                   "--xla_cpu_use_fusion_emitters=false")
 os.environ.setdefault("XLA_FLAGS", TEST_XLA_FLAGS)
+# Module fixtures that train or simulate (seconds each): pytest-xdist runs the tests that use
+# one of them on one worker (--dist loadgroup, pyproject.toml), so the fixture is built once per
+# run instead of once on each worker that draws one of its tests.
+SHARED_FIXTURES = ("one_epoch_run", "fold", "single_run", "simulated_arm")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for name in SHARED_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
+                break
+
+
 V2 = ROOT / "data" / "opensim_wrist_v2"
 V2_SPEC = ROOT / "data_specs" / "opensim_wrist_v2.toml"
 TEST_DATA = pathlib.Path(__file__).resolve().parent / "data"
