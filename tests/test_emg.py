@@ -96,3 +96,23 @@ def test_normalise_and_resample():
     t = jnp.array([0.0, 1.0, 2.0])
     np.testing.assert_allclose(emg.resample(t, env, jnp.array([0.5, 1.5])), [[0.5, 3.0], [2.0, 6.0]])
     assert np.allclose(emg.robust_max(np.arange(1001.0)[:, None], 0.5), 500.0)
+
+
+def test_recordings_of_many_lengths_share_a_compiled_envelope():
+    """The loader's causal envelope pads a recording with zeros to one of a few lengths
+    (checks.padded_length): to the bit the filter of the recording itself, and recordings of
+    six lengths within a bucket compile one program."""
+    from tests.conftest import ROOT
+    from pinnmsk.data import checks, spec
+
+    envelope = checks.EnvelopeFn(spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml")))
+    f = envelope.filter
+    direct = jax.jit(lambda x: f.causal(x, validate=False))
+    rng = np.random.default_rng(0)
+    for n in (9000, 9100, 9300, 9500, 9700, 10000):  # one bucket: 10240
+        raw = 1e-3 * rng.standard_normal((n, 5))
+        np.testing.assert_array_equal(
+            envelope("x.csv", raw), np.asarray(direct(jnp.asarray(raw, jnp.float32)), np.float64))
+    assert envelope._fn._cache_size() == 1
+    assert [checks.padded_length(n) for n in (1, 1024, 1025, 8192, 8193, 20000)] == \
+        [1024, 1024, 2048, 8192, 10240, 20480]
