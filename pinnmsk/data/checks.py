@@ -108,13 +108,14 @@ class EnvelopeFn:
                 emg.padlen(self.filter.bandpass_sos), emg.padlen(self.filter.lowpass_sos)) + 1:
             raise DataError(f"{path}: only {len(raw)} EMG samples, too short for the zero-phase "
                             "filters; use longer trials or emg.envelope = \"causal\"")
-        x = np.asarray(raw, np.float32)
         if self.mode == "causal":
             # the causal filter is a scan in time, so zeros after the recording leave its
             # outputs unchanged (to the bit): recordings of many lengths share a few compiled
             # programs (one per length cost ~0.2 s of compiling against ~4 ms of filtering)
-            x = np.concatenate([x, np.zeros((padded_length(len(x)) - len(x),) + x.shape[1:],
-                                            np.float32)])
+            x = np.zeros((padded_length(len(raw)),) + np.shape(raw)[1:], np.float32)
+            x[:len(raw)] = raw
+        else:
+            x = np.asarray(raw, np.float32)
         return np.asarray(self._fn(jnp.asarray(x)), np.float64)[:len(raw)]
 
 
