@@ -65,6 +65,25 @@ def _fit(prep, config, workdir: str):
                               workdir=workdir)[3].params
 
 
+def _ridge_rows(prep, train_all, val_all, lags, seconds) -> dict:
+    """The linear decoder on a fold's parts: from the others, from everyone's training parts
+    (``train_all``, ``val_all``), and from the subject's calibration recordings with their
+    angles, each first ``seconds`` of them."""
+    from pinnmsk import loso
+    from pinnmsk.data import dataset as ds_lib
+
+    rows = {loso.RIDGE + loso.NONE: loso.ridge_figures(
+                prep.train_trials, prep.val_trials, prep.test_trials, lags),
+            loso.RIDGE + loso.WITHIN: loso.ridge_figures(
+                train_all, val_all, prep.test_trials, lags)}
+    for sec in seconds:
+        own = ds_lib.first_seconds(prep.calibration, float(sec), prep.data.rate_hz,
+                                   prep.window, prep.data.spec.split.validation_fraction)
+        rows[loso.RIDGE + loso.condition("emg+angles", float(sec))] = loso.ridge_figures(
+            own["train"], own["validation"], prep.test_trials, lags, calibrated=True)
+    return rows
+
+
 def _runs(data, config, cals, subjects, seconds, seeds, workdirs) -> list[tuple[dict, dict]]:
     """Per seed, (rows {subject: {condition: figures}}, calibration reports): seed k's
     within-subject run in ``workdirs[k]``/within, each subject's fold in ``workdirs[k]``/<subject>
@@ -72,7 +91,6 @@ def _runs(data, config, cals, subjects, seconds, seeds, workdirs) -> list[tuple[
     Fold by fold, every seed of a fold on one Prepared where the preparation does not read the
     seed, so that the later seeds neither prepare nor trace nor compile its programs again."""
     from pinnmsk import calibration, evaluation, loso, prepare, ridge
-    from pinnmsk.data import dataset as ds_lib
 
     last = {}  # one fold's Prepared at a time: a fold's arrays go when the next comes
 
@@ -96,6 +114,7 @@ def _runs(data, config, cals, subjects, seconds, seeds, workdirs) -> list[tuple[
     train_all, val_all = everyone.train_trials, everyone.val_trials
     out = [({}, {}) for _ in seeds]
     for subj in subjects:
+        ridge_rows = None
         for k, (sd, wd) in enumerate(zip(seeds, workdirs)):
             cfg = dataclasses.replace(config, seed=sd, leave_out=subj)
             print(f"leaving out {subj} ({subjects.index(subj) + 1}/{len(subjects)}, seed "
@@ -115,17 +134,9 @@ def _runs(data, config, cals, subjects, seconds, seeds, workdirs) -> list[tuple[
                       f"{rep['selected_epoch']}): {row[name]} (none: {row[loso.NONE]})",
                       file=sys.stderr, flush=True)
             row[loso.WITHIN] = loso.figures(withins[k]["per_subject"][subj])
-            # the linear decoder on the same parts: from the others, from everyone's training
-            # parts, and from the subject's calibration recordings with their angles
-            row[loso.RIDGE + loso.NONE] = loso.ridge_figures(
-                prep.train_trials, prep.val_trials, prep.test_trials, lags)
-            row[loso.RIDGE + loso.WITHIN] = loso.ridge_figures(
-                train_all, val_all, prep.test_trials, lags)
-            for sec in seconds:
-                own = ds_lib.first_seconds(prep.calibration, float(sec), data.rate_hz,
-                                           prep.window, data.spec.split.validation_fraction)
-                row[loso.RIDGE + loso.condition("emg+angles", float(sec))] = loso.ridge_figures(
-                    own["train"], own["validation"], prep.test_trials, lags, calibrated=True)
+            if ridge_rows is None:  # the linear decoder reads no seed: fitted once per fold
+                ridge_rows = _ridge_rows(prep, train_all, val_all, lags, seconds)
+            row.update({c: dict(f) for c, f in ridge_rows.items()})
             rows[subj] = row
     return out
 
