@@ -116,8 +116,9 @@ def _flag(argv, name: str, default: str) -> str:
 def main(argv):
     """Sections: ``steps``, ``sweep``, ``seeds``, ``inference`` (all unless some are named).
     Flags:
-    ``--quick``; ``--models=cnn,mlp,gru`` the step section's encoders; ``--ks=1,2,4`` the
-    sweep sizes (default 1..16 on a CPU, 1..64 elsewhere);
+    ``--quick``; ``--models=cnn,mlp,gru`` the step section's encoders; ``--n_colloc=1,2`` its
+    collocation times per window (default: :class:`pinnmsk.config.TrainConfig`'s);
+    ``--ks=1,2,4`` the sweep sizes (default 1..16 on a CPU, 1..64 elsewhere);
     ``--out=PATH`` the JSON (default benchmarks/results_training[_<platform>].json);
     ``--default_malloc``: leave glibc's allocator and XLA's dispatch as they are (the binaries
     call :func:`pinnmsk.host.keep_freed_memory` and :func:`pinnmsk.host.run_on_calling_thread`;
@@ -144,8 +145,12 @@ def main(argv):
 
     # 1. PI step vs data-only step, CNN and baselines
     rows = []
-    for model in _flag(argv, "models", "cnn,mlp,gru").split(",") if "steps" in wanted else ():
-        p = prepare.prepare(data, train.TrainConfig(model=model))
+    n_collocs = [int(k) for k in _flag(argv, "n_colloc", str(train.TrainConfig().n_colloc))
+                 .split(",")]
+    variants = [(model, k) for model in _flag(argv, "models", "cnn,mlp,gru").split(",")
+                for k in n_collocs]
+    for model, n_colloc in variants if "steps" in wanted else ():
+        p = prepare.prepare(data, train.TrainConfig(model=model, n_colloc=n_colloc))
         # the ratio per round of turns (paired: both programs under the same load), its
         # median and quartiles over 4x the rounds of the other sections: one run's 20 steps
         # gave ratios from 1.18x to 1.45x between runs
@@ -155,9 +160,11 @@ def main(argv):
                                    4 * n_steps, rounds_out=per_round)
         ratios = np.asarray([b / a for a, b in per_round])
         q1, q2, q3 = np.percentile(ratios, [25, 50, 75])
-        t_fd = _step_time(prepare.prepare(data, train.TrainConfig(model=model, accel="fd")), cfg,
+        t_fd = _step_time(prepare.prepare(data, train.TrainConfig(model=model, accel="fd",
+                                                                  n_colloc=n_colloc)), cfg,
                           terms.run_weights(cfg, 1.0), n_steps)
-        rows.append({"model": model, "data-only windows/s": f"{cfg.batch_size / t_data:,.0f}",
+        name = model if len(n_collocs) == 1 else f"{model}, {n_colloc} colloc."
+        rows.append({"model": name, "data-only windows/s": f"{cfg.batch_size / t_data:,.0f}",
                      "PI (autodiff) windows/s": f"{cfg.batch_size / t_pi:,.0f}",
                      "PI (finite diff) windows/s": f"{cfg.batch_size / t_fd:,.0f}",
                      "PI / data-only cost": f"{q2:.2f}x ({q1:.2f}-{q3:.2f}, "
