@@ -21,7 +21,7 @@ ARM_SPEC = ROOT / "data_specs" / "opensim_arm26.toml"
 COORDS = ["r_shoulder_elev", "r_elbow_flex"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def arm():
     s = spec.load_spec(str(ARM_SPEC))
     models, report = loading.build_models(s, ["S1", "S2"])
@@ -129,7 +129,7 @@ def test_per_joint_body_field_must_match_the_coordinates(tmp_path):
         spec.load_spec(str(p))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def simulated_arm(tmp_path_factory):
     """A 2-DOF arm simulated from the arm26 spec: 1 subject x 2 trials x 3 s."""
     out = tmp_path_factory.mktemp("arm") / "data"

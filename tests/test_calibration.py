@@ -20,7 +20,7 @@ from tests.test_train import _bin
 CONFIG = TrainConfig(epochs=1, batch_size=64, n_colloc=2, physics_weights=(1.0,), leave_out="s1")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fold(tiny):
     """The tiny set with s1 left out, a run trained one epoch without it, and its Prepared (the
     tests read it, so the calibration's programs compile once for them all)."""

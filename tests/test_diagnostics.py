@@ -11,13 +11,13 @@ from tests.conftest import ROOT
 from tests import forkserver
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def model():
     path = ROOT / "data_specs" / "synthetic_wrist.toml"
     return loading.build_model(spec.load_spec(str(path)))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trajectory(model):
     dt, n = 1e-3, 4000
     t = jnp.arange(n) * dt

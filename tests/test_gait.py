@@ -58,7 +58,7 @@ def _spec(tmp_path, trials, train, validation, test, extra="") -> pathlib.Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trimmed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gait")
     path = _spec(tmp, {"_Running1_": 14, "_SideStep1_": 14}, ["_Running1_"], [],

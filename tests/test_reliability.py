@@ -245,7 +245,7 @@ def _one_line_error(r, code, *words):
         assert w in err[0], (w, err[0])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def one_epoch_run(tmp_path_factory):
     """A run trained with --epochs=1 and one batch per epoch (--batch_size=4000): one optimiser
     step, the schedule's edge case."""

@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 from tests import forkserver
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def model():
     return loading.build_model(spec.load_spec(str(ROOT / "data_specs" / "synthetic_wrist.toml")))
 

@@ -20,7 +20,7 @@ from tests.conftest import ROOT
 CFG = train.TrainConfig(epochs=2, batch_size=64, n_colloc=2, latent=16, checkpoint_every=1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def data(tiny):
     return loading.load_dataset(spec.load_spec(tiny))
 
@@ -97,7 +97,7 @@ def test_prior_keeps_identified_parameters_near_the_lab_model(data):
     assert drift[100.0] < 0.5 * drift[0.0], drift
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def single_run(data):
     """``single_run(weights, seed)`` → (state, history, best) of one run of ``CFG``, each
     (λ, seed) trained once per test process: the sweep-equality tests compare with the same
